@@ -1,0 +1,3 @@
+"""prunelab: measure what magnitude pruning costs and buys for small CNNs."""
+
+__version__ = "0.1.0"

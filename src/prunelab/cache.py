@@ -1,0 +1,107 @@
+"""Content-addressed baseline cache: a dense model is trained once per key and reused.
+
+Key = hash of everything that determines the trained weights (architecture, data selection,
+training recipe, seed). Entries are published atomically (temp dir + rename) under a file lock,
+so concurrent jobs train a baseline once and the others wait and reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from omegaconf import DictConfig, OmegaConf
+
+from prunelab.errors import PrunelabError
+from prunelab.io import load_torch, read_json, save_torch, write_json
+
+CACHE_VERSION = 1
+# Data keys that do not change which images train the baseline or how.
+DATA_KEYS_IGNORED = {"root", "num_workers", "download", "eval_batch_size", "test_size"}
+
+
+def baseline_key_material(cfg: DictConfig) -> dict:
+    """Everything that determines the baseline's trained weights."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return {
+        "version": CACHE_VERSION,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED},
+        "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
+        "seed": int(cfg.seed),
+    }
+
+
+def baseline_key(cfg: DictConfig) -> str:
+    """A readable, content-addressed key such as `simplecnn-fashion_mnist-seed0-1a2b3c4d5e6f`."""
+    material = baseline_key_material(cfg)
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+    model = Path(str(material["model"]["_target_"])).suffix.lstrip(".").lower()
+    data = Path(str(material["data"]["_target_"])).suffix.lstrip(".").lower()
+    return f"{model}-{data.removesuffix('datamodule')}-seed{material['seed']}-{digest}"
+
+
+class BaselineCache:
+    """One folder per key under `root`: model.pt (weights_only-loadable) and meta.json."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def entry(self, key: str) -> Path:
+        return self.root / key
+
+    def lock(self, key: str, timeout: float = -1) -> FileLock:
+        """The lock serialising training and publishing of `key`."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f"{key}.lock"), timeout=timeout)
+
+    def load(self, key: str) -> tuple[dict, dict] | None:
+        """(state_dict, meta) of a complete entry, or None if absent or corrupt."""
+        entry = self.entry(key)
+        if not (entry / "meta.json").is_file() or not (entry / "model.pt").is_file():
+            return None
+        try:
+            return load_torch(entry / "model.pt"), read_json(entry / "meta.json")
+        except PrunelabError:
+            return None
+
+    def get_or_train(
+        self, key: str, material: dict, train: Callable[[Path], tuple[dict, dict]]
+    ) -> tuple[dict, dict, bool]:
+        """Return (state_dict, meta, trained_here); `train(workdir)` runs only if needed."""
+        with self.lock(key):
+            found = self.load(key)
+            if found is not None:
+                return found[0], found[1], False
+            entry = self.entry(key)
+            if entry.exists():  # corrupt or partial: rebuild rather than crash the sweep
+                shutil.rmtree(entry)
+            work = self.root / f".{key}.work"  # kept across interruptions: holds resume checkpoints
+            work.mkdir(parents=True, exist_ok=True)
+            state, meta = train(work)
+            meta = {**meta, "key": key, "material": material}
+            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.publish-"))
+            save_torch(staging / "model.pt", state)
+            write_json(staging / "meta.json", meta)
+            staging.rename(entry)
+            shutil.rmtree(work, ignore_errors=True)
+            return state, meta, True
+
+    def cached_json(self, key: str, name: str, compute: Callable[[], dict[str, Any]]) -> dict:
+        """A JSON side result of an entry (e.g. its test metrics), computed once under the lock."""
+        path = self.entry(key) / f"{name}.json"
+        with self.lock(key):
+            if path.is_file():
+                try:
+                    return read_json(path)
+                except PrunelabError:
+                    path.unlink()
+            result = compute()
+            write_json(path, result)
+            return result

@@ -1,0 +1,109 @@
+"""Shared DataModule logic: seeded validation split, training subset, loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+
+def seeded_indices(n: int, seed: int) -> torch.Tensor:
+    """A permutation of range(n) that depends only on `seed`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base class: subclasses fill train/val/test datasets in `load()`.
+
+    `val_size` images are split off the training set with `split_seed` when the dataset
+    has no validation split; `train_size` (None = all) and `test_size` (None = all) cap
+    the other splits with the same fixed seed, so every job sees the same images.
+    """
+
+    name: str = "data"
+    in_shape: tuple[int, int, int]
+    num_classes: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    class_names: list[str]
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        train_size: int | None = None,
+        val_size: int | None = 5000,
+        test_size: int | None = None,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.train_size = train_size
+        self.val_size = val_size
+        self.test_size = test_size
+        self.split_seed = split_seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        """Return (train, val or None, test) datasets of (image in [0,1], label)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load once and apply the seeded split and subset sizes."""
+        if self.train_set is not None:
+            return
+        train, val, test = self.load()
+        order = seeded_indices(len(train), self.split_seed)
+        if val is None:
+            n_val = self.val_size or 0
+            if n_val <= 0 or n_val >= len(train):
+                raise ValueError(f"val_size must be in 1..{len(train) - 1}, got {self.val_size}")
+            val = Subset(train, order[:n_val].tolist())
+            order = order[n_val:]
+        elif self.val_size is not None and self.val_size < len(val):
+            val = Subset(val, seeded_indices(len(val), self.split_seed)[: self.val_size].tolist())
+        if self.train_size is not None:
+            order = order[: self.train_size]
+        self.train_set = Subset(train, order.tolist())
+        self.val_set = val
+        if self.test_size is not None and self.test_size < len(test):
+            test = Subset(
+                test, seeded_indices(len(test), self.split_seed)[: self.test_size].tolist()
+            )
+        self.test_set = test
+
+    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, False, self.eval_batch_size)
+
+    def describe(self) -> dict:
+        """Sizes of each split, for logs and results."""
+        self.setup()
+        return {
+            "data/train_size": len(self.train_set),
+            "data/val_size": len(self.val_set),
+            "data/test_size": len(self.test_set),
+        }

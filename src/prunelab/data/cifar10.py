@@ -1,0 +1,66 @@
+"""CIFAR-10 through torchvision (downloads where there is network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets import CIFAR10
+
+from prunelab.data.base import ImageDataModule
+from prunelab.errors import PrunelabError
+
+
+class CIFAR10DataModule(ImageDataModule):
+    """32x32 RGB, 10 classes; flip + crop augmentation on the training split."""
+
+    name = "cifar10"
+    in_shape = (3, 32, 32)
+    num_classes = 10
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2470, 0.2435, 0.2616)
+    class_names = list(CIFAR10.classes) if hasattr(CIFAR10, "classes") else []
+
+    def __init__(self, root: str, download: bool = True, augment: bool = True, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.download = download
+        self.augment = augment
+
+    def prepare_data(self) -> None:
+        if self.download:
+            try:
+                for train in (True, False):
+                    CIFAR10(self.root, train=train, download=True)
+            except Exception as err:  # network errors come in many types
+                raise PrunelabError(
+                    f"CIFAR-10 download into {Path(self.root).resolve()} failed ({err}); "
+                    "place cifar-10-batches-py there by hand and set data.download=false"
+                ) from err
+
+    def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        plain = transforms.ToTensor()
+        train_tf = plain
+        if self.augment:
+            train_tf = transforms.Compose(
+                [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), plain]
+            )
+        try:
+            train = CIFAR10(self.root, train=True, transform=train_tf)
+            # The validation split must not be augmented: a second view of the same files.
+            val_view = CIFAR10(self.root, train=True, transform=plain)
+            test = CIFAR10(self.root, train=False, transform=plain)
+        except RuntimeError as err:
+            raise PrunelabError(
+                f"CIFAR-10 not found under {Path(self.root).resolve()}: set data.download=true "
+                "where there is network"
+            ) from err
+        self._val_view = val_view
+        return train, None, test
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        super().setup(stage)
+        # Validation indices come from the training file; read them without augmentation.
+        self.val_set.dataset = self._val_view

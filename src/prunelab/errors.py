@@ -1,0 +1,5 @@
+"""Errors that reach the user as one clear line instead of a traceback."""
+
+
+class PrunelabError(Exception):
+    """A problem the user can fix (bad input, missing data, diverged training)."""

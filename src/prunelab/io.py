@@ -1,0 +1,69 @@
+"""Atomic writes and safe loads: no half-written file ever carries a final name."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunelab.errors import PrunelabError
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write JSON atomically (temp file, fsync, rename)."""
+    text = json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n"
+    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+
+
+def read_json(path: str | Path) -> dict:
+    """Read JSON, naming the file if it is corrupt."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise PrunelabError(f"{path} is not valid JSON ({err})") from err
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    """torch.save atomically."""
+    _atomic(Path(path), lambda fh: torch.save(obj, fh))
+
+
+def load_torch(path: str | Path) -> Any:
+    """torch.load with weights_only=True; a corrupt or truncated file gives a clear error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise PrunelabError(f"cannot load {path}: corrupt, truncated or unsafe ({err})") from err

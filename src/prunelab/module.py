@@ -1,0 +1,97 @@
+"""The one LightningModule: wraps any classifier net with metrics, optimizer and schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from prunelab.errors import PrunelabError
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy classification of any `net`; logs `<prefix><split>/{loss,acc}`.
+
+    `optimizer` is a partial (params -> Optimizer), `scheduler` either None or "cosine"
+    (cosine annealing over the trainer's max_epochs). `prefix` keeps the baseline's curves
+    apart from the fine-tuning curves in one W&B run (`baseline_train/loss` vs `train/loss`).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: str | None = "cosine",
+        prefix: str = "",
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler = scheduler
+        self.prefix = prefix
+        self.loss = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, split: str, metric: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.loss(logits, y)
+        metric.update(logits.detach(), y)
+        on_step = split == "train"
+        self.log(
+            f"{self.prefix}{split}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=on_step,
+            batch_size=len(y),
+        )
+        self.log(
+            f"{self.prefix}{split}/acc",
+            metric,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "test",
+            batch_size=len(y),
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train", self.train_acc)
+        if not torch.isfinite(loss):
+            raise PrunelabError(
+                f"loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step}: "
+                "lower the learning rate"
+            )
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test", self.test_acc)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.net.parameters())
+        if self.scheduler is None:
+            return optimizer
+        if self.scheduler != "cosine":
+            raise PrunelabError(f"unknown scheduler '{self.scheduler}' (known: cosine, null)")
+        epochs = self.trainer.max_epochs
+        epochs = epochs if epochs and epochs > 0 and math.isfinite(epochs) else 1
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
+        }

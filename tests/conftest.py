@@ -1,0 +1,100 @@
+"""Shared fixtures: real Fashion-MNIST slices, composed Hydra configs, offline W&B in temp dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+DATA = ROOT / "data"
+RAW = DATA / "FashionMNIST" / "raw"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The suite runs on the real dataset; `make test` fetches it. Fail early and say how.
+    if not (RAW / "t10k-images-idx3-ubyte").is_file():
+        raise pytest.UsageError(f"Fashion-MNIST missing under {RAW}: run `make data` first")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_wandb(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """W&B never logs in, never leaves files in the repo, never prints."""
+    base = tmp_path_factory.mktemp("wandb")
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
+        os.environ[var] = str(base / var.lower())
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ["WANDB_SILENT"] = "true"
+
+
+def compose_cfg(overrides: list[str], out: Path, multirun: bool = False):
+    """Compose the real config with `overrides`, as Hydra would for one job writing to `out`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.paths.data_dir = str(DATA)
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path):
+    """Factory: compose a smoke-sized job config writing under tmp_path."""
+
+    def make(*overrides: str, out: Path | None = None):
+        return compose_cfg(
+            ["experiment=smoke", f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
+            out or tmp_path / "job",
+        )
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_train(args: list[str], cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run `python train.py ARGS` as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One end-to-end offline `-m` sweep at smoke size, shared by the tests that read its output."""
+    base = tmp_path_factory.mktemp("sweep")
+    sweep = base / "sweep"
+    proc = run_train(
+        [
+            "-m",
+            "model=simplecnn,resnetsmall",
+            "sparsity=0.2,0.5,0.8",
+            "experiment=smoke",
+            f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={base / 'cache'}",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return sweep
+
+
+def job_results(sweep: Path) -> list[dict]:
+    """Every results.json of a sweep."""
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]

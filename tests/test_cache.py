@@ -1,0 +1,60 @@
+"""The baseline cache: content-addressed keys, train-once, atomic publish, corrupt-entry rebuild."""
+
+import torch
+
+from prunelab.cache import BaselineCache, baseline_key, baseline_key_material
+
+
+def test_key_ignores_sparsity_and_paths_but_not_recipe(make_cfg, tmp_path):
+    base = baseline_key(make_cfg("sparsity=0.2"))
+    assert baseline_key(make_cfg("sparsity=0.8")) == base
+    assert baseline_key(make_cfg("pruning=magnitude", "data.num_workers=1")) == base
+    assert baseline_key(make_cfg("paths.data_dir=/elsewhere")) == base
+    assert baseline_key(make_cfg("baseline.optimizer.lr=0.01")) != base
+    assert baseline_key(make_cfg("seed=1")) != base
+    assert baseline_key(make_cfg("model=resnetsmall")) != base
+    assert baseline_key(make_cfg("data.train_size=100")) != base
+    assert base.startswith("simplecnn-fashionmnist-seed0-")
+
+
+def _fake_training(calls: list):
+    def train(work):
+        calls.append(work)
+        assert work.is_dir()
+        return {"w": torch.arange(4.0)}, {"epochs": 1, "best_val_acc": 0.5}
+
+    return train
+
+
+def test_get_or_train_trains_once_and_reuses(make_cfg, tmp_path):
+    cfg = make_cfg()
+    cache, key, calls = BaselineCache(tmp_path / "c"), baseline_key(cfg), []
+    material = baseline_key_material(cfg)
+    state, meta, trained = cache.get_or_train(key, material, _fake_training(calls))
+    again, meta2, trained2 = cache.get_or_train(key, material, _fake_training(calls))
+    assert trained and not trained2 and len(calls) == 1
+    assert torch.equal(state["w"], again["w"]) and meta2["key"] == key
+    assert torch.load(cache.entry(key) / "model.pt", weights_only=True)["w"].tolist() == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert not list(cache.root.glob(f".{key}*")), "no temporary folders left behind"
+
+
+def test_corrupt_entry_is_rebuilt(make_cfg, tmp_path):
+    cfg = make_cfg()
+    cache, key, calls = BaselineCache(tmp_path / "c"), baseline_key(cfg), []
+    cache.get_or_train(key, {}, _fake_training(calls))
+    (cache.entry(key) / "model.pt").write_bytes(b"\x00truncated")
+    state, _, trained = cache.get_or_train(key, {}, _fake_training(calls))
+    assert trained and len(calls) == 2 and state["w"].tolist() == [0, 1, 2, 3]
+
+
+def test_cached_json_computes_once(tmp_path):
+    cache, calls = BaselineCache(tmp_path), []
+    (tmp_path / "k").mkdir()
+    for _ in range(2):
+        out = cache.cached_json("k", "test-10", lambda: calls.append(1) or {"acc": 0.5})
+    assert out == {"acc": 0.5} and len(calls) == 1

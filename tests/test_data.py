@@ -1,0 +1,89 @@
+"""DataModules on real images: splits, ranges, the sports layout, clear errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.datasets import FashionMNIST
+
+from prunelab.data import CIFAR10DataModule, FashionMNISTDataModule, SportsDataModule
+from prunelab.errors import PrunelabError
+
+from conftest import DATA
+
+
+def _indices(subset) -> set[int]:
+    return set(subset.indices)
+
+
+def test_fashion_mnist_split_is_fixed_disjoint_and_in_unit_range():
+    a = FashionMNISTDataModule(str(DATA), train_size=300, val_size=200, test_size=100)
+    b = FashionMNISTDataModule(str(DATA), train_size=300, val_size=200, test_size=100)
+    a.setup(), b.setup()
+    assert len(a.train_set) == 300 and len(a.val_set) == 200 and len(a.test_set) == 100
+    assert _indices(a.train_set) == _indices(b.train_set)
+    assert _indices(a.val_set) == _indices(b.val_set)
+    assert not _indices(a.train_set) & _indices(a.val_set)
+    x, y = next(iter(a.train_dataloader()))
+    assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+    assert y.dtype == torch.long and 0 <= y.min() and y.max() < 10
+
+
+def test_validation_split_does_not_depend_on_train_size():
+    small = FashionMNISTDataModule(str(DATA), train_size=100, val_size=500)
+    full = FashionMNISTDataModule(str(DATA), train_size=None, val_size=500)
+    small.setup(), full.setup()
+    assert _indices(small.val_set) == _indices(full.val_set)
+    assert len(full.train_set) == 59_500 and len(full.test_set) == 10_000
+
+
+def test_missing_fashion_mnist_is_one_clear_line(tmp_path):
+    dm = FashionMNISTDataModule(str(tmp_path / "nowhere"))
+    with pytest.raises(PrunelabError, match="make data") as err:
+        dm.setup()
+    assert "\n" not in str(err.value)
+
+
+def _sports_layout(root: Path, classes: list[str], per_split: int = 4) -> None:
+    """The study's folder layout, filled with real Fashion-MNIST images saved as JPEG."""
+    images = FashionMNIST(str(DATA), train=False).data
+    i = 0
+    for split in ("train", "valid", "test"):
+        for cls in classes:
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for j in range(per_split):
+                Image.fromarray(images[i].numpy()).resize((64, 48)).save(folder / f"{j}.jpg")
+                i += 1
+
+
+def test_sports_layout_selects_classes_and_resizes(tmp_path):
+    _sports_layout(tmp_path, ["golf", "tennis", "rugby"])
+    dm = SportsDataModule(str(tmp_path), classes=["tennis", "golf"], batch_size=4)
+    dm.setup()
+    assert dm.in_shape == (3, 32, 32) and dm.num_classes == 2
+    assert len(dm.train_set) == 8 and len(dm.val_set) == 8 and len(dm.test_set) == 8
+    x, y = next(iter(dm.test_dataloader()))
+    assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    assert set(y.tolist()) <= {0, 1}
+
+
+def test_sports_empty_class_folder_is_named(tmp_path):
+    _sports_layout(tmp_path, ["golf", "tennis"])
+    for f in (tmp_path / "train" / "golf").iterdir():
+        f.unlink()
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"])
+    with pytest.raises(PrunelabError, match="golf"):
+        dm.setup()
+
+
+def test_sports_missing_root_is_clear(tmp_path):
+    with pytest.raises(PrunelabError, match="layout"):
+        SportsDataModule(str(tmp_path / "none")).setup()
+
+
+def test_cifar10_offline_without_files_is_clear(tmp_path):
+    with pytest.raises(PrunelabError, match="CIFAR-10"):
+        CIFAR10DataModule(str(tmp_path), download=False).setup()

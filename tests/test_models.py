@@ -1,0 +1,40 @@
+"""Architectures: shapes, sizes near the study's, normalisation as the first layer."""
+
+import pytest
+import torch
+
+from prunelab.models import Normalize, ResNetSmall, SimpleCNN
+from prunelab.pruning import prunable_weights
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("cls", [SimpleCNN, ResNetSmall])
+def test_forward_shape(cls, shape):
+    net = cls(shape, 7, mean=[0.5] * shape[0], std=[0.25] * shape[0])
+    out = net(torch.rand(4, *shape))
+    assert out.shape == (4, 7)
+
+
+def test_sizes_documented_in_configs():
+    simple = SimpleCNN((1, 28, 28), 10, [0.286], [0.353])
+    resnet = ResNetSmall((1, 28, 28), 10, [0.286], [0.353])
+    assert sum(p.numel() for p in simple.parameters()) == 241_770
+    assert sum(p.numel() for p in resnet.parameters()) == 696_042
+
+
+def test_normalize_is_first_and_exact():
+    net = SimpleCNN((1, 28, 28), 10, [0.5], [0.25])
+    first = next(m for m in net.modules() if not list(m.children()))
+    assert isinstance(first, Normalize)
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(first(x), (x - 0.5) / 0.25)
+
+
+def test_prunable_weights_are_conv_and_linear_only():
+    net = ResNetSmall((1, 28, 28), 10, [0.5], [0.5])
+    names = prunable_weights(net)
+    assert all(n.endswith(".weight") for n in names)
+    assert all(w.dim() in (2, 4) for w in names.values())
+    assert not any("bn" in n for n in names)
+    # stem conv + 6 blocks x 2 convs + 2 projection shortcuts + fc
+    assert len(names) == 1 + 12 + 2 + 1

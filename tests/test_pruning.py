@@ -1,0 +1,151 @@
+"""The pruning callback: same masks as torch.nn.utils.prune, held through fine-tuning and I/O."""
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.nn.utils import prune
+
+from prunelab.data import FashionMNISTDataModule
+from prunelab.errors import PrunelabError
+from prunelab.models import ResNetSmall, SimpleCNN
+from prunelab.module import Classifier
+from prunelab.pruning import (
+    MagnitudePruning,
+    MaskGuard,
+    global_magnitude_masks,
+    mask_violations,
+    measure_sparsity,
+    prunable_weights,
+)
+
+from conftest import DATA
+
+
+def _trainer(epochs: int, callbacks: list, root) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=0,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+    )
+
+
+def _adam(lr):
+    return lambda params: torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    dm = FashionMNISTDataModule(str(DATA), train_size=512, val_size=128, test_size=256)
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def baseline(data, tmp_path_factory):
+    """A SimpleCNN trained briefly on real Fashion-MNIST (weights with real structure)."""
+    L.seed_everything(0)
+    net = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    _trainer(2, [], tmp_path_factory.mktemp("base")).fit(Classifier(net, 10, _adam(1e-3)), data)
+    return net
+
+
+def _torch_reference_masks(net, amount):
+    ref = copy.deepcopy(net)
+    modules = dict(ref.named_modules())
+    params = [(modules[n.removesuffix(".weight")], "weight") for n in prunable_weights(ref)]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    return {
+        f"{n}.weight": m.weight_mask.bool()
+        for n, m in ref.named_modules()
+        if hasattr(m, "weight_mask")
+    }
+
+
+@pytest.mark.parametrize("amount", [0.2, 0.5, 0.8])
+def test_masks_equal_torch_global_l1(baseline, amount):
+    ours = global_magnitude_masks(prunable_weights(baseline), amount)
+    ref = _torch_reference_masks(baseline, amount)
+    assert ours.keys() == ref.keys()
+    for name in ours:
+        assert torch.equal(ours[name], ref[name]), name
+    kept = sum(int(m.sum()) for m in ours.values())
+    total = sum(m.numel() for m in ours.values())
+    assert total - kept == round(amount * total)
+
+
+def test_masks_hold_through_finetuning_and_save_load(baseline, data, tmp_path):
+    net = copy.deepcopy(baseline)
+    expected = _torch_reference_masks(baseline, 0.5)
+    before = {k: v.clone() for k, v in prunable_weights(net).items()}
+    pruning = MagnitudePruning(0.5)
+    _trainer(2, [pruning, MaskGuard(pruning)], tmp_path).fit(Classifier(net, 10, _adam(1e-3)), data)
+
+    for name, mask in expected.items():
+        assert torch.equal(pruning.masks[name].cpu(), mask)
+    assert mask_violations(net, expected) == {}
+    assert measure_sparsity(net)["prune/sparsity_measured"] == pytest.approx(0.5, abs=1e-5)
+    moved = [
+        not torch.equal(w[expected[n]], before[n][expected[n]])
+        for n, w in prunable_weights(net).items()
+    ]
+    assert all(moved), "fine-tuning must update the surviving weights"
+
+    path = tmp_path / "pruned.pt"
+    torch.save({"state_dict": net.state_dict(), "masks": pruning.state_dict()["masks"]}, path)
+    loaded = torch.load(path, weights_only=True)
+    fresh = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    fresh.load_state_dict(loaded["state_dict"])
+    assert mask_violations(fresh, expected) == {}
+    for name, mask in expected.items():
+        assert torch.equal(loaded["masks"][name], mask)
+
+
+def test_resume_restores_masks_instead_of_repruning(baseline, data, tmp_path):
+    net = copy.deepcopy(baseline)
+    first = MagnitudePruning(0.8)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    _trainer(1, [first, ckpt], tmp_path).fit(Classifier(net, 10, _adam(1e-3)), data)
+    masks = {k: v.clone() for k, v in first.masks.items()}
+
+    # A fresh net with different weights: re-pruning would give other masks.
+    other = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    second = MagnitudePruning(0.8)
+    _trainer(2, [second, MaskGuard(second)], tmp_path).fit(
+        Classifier(other, 10, _adam(1e-3)), data, ckpt_path=str(tmp_path / "last.ckpt")
+    )
+    for name in masks:
+        assert torch.equal(second.masks[name].cpu(), masks[name].cpu())
+    assert mask_violations(other, masks) == {}
+
+
+def test_guard_fails_loudly_when_a_pruned_weight_comes_back(baseline, data, tmp_path):
+    net = copy.deepcopy(baseline)
+    pruning = MagnitudePruning(0.5)
+
+    class Revive(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            name, mask = next(iter(pruning.masks.items()))
+            with torch.no_grad():
+                prunable_weights(pl_module.net)[name][~mask] = 1.0
+
+    with pytest.raises(PrunelabError, match="came back"):
+        _trainer(1, [pruning, Revive(), MaskGuard(pruning)], tmp_path).fit(
+            Classifier(net, 10, _adam(1e-3)), data
+        )
+
+
+def test_no_bias_or_batchnorm_is_pruned(data, tmp_path):
+    net = ResNetSmall(data.in_shape, 10, data.mean, data.std)
+    masks = global_magnitude_masks(prunable_weights(net), 0.8)
+    assert all(n.endswith(".weight") for n in masks)
+    named = dict(net.named_parameters())
+    assert all(named[n].dim() in (2, 4) for n in masks)

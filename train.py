@@ -1,0 +1,22 @@
+"""Entry point: `python train.py -m model=simplecnn,resnetsmall sparsity=0.2,0.5,0.8`."""
+
+import sys
+
+from prunelab.cli import check_argv
+
+# One clear line for a bad sparsity, model or dataset, before torch is even imported.
+check_argv(sys.argv[1:])
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig):
+    from prunelab.pipeline import main as run_job
+
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    main()
