@@ -26,3 +26,12 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
     assert lines[0].startswith("prunelab: error:") and expected in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "run").exists()
+
+
+def test_misspelt_key_is_one_line(tmp_path):
+    proc = run_train(["data.trian_size=10", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "prunelab: error: unknown config key 'data.trian_size' (check its spelling)"
+    )
+    assert not (tmp_path / "run").exists()

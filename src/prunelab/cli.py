@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
 from prunelab.validate import CONF_DIR, check_option, check_sparsity
@@ -18,6 +24,27 @@ def _values(override) -> list:
     return [override.value()]
 
 
+# Folders a job writes to, with the defaults of conf/ (relative to the working directory).
+WRITTEN = {"hydra.run.dir": "outputs", "hydra.sweep.dir": "multirun_sweeps",
+           "paths.cache_dir": "outputs/cache"}  # fmt: skip
+
+
+def check_writable(path: str) -> None:
+    """`path` must be a folder we can create or write to."""
+    target = Path(path).expanduser()
+    probe = target
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise PrunelabError(f"cannot write to {target}: {probe} is a file, not a folder")
+    try:  # os.access says yes to root even on read-only or virtual file systems: try it
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".prunelab-probe-"))
+    except OSError:
+        raise PrunelabError(f"cannot write to {target}: {probe} is not writable") from None
+
+
 def check_overrides(args: Sequence[str]) -> None:
     """Raise PrunelabError for a bad sparsity or an unknown config option in `args`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -28,10 +55,15 @@ def check_overrides(args: Sequence[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(candidates)
     except OverrideParseException as err:
         raise PrunelabError(str(err).splitlines()[0]) from None
+    written = dict(WRITTEN)
     for override in overrides:
         key = override.key_or_group
         if override.is_delete():
             continue
+        if key in written and not override.is_sweep_override():
+            value = override.value()
+            # Interpolated values (${now:...}) resolve later; check their fixed prefix.
+            written[key] = str(value).split("${")[0] or "."
         if key == "sparsity":
             for value in _values(override):
                 check_sparsity(value)
@@ -39,6 +71,39 @@ def check_overrides(args: Sequence[str]) -> None:
             for value in _values(override):
                 if value is not None:
                     check_option(key, str(value))
+    for path in written.values():
+        check_writable(path)
+    check_composes(overrides)
+
+
+def check_composes(overrides: list) -> None:
+    """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf.errors import OmegaConfBaseException
+
+    # One representative job: the first value of every sweep (each value was checked above).
+    first = []
+    for override in overrides:
+        text = override.input_line
+        if override.is_sweep_override():
+            value = next(iter(override.sweep_string_iterator()))
+            text = f"{override.get_key_element()}={value}"
+        first.append(text)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose("config", overrides=first, return_hydra_config=True)
+    except (OmegaConfBaseException, HydraException) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        match = re.match(r"Could not override '([^']+)'", lines[0] if lines else "")
+        if match:
+            key = match.group(1)
+            raise PrunelabError(f"unknown config key '{key}' (check its spelling)") from None
+        detail = "; ".join(lines[:2]) if lines else type(err).__name__
+        raise PrunelabError(f"bad override: {detail}") from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def check_argv(args: Sequence[str]) -> None:

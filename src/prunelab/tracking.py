@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import netrc
+import os
+import socket
+import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -11,11 +17,64 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 
+class WandbRunLogger(WandbLogger):
+    """Lightning's WandbLogger without its `anonymous=None` init argument.
+
+    wandb >= 0.19 warns about that (removed) setting on every run, even when silenced.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+
 def sweep_group() -> str | None:
     """The W&B group of this job: the sweep folder's name in a multirun, else None."""
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return Path(HydraConfig.get().sweep.dir).name
     return None
+
+
+def run_id(out: Path) -> str:
+    """A W&B run id fixed by the job folder, so a resumed job continues its own run."""
+    return hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:16]
+
+
+def online_problem(timeout: float = 3.0) -> str | None:
+    """Why W&B online mode cannot work here (no API key, server unreachable), or None."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host, port = url.hostname or "api.wandb.ai", url.port or (443 if url.scheme != "http" else 80)
+    has_key = bool(os.environ.get("WANDB_API_KEY"))
+    if not has_key:
+        try:
+            path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+            has_key = Path(path).is_file() and netrc.netrc(path).authenticators(host) is not None
+        except (netrc.NetrcParseError, OSError):
+            has_key = False
+    if not has_key:
+        return "no W&B API key (run `wandb login` or set WANDB_API_KEY)"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return f"{host}:{port} unreachable"
+    return None
+
+
+def resolve_mode(requested: str) -> str:
+    """The W&B mode to use: online falls back to offline, with one warning, if it cannot work."""
+    if requested != "online":
+        return requested
+    problem = online_problem()
+    if problem is None:
+        return "online"
+    print(
+        f"prunelab: warning: W&B online mode unavailable ({problem}); logging offline instead, "
+        "upload later with `wandb sync <job dir>/wandb/offline-run-*`",
+        file=sys.stderr,
+        flush=True,
+    )
+    return "offline"
 
 
 class Tracker:
@@ -27,7 +86,12 @@ class Tracker:
         for name, logger_cfg in (cfg.logger or {}).items():
             kwargs = {}
             if name == "wandb":
-                kwargs["group"] = logger_cfg.get("group") or sweep_group()
+                kwargs = {
+                    "group": logger_cfg.get("group") or sweep_group(),
+                    "mode": resolve_mode(str(logger_cfg.get("mode", "offline"))),
+                    "id": run_id(out),
+                    "resume": "allow",
+                }
             logger = instantiate(logger_cfg, **kwargs)
             if isinstance(logger, WandbLogger):
                 self.wandb = logger

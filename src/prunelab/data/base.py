@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from prunelab.data.sampling import EpochShuffleSampler
+
 
 def seeded_indices(n: int, seed: int) -> torch.Tensor:
     """A permutation of range(n) that depends only on `seed`."""
@@ -17,6 +19,7 @@ def seeded_indices(n: int, seed: int) -> torch.Tensor:
 class ImageDataModule(L.LightningDataModule):
     """Base class: subclasses fill train/val/test datasets in `load()`.
 
+    Training batches are shuffled by (shuffle_seed, epoch) alone (see EpochShuffleSampler).
     `val_size` images are split off the training set with `split_seed` when the dataset
     has no validation split; `train_size` (None = all) and `test_size` (None = all) cap
     the other splits with the same fixed seed, so every job sees the same images.
@@ -39,6 +42,7 @@ class ImageDataModule(L.LightningDataModule):
         val_size: int | None = 5000,
         test_size: int | None = None,
         split_seed: int = 0,
+        shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         self.root = root
@@ -49,6 +53,8 @@ class ImageDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.test_size = test_size
         self.split_seed = split_seed
+        self.shuffle_seed = shuffle_seed
+        self.train_sampler: EpochShuffleSampler | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -74,6 +80,7 @@ class ImageDataModule(L.LightningDataModule):
         if self.train_size is not None:
             order = order[: self.train_size]
         self.train_set = Subset(train, order.tolist())
+        self.train_sampler = EpochShuffleSampler(len(self.train_set), self.shuffle_seed)
         self.val_set = val
         if self.test_size is not None and self.test_size < len(test):
             test = Subset(
@@ -81,23 +88,26 @@ class ImageDataModule(L.LightningDataModule):
             )
         self.test_set = test
 
-    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            # Its own generator: creating an iterator must not draw from the global RNG
+            # (DataLoader draws a worker base seed), or resumed runs would diverge.
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True, self.batch_size)
+        return self._loader(self.train_set, self.batch_size, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False, self.eval_batch_size)
+        return self._loader(self.val_set, self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, False, self.eval_batch_size)
+        return self._loader(self.test_set, self.eval_batch_size)
 
     def describe(self) -> dict:
         """Sizes of each split, for logs and results."""

@@ -1,0 +1,277 @@
+"""Reliability: resume after SIGKILL, parallel launchers, one-line runtime errors, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prunelab.pipeline import resume_path, run
+
+from conftest import DATA, ROOT, run_train
+
+VOLATILE = ("latency/", "time/")  # wall-clock measurements differ between runs by nature
+
+
+def _metrics(result: dict) -> dict:
+    return {k: v for k, v in result.items() if not k.startswith(VOLATILE)}
+
+
+def _results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+
+
+def _args(sweep: Path, cache: Path) -> list[str]:
+    # Three 1-epoch-long fine-tuning epochs on 2,048 images: long enough to kill one mid-way.
+    return [
+        "-m",
+        "model=simplecnn",
+        "sparsity=0.5,0.8",
+        "experiment=smoke",
+        "data.train_size=2048",
+        "finetune.max_epochs=3",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.cache_dir={cache}",
+        f"paths.data_dir={DATA}",
+    ]
+
+
+def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
+    reference = tmp_path / "reference"
+    proc = run_train(_args(reference, tmp_path / "cache_ref"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *_args(sweep, cache)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    second = None
+    while time.time() < deadline and child.poll() is None:
+        second = next(iter(sweep.glob("*-s0.8-*/checkpoints/last.ckpt")), None)
+        if second is not None:  # the second job finished a fine-tuning epoch: kill it now
+            child.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    if child.poll() is None and second is None:
+        child.kill()
+    child.wait(timeout=60)
+    assert second is not None, "the sweep ended (or stalled) before it could be interrupted"
+    assert child.returncode == -signal.SIGKILL
+    interrupted = _results(sweep)
+    assert len(interrupted) == 1, "exactly the first job had finished"
+    first_name = next(iter(interrupted))
+    first_file = sweep / first_name / "results.json"
+    first_bytes, first_mtime = first_file.read_bytes(), first_file.stat().st_mtime_ns
+
+    proc = run_train(_args(sweep, cache))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = _results(sweep)
+    assert len(resumed) == 2
+    assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_mtime
+    expected = _results(reference)
+    for name, result in resumed.items():
+        assert _metrics(result) == _metrics(expected[name]), name
+    leftovers = [p for p in sweep.rglob("*.tmp")] + [p for p in cache.glob(".*") if p.is_dir()]
+    assert not leftovers
+
+
+def test_killed_baseline_training_resumes_from_its_checkpoint(tmp_path):
+    args = [
+        "model=simplecnn",
+        "sparsity=0.5",
+        "experiment=smoke",
+        "data.train_size=2048",
+        "baseline.max_epochs=3",
+        "baseline.patience=3",
+        f"paths.data_dir={DATA}",
+    ]
+    ref = run_train([*args, f"hydra.run.dir={tmp_path}/ref", f"paths.cache_dir={tmp_path}/c0"])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cache = tmp_path / "c1"
+    cmd = [*args, f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={cache}"]
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *cmd],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(cache.glob(".*.work/last.ckpt")):
+            child.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    if child.poll() is None:
+        child.kill()
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, "the baseline finished before it could be killed"
+    assert not [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    again = run_train(cmd)
+    assert again.returncode == 0, again.stderr[-3000:]
+    a = json.loads((tmp_path / "ref" / "results.json").read_text())
+    b = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert _metrics(a) == _metrics(b)
+
+
+def test_joblib_two_workers_train_the_baseline_once(tmp_path):
+    proc = run_train(
+        [
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "model=simplecnn",
+            "sparsity=0.2,0.5",
+            "experiment=smoke",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = list(_results(tmp_path / "sweep").values())
+    assert len(results) == 2
+    assert sum(r["baseline/trained"] for r in results) == 1
+    assert len({r["baseline/key"] for r in results}) == 1
+
+
+def test_submitit_local_launcher_runs_jobs(tmp_path):
+    proc = run_train(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "model=simplecnn",
+            "sparsity=0.5",
+            "experiment=smoke",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = _results(tmp_path / "sweep").values()
+    assert result["sparsity"] == 0.5 and result["baseline/trained"]
+
+
+def _one_line_failure(proc: subprocess.CompletedProcess, expected: str) -> None:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith("prunelab: error:"), proc.stderr[-3000:]
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_missing_data_root(tmp_path):
+    proc = run_train(
+        [
+            "experiment=smoke",
+            f"paths.data_dir={tmp_path}/none",
+            f"hydra.run.dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/c",
+        ]
+    )
+    _one_line_failure(proc, "Fashion-MNIST not found")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_empty_sports_class_folder(tmp_path):
+    from test_data import _sports_layout
+
+    classes = ["golf", "tennis"]
+    _sports_layout(tmp_path / "sports", classes, per_split=2)
+    for f in (tmp_path / "sports" / "valid" / "tennis").iterdir():
+        f.unlink()
+    proc = run_train(
+        [
+            "data=sports",
+            f"data.root={tmp_path}/sports",
+            "data.classes=[golf,tennis]",
+            "experiment=smoke",
+            f"hydra.run.dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/c",
+        ]
+    )
+    _one_line_failure(proc, "tennis")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_train(["experiment=smoke", f"hydra.run.dir={blocker}/run"])
+    _one_line_failure(proc, "is a file")
+    assert proc.returncode == 2
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    proc = run_train(
+        [
+            "experiment=smoke",
+            "baseline.optimizer.lr=1e30",
+            f"hydra.run.dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/c",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    _one_line_failure(proc, "loss became nan")
+    assert (tmp_path / "run" / "FAILED").is_file()
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert not [
+        p
+        for p in (tmp_path / "c").iterdir()
+        if not p.name.startswith(".") and not p.name.endswith(".lock")
+    ]
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}]
+)
+def test_wandb_online_without_credentials_or_network_falls_back_offline(tmp_path, monkeypatch, env):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    start = time.time()
+    proc = run_train(
+        [
+            "experiment=smoke",
+            f"hydra.run.dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/c",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.time() - start < 120
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("prunelab: warning")]
+    assert len(warnings) == 1 and "offline" in warnings[0]
+    assert (tmp_path / "run" / "results.json").is_file()
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_same_seed_and_config_give_identical_metrics(make_cfg, tmp_path):
+    first = run(make_cfg(f"paths.cache_dir={tmp_path}/a", out=tmp_path / "a"))
+    second = run(make_cfg(f"paths.cache_dir={tmp_path}/b", out=tmp_path / "b"))
+    assert first["baseline/trained"] and second["baseline/trained"]
+    assert _metrics(first) == _metrics(second)
+
+
+def test_corrupt_resume_checkpoint_is_set_aside(tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 truncated")
+    assert resume_path(ckpt) is None
+    assert not ckpt.exists() and (tmp_path / "last.ckpt.corrupt").is_file()
