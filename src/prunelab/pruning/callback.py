@@ -1,4 +1,9 @@
-"""Lightning callbacks: prune at the start of fine-tuning, hold the masks, guard them."""
+"""Lightning callbacks: prune at the start of fine-tuning, hold the masks, guard them.
+
+One-shot methods differ only in `compute_masks`: global magnitude (the study's method), layer-wise
+magnitude and random (reference baselines, as in ShrinkBench). Gradual pruning and lottery-ticket
+rewinding build on MagnitudePruning in gradual.py and rewind.py.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from prunelab.errors import PrunelabError
 from prunelab.pruning.masks import (
     apply_masks,
     global_magnitude_masks,
+    layerwise_magnitude_masks,
     mask_violations,
     measure_sparsity,
     prunable_weights,
+    random_masks,
 )
 
 
@@ -30,16 +37,21 @@ class MagnitudePruning(L.Callback):
 
     @property
     def state_key(self) -> str:
-        return "MagnitudePruning"
+        # The class name, so a checkpoint's masks are only restored into the same method.
+        return type(self).__qualname__
 
     def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Masks for `net`'s current weights."""
         return global_magnitude_masks(prunable_weights(net), self.amount)
 
+    def prune(self, trainer: L.Trainer, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """The masks to hold from the first step on (called once, when none were restored)."""
+        return self.compute_masks(net)
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
         if self.masks is None:
-            self.masks = self.compute_masks(net)
+            self.masks = self.prune(trainer, net)
         device = next(net.parameters()).device
         self.masks = {k: m.to(device) for k, m in self.masks.items()}
         apply_masks(net, self.masks)
@@ -61,6 +73,37 @@ class MagnitudePruning(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         if state_dict.get("masks") is not None:
             self.masks = dict(state_dict["masks"])
+
+
+class LayerwiseMagnitudePruning(MagnitudePruning):
+    """Layer-wise L1 pruning: every Conv2d/Linear loses `amount` of its own weights (rounded).
+
+    The network-wide count can differ from global pruning's round(amount * n) by the per-layer
+    rounding (at most half a weight per layer).
+    """
+
+    def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Per-layer magnitude masks for `net`'s current weights."""
+        return layerwise_magnitude_masks(prunable_weights(net), self.amount)
+
+
+class RandomPruning(MagnitudePruning):
+    """Random unstructured pruning: round(amount * n) weights drawn uniformly across the network.
+
+    The same count as global magnitude pruning, so it is the chance-level reference that a
+    ranking criterion has to beat. The draw depends only on `seed`.
+    """
+
+    def __init__(self, amount: float, seed: int = 0) -> None:
+        super().__init__(amount)
+        self.seed = int(seed)
+
+    def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Seeded random masks shaped like `net`'s prunable weights."""
+        return random_masks(prunable_weights(net), self.amount, self.seed)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "seed": self.seed}
 
 
 class MaskGuard(L.Callback):

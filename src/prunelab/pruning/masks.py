@@ -27,21 +27,83 @@ def n_to_prune(amount: float, total: int) -> int:
     return round(amount * total)
 
 
+def _keep_all_but_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """A flat keep-mask removing the `k` lowest scores (ties broken as torch.topk breaks them)."""
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    if k > 0:
+        keep[torch.topk(flat, k, largest=False).indices] = False
+    return keep
+
+
+@torch.no_grad()
+def global_masks_from_scores(
+    scores: dict[str, torch.Tensor], amount: float
+) -> dict[str, torch.Tensor]:
+    """Remove the `amount` fraction of all entries with the lowest score, ranked across layers."""
+    flat = torch.cat([s.detach().reshape(-1) for s in scores.values()])
+    keep = _keep_all_but_lowest(flat, n_to_prune(amount, flat.numel()))
+    masks, start = {}, 0
+    for name, s in scores.items():
+        masks[name] = keep[start : start + s.numel()].view_as(s).clone()
+        start += s.numel()
+    return masks
+
+
+@torch.no_grad()
+def layerwise_masks_from_scores(
+    scores: dict[str, torch.Tensor], amount: float
+) -> dict[str, torch.Tensor]:
+    """Remove the `amount` fraction of each layer's entries with the lowest score, per layer."""
+    return {
+        name: _keep_all_but_lowest(s.detach().reshape(-1), n_to_prune(amount, s.numel())).view_as(s)
+        for name, s in scores.items()
+    }
+
+
+@torch.no_grad()
+def magnitude_scores(
+    weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """|w|, with already pruned positions scored -1 so that they always rank first (masks grow)."""
+    scores = {name: w.detach().abs() for name, w in weights.items()}
+    for name, mask in (masks or {}).items():
+        scores[name] = scores[name].masked_fill(~mask.to(scores[name].device), -1.0)
+    return scores
+
+
 @torch.no_grad()
 def global_magnitude_masks(
     weights: dict[str, torch.Tensor], amount: float
 ) -> dict[str, torch.Tensor]:
     """Remove the `amount` fraction of all weights with the smallest |w|, ranked across layers."""
-    flat = torch.cat([w.detach().abs().reshape(-1) for w in weights.values()])
-    k = n_to_prune(amount, flat.numel())
-    keep = torch.ones_like(flat, dtype=torch.bool)
-    if k > 0:
-        keep[torch.topk(flat, k, largest=False).indices] = False
-    masks, start = {}, 0
-    for name, w in weights.items():
-        masks[name] = keep[start : start + w.numel()].view_as(w).clone()
-        start += w.numel()
-    return masks
+    return global_masks_from_scores(magnitude_scores(weights), amount)
+
+
+@torch.no_grad()
+def layerwise_magnitude_masks(
+    weights: dict[str, torch.Tensor], amount: float
+) -> dict[str, torch.Tensor]:
+    """Remove the `amount` fraction of each layer's weights with the smallest |w| in that layer."""
+    return layerwise_masks_from_scores(magnitude_scores(weights), amount)
+
+
+@torch.no_grad()
+def random_masks(
+    weights: dict[str, torch.Tensor], amount: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """Remove a seeded uniformly random `amount` fraction of all weights (same count as global)."""
+    # A private CPU generator: the draw depends on the seed only, not on the device or on how
+    # much of the global RNG stream training has used.
+    generator = torch.Generator().manual_seed(int(seed))
+    scores = {
+        name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()
+    }
+    return global_masks_from_scores(scores, amount)
+
+
+def count_pruned(masks: dict[str, torch.Tensor]) -> int:
+    """How many positions the masks remove."""
+    return sum(int((~m).sum()) for m in masks.values())
 
 
 @torch.no_grad()

@@ -1,0 +1,386 @@
+"""More pruning methods under the same protocol: gradual, random, layer-wise, lottery rewinding."""
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from prunelab import pipeline
+from prunelab.build import build_datamodule, data_spec
+from prunelab.data import FashionMNISTDataModule
+from prunelab.errors import PrunelabError
+from prunelab.models import SimpleCNN
+from prunelab.module import Classifier
+from prunelab.pruning import (
+    CubicSchedule,
+    GradualMagnitudePruning,
+    LayerwiseMagnitudePruning,
+    LotteryRewinding,
+    MagnitudePruning,
+    MaskGuard,
+    RandomPruning,
+    SaveWeightsAt,
+    cubic_sparsity,
+    global_magnitude_masks,
+    initial_state,
+    layerwise_magnitude_masks,
+    load_rewind_weights,
+    mask_violations,
+    measure_sparsity,
+    prunable_weights,
+    random_masks,
+)
+from prunelab.pruning.masks import count_pruned
+
+from conftest import DATA
+
+
+def _trainer(epochs: int, callbacks: list, root, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,  # nothing here reads validation metrics; the CPUs are shared
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        **kwargs,
+    )
+
+
+def _module(net) -> Classifier:
+    return Classifier(net, 10, lambda p: torch.optim.Adam(p, lr=1e-3, weight_decay=1e-4))
+
+
+def _clone(tensors: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
+
+
+def _n_weights(net) -> int:
+    return sum(w.numel() for w in prunable_weights(net).values())
+
+
+@pytest.fixture(scope="module")
+def data():
+    dm = FashionMNISTDataModule(str(DATA), train_size=256, val_size=64, test_size=64)
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """(net trained one epoch on real Fashion-MNIST, its state at initialisation)."""
+    L.seed_everything(0)
+    net = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    init = _clone(net.state_dict())
+    _trainer(1, [], tmp_path_factory.mktemp("base")).fit(_module(net), data)
+    return net, init
+
+
+class Record(L.Callback):
+    """Keeps (global step, masks, violations) at every batch start, after pruning acted."""
+
+    def __init__(self, pruning: MagnitudePruning) -> None:
+        self.pruning, self.seen = pruning, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        masks = _clone(self.pruning.masks)
+        violations = mask_violations(pl_module.net, masks)
+        self.seen.append((trainer.global_step, masks, violations))
+
+
+class Interrupt(Exception):
+    """Stands for a job killed mid-run."""
+
+
+class InterruptAt(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise Interrupt
+
+
+# --- gradual magnitude pruning -------------------------------------------------------------
+
+
+def test_cubic_schedule_values():
+    # Zhu & Gupta: s_i at t0, s_f at t0 + n*dt, s_f + (s_i - s_f) / 8 halfway; dense before t0.
+    assert cubic_sparsity(100, 0.1, 0.8, start=100, span=1000) == pytest.approx(0.1)
+    assert cubic_sparsity(600, 0.1, 0.8, start=100, span=1000) == pytest.approx(0.8 - 0.7 / 8)
+    assert cubic_sparsity(1100, 0.1, 0.8, start=100, span=1000) == 0.8
+    assert cubic_sparsity(5000, 0.1, 0.8, start=100, span=1000) == 0.8
+    assert cubic_sparsity(99, 0.1, 0.8, start=100, span=1000) == 0.0
+
+    schedule = CubicSchedule.for_budget(100, 0.0, 0.8, start=0.0, end=0.7, every=10)
+    assert (schedule.start, schedule.every, schedule.events, schedule.end) == (0, 10, 7, 70)
+    values = [schedule.sparsity_at(t) for t in range(100)]
+    assert values == sorted(values), "the schedule never decreases"
+    assert values[0] == 0.0 and values[69] < 0.8 and values[70] == 0.8 and values[99] == 0.8
+    assert values[35] == pytest.approx(0.8 * (1 - (1 - 30 / 70) ** 3))  # holds event 3's value
+    # Too short for one interval: one event at the end of the span; a 1-step run prunes at once.
+    short = CubicSchedule.for_budget(8, 0.0, 0.8, start=0.0, end=0.7, every=50)
+    assert (short.every, short.events, short.sparsity_at(4), short.sparsity_at(5)) == (5, 1, 0, 0.8)
+    assert CubicSchedule.for_budget(1, 0.0, 0.8, 0.0, 0.7, 50).sparsity_at(0) == 0.8
+    with pytest.raises(PrunelabError, match="finite"):
+        CubicSchedule.for_budget(float("inf"), 0.0, 0.8, 0.0, 0.7, 50)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"initial_amount": 0.9}, {"start": 0.7, "end": 0.7}, {"every": 0}, {"scope": "x"}]
+)
+def test_gradual_rejects_bad_schedules(bad):
+    with pytest.raises(PrunelabError):
+        GradualMagnitudePruning(0.8, **bad)
+
+
+def test_gradual_masks_grow_monotonically_to_the_exact_target(trained, data, tmp_path):
+    net = copy.deepcopy(trained[0])
+    before = _clone(prunable_weights(net))
+    pruning = GradualMagnitudePruning(0.8, every=2, end=0.7)
+    record = Record(pruning)
+    _trainer(2, [pruning, record, MaskGuard(pruning)], tmp_path).fit(_module(net), data)
+
+    schedule, total = pruning.schedule, _n_weights(net)
+    assert (schedule.every, schedule.events, schedule.end) == (2, 5, 10)  # 16 steps, 70 % = 11
+    for (_, earlier, _), (_, later, _) in zip(record.seen, record.seen[1:], strict=False):
+        assert all(not (later[n] & ~earlier[n]).any() for n in earlier), "a weight came back"
+    for step, masks, violations in record.seen:
+        assert violations == {}
+        assert count_pruned(masks) == round(schedule.sparsity_at(step) * total), step
+    levels = {count_pruned(m) for _, m, _ in record.seen}
+    assert len(levels) == schedule.events + 1  # really gradual: one level per event
+
+    assert count_pruned(pruning.masks) == round(0.8 * total)
+    assert measure_sparsity(net)["prune/sparsity_measured"] == round(0.8 * total) / total
+    assert mask_violations(net, pruning.masks) == {}
+    weights = prunable_weights(net)
+    kept = {n: m.cpu() for n, m in pruning.masks.items()}
+    assert all(not torch.equal(weights[n][kept[n]], before[n][kept[n]]) for n in weights)
+
+
+def test_gradual_resume_mid_schedule_restores_schedule_and_masks(trained, data, tmp_path):
+    first = GradualMagnitudePruning(0.8, every=2, end=0.7)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=5)
+    with pytest.raises(Interrupt):
+        _trainer(2, [first, ckpt, InterruptAt(7)], tmp_path).fit(
+            _module(copy.deepcopy(trained[0])), data
+        )
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"]
+    state = saved["GradualMagnitudePruning"]
+    assert state["events_done"] == 2  # events at steps 0, 2, 4 of 0..10 before the save at 5
+    saved_masks = state["masks"]
+
+    # Other knobs and other weights: a re-planned schedule or re-pruning would differ.
+    other = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    second = GradualMagnitudePruning(0.8, every=3, end=0.5)
+    record = Record(second)
+    _trainer(2, [second, record, MaskGuard(second)], tmp_path).fit(
+        _module(other), data, ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True
+    )
+    assert second.schedule == CubicSchedule.from_dict(state["schedule"]) == first.schedule
+    step, masks, _ = record.seen[0]
+    assert step == 5
+    assert all(torch.equal(masks[n], saved_masks[n]) for n in saved_masks)
+    final = {n: m.cpu() for n, m in second.masks.items()}
+    assert all(not (final[n] & ~saved_masks[n]).any() for n in final), "monotone across resume"
+    assert count_pruned(final) == round(0.8 * _n_weights(other))
+    assert second.events_done == second.schedule.events
+    assert mask_violations(other, final) == {}
+
+
+# --- reference baselines -------------------------------------------------------------------
+
+
+def test_random_masks_same_count_as_magnitude_but_other_weights(trained):
+    weights = prunable_weights(trained[0])
+    magnitude = global_magnitude_masks(weights, 0.5)
+    rand = random_masks(weights, 0.5, seed=0)
+    assert count_pruned(rand) == count_pruned(magnitude) == round(0.5 * _n_weights(trained[0]))
+    agree = sum(int((rand[n] == magnitude[n]).sum()) for n in rand) / _n_weights(trained[0])
+    assert agree < 0.6  # chance agreement is 0.5; magnitude masks would agree fully
+    again, other = random_masks(weights, 0.5, seed=0), random_masks(weights, 0.5, seed=1)
+    assert all(torch.equal(rand[n], again[n]) for n in rand)
+    assert not all(torch.equal(rand[n], other[n]) for n in rand)
+
+
+def test_layerwise_masks_exact_per_layer(trained):
+    weights = prunable_weights(trained[0])
+    masks = layerwise_magnitude_masks(weights, 0.8)
+    for name, w in weights.items():
+        mask = masks[name]
+        assert int((~mask).sum()) == round(0.8 * w.numel()), name
+        assert w[mask].abs().min() >= w[~mask].abs().max(), name  # smallest |w| of this layer
+    glob = global_magnitude_masks(weights, 0.8)
+    assert not all(torch.equal(masks[n], glob[n]) for n in masks)
+
+
+def _lottery(amount, init):
+    pruning = LotteryRewinding(amount)
+    pruning.rewind_state = init
+    return pruning
+
+
+ONE_SHOT = {
+    "random": lambda init: RandomPruning(0.8, seed=0),
+    "layerwise": lambda init: LayerwiseMagnitudePruning(0.8),
+    "lottery": lambda init: _lottery(0.8, init),
+}
+RESUMED = {  # a second instance that would prune (or rewind) differently if asked to
+    "random": lambda: RandomPruning(0.8, seed=7),
+    "layerwise": lambda: LayerwiseMagnitudePruning(0.8),
+    "lottery": lambda: LotteryRewinding(0.8, rewind_epoch=5),  # no source: must not rewind
+}
+
+
+@pytest.mark.parametrize("method", sorted(ONE_SHOT))
+def test_one_shot_methods_hold_masks_and_restore_them_on_resume(method, trained, data, tmp_path):
+    net = copy.deepcopy(trained[0])
+    pruning = ONE_SHOT[method](trained[1])
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    _trainer(1, [pruning, MaskGuard(pruning), ckpt], tmp_path, limit_train_batches=3).fit(
+        _module(net), data
+    )
+    masks = _clone(pruning.masks)
+    expected = {
+        "random": round(0.8 * _n_weights(net)),
+        "layerwise": sum(round(0.8 * m.numel()) for m in masks.values()),
+        "lottery": round(0.8 * _n_weights(net)),
+    }[method]
+    assert count_pruned(masks) == expected
+    assert mask_violations(net, masks) == {}
+
+    other = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    second = RESUMED[method]()
+    _trainer(2, [second, MaskGuard(second)], tmp_path, limit_train_batches=3).fit(
+        _module(other), data, ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True
+    )
+    assert all(torch.equal(second.masks[n].cpu(), masks[n]) for n in masks)
+    assert mask_violations(other, masks) == {}
+
+
+# --- lottery-ticket rewinding --------------------------------------------------------------
+
+
+class Snapshot(L.Callback):
+    """The net's full state when training starts (after pruning and rewinding)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.state = _clone(pl_module.net.state_dict())
+
+
+@pytest.mark.parametrize("scope", ["all", "prunable"])
+def test_lottery_rewinds_survivors_to_init_and_keeps_pruned_zero(scope, trained, data, tmp_path):
+    net, init = copy.deepcopy(trained[0]), trained[1]
+    trained_state = _clone(net.state_dict())
+    expected = global_magnitude_masks(prunable_weights(net), 0.8)  # ranked on trained weights
+    pruning = LotteryRewinding(0.8, scope=scope)
+    pruning.rewind_state = init
+    snap = Snapshot()
+    _trainer(1, [pruning, MaskGuard(pruning), snap], tmp_path, limit_train_batches=2).fit(
+        _module(net), data
+    )
+
+    assert all(torch.equal(pruning.masks[n].cpu(), expected[n]) for n in expected)
+    for name, value in snap.state.items():
+        if name in expected:
+            assert torch.equal(value, init[name] * expected[name]), name
+            assert not value[~expected[name]].any()
+        else:  # biases, BatchNorm affine and running statistics, Normalize buffers
+            source = init if scope == "all" else trained_state
+            assert torch.equal(value, source[name]), name
+    assert mask_violations(net, expected) == {}
+    assert count_pruned(pruning.masks) == round(0.8 * _n_weights(net))
+
+
+def test_init_rebuild_matches_what_train_baseline_builds(make_cfg, monkeypatch, tmp_path):
+    cfg = make_cfg()
+    dm = build_datamodule(cfg)
+    spec = data_spec(dm)
+    built, real_build = [], pipeline.build_net
+
+    def spy(model_cfg, spec_):
+        net = real_build(model_cfg, spec_)
+        built.append(_clone(net.state_dict()))  # the init, before any training step
+        return net
+
+    monkeypatch.setattr(pipeline, "build_net", spy)
+    pipeline.train_baseline(cfg, dm, spec, [], tmp_path / "work")
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    rebuilt = initial_state(cfg.model, spec, cfg.seed)
+    assert torch.equal(torch.rand(3), expected_next), "initial_state must not move global RNGs"
+    assert built[0].keys() == rebuilt.keys()
+    assert all(torch.equal(built[0][k], rebuilt[k]) for k in rebuilt)
+
+
+def test_save_weights_at_and_rewind_to_an_early_epoch(data, tmp_path):
+    L.seed_everything(0)
+    net = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    init = _clone(net.state_dict())
+    rewind_dir, ckpt_dir = tmp_path / "rewind", tmp_path / "ckpt"
+    ckpt = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    _trainer(1, [SaveWeightsAt([0, 1, 2], rewind_dir), ckpt], tmp_path).fit(_module(net), data)
+    after_one = _clone(net.state_dict())
+    epoch0, epoch1 = load_rewind_weights(rewind_dir, 0), load_rewind_weights(rewind_dir, 1)
+    assert all(torch.equal(epoch0[k], init[k]) for k in init)
+    assert all(torch.equal(epoch1[k], after_one[k]) for k in after_one)
+    with pytest.raises(PrunelabError, match="epoch 2"):
+        load_rewind_weights(rewind_dir, 2)
+
+    # A resumed baseline keeps epoch 0 as it was and adds epoch 2.
+    _trainer(2, [SaveWeightsAt([0, 1, 2], rewind_dir)], tmp_path).fit(
+        _module(net), data, ckpt_path=str(ckpt_dir / "last.ckpt"), weights_only=True
+    )
+    assert all(torch.equal(load_rewind_weights(rewind_dir, 0)[k], init[k]) for k in init)
+    assert all(torch.equal(load_rewind_weights(rewind_dir, 1)[k], after_one[k]) for k in init)
+    assert load_rewind_weights(rewind_dir, 2)["head.1.weight"].shape == (128, 1152)
+
+    # Late rewinding: survivors take their epoch-1 values, read from the folder.
+    pruning = LotteryRewinding(0.5, rewind_epoch=1, rewind_dir=str(rewind_dir))
+    expected = global_magnitude_masks(prunable_weights(net), 0.5)
+    snap = Snapshot()
+    _trainer(1, [pruning, snap], tmp_path, limit_train_batches=1).fit(
+        _module(copy.deepcopy(net)), data
+    )
+    for name in expected:
+        assert torch.equal(snap.state[name], after_one[name] * expected[name]), name
+
+
+def test_lottery_without_rewind_weights_fails_clearly(trained, data, tmp_path):
+    pruning = LotteryRewinding(0.5, rewind_epoch=1, rewind_dir=str(tmp_path / "none"))
+    with pytest.raises(PrunelabError, match="epoch 1"):
+        _trainer(1, [pruning], tmp_path).fit(_module(copy.deepcopy(trained[0])), data)
+
+
+# --- configs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, cls",
+    [
+        ("gradual", GradualMagnitudePruning),
+        ("random", RandomPruning),
+        ("layerwise", LayerwiseMagnitudePruning),
+        ("lottery", LotteryRewinding),
+    ],
+)
+def test_configs_instantiate_the_callbacks(option, cls, make_cfg):
+    cfg = make_cfg(f"pruning={option}", "sparsity=0.8", "seed=3")
+    pruning = instantiate(cfg.pruning)
+    assert type(pruning) is cls and pruning.amount == 0.8
+    if option == "random":
+        assert pruning.seed == 3
+    if option == "lottery":  # retrains with the baseline's step size; can rebuild the init
+        assert cfg.finetune.optimizer.lr == cfg.baseline.optimizer.lr
+        assert pruning.seed == 3 and pruning.model["_target_"] == cfg.model["_target_"]
+    else:
+        assert cfg.finetune.optimizer.lr == 1e-4
