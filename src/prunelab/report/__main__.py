@@ -1,0 +1,64 @@
+"""`python -m prunelab.report SWEEP_DIR`: (re)write a sweep's report; exit 0 even if partial."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from prunelab.errors import PrunelabError
+
+
+def summary_lines(result) -> list[str]:
+    """What the console shows after a report: where it is and which cells lack results."""
+    lines = [
+        f"report: wrote {result.report} ({result.jobs} jobs with results, "
+        f"{len(result.figures)} figure{'s' if len(result.figures) != 1 else ''}, results.csv)"
+    ]
+    if result.failed:
+        lines.append(
+            "report: failed: " + "; ".join(f"{j.name} ({j.failed})" for j in result.failed)
+        )
+    if result.incomplete:
+        lines.append("report: unfinished: " + ", ".join(j.name for j in result.incomplete))
+    if result.missing:
+        lines.append("report: missing cells: " + ", ".join(c.label for c in result.missing))
+    if result.excluded:
+        lines.append("report: excluded: " + "; ".join(f"{n} ({w})" for n, w in result.excluded))
+    if result.wandb is not None and result.wandb.error:
+        lines.append(f"report: W&B summary run failed: {result.wandb.error}")
+    elif result.wandb is not None and result.wandb.run_dir and result.wandb.mode != "online":
+        lines.append(f"report: W&B summary run (offline): wandb sync {result.wandb.run_dir}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, build the report, print where it is; 2 on a user error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m prunelab.report",
+        description="Write report.md, results.csv and figures into a sweep folder.",
+    )
+    parser.add_argument(
+        "sweep_dir", help="a Hydra sweep folder (holds multirun.yaml and job folders)"
+    )
+    parser.add_argument("--no-wandb", action="store_true", help="skip the W&B summary run")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    try:
+        from prunelab.report import build
+
+        result = build(
+            args.sweep_dir,
+            wandb=False if args.no_wandb else None,
+            figures=False if args.no_figures else None,
+        )
+    except PrunelabError as err:
+        print(f"prunelab: error: {err}", file=sys.stderr)
+        return 2
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

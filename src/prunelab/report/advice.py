@@ -1,0 +1,193 @@
+"""Deployment recommendations: the best measured cell under each constraint profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prunelab.report.aggregate import Row
+from prunelab.report.tables import megabytes, ms, pct
+
+PREFER = ("accuracy", "latency", "size")
+
+
+@dataclass
+class Profile:
+    """A deployment target: limits on batch-1 latency and file size, and a tie-break."""
+
+    name: str
+    description: str = ""
+    max_latency_ms: float | None = None
+    min_latency_ms: float | None = None
+    max_size_mb: float | None = None
+    prefer: str = "accuracy"
+
+    def limits(self) -> str:
+        """The constraints in words."""
+        parts = []
+        if self.min_latency_ms is not None and self.max_latency_ms is not None:
+            parts.append(f"batch-1 latency {self.min_latency_ms:g}–{self.max_latency_ms:g} ms")
+        elif self.max_latency_ms is not None:
+            parts.append(f"batch-1 latency < {self.max_latency_ms:g} ms")
+        elif self.min_latency_ms is not None:
+            parts.append(f"batch-1 latency ≥ {self.min_latency_ms:g} ms")
+        if self.max_size_mb is not None:
+            parts.append(f"file < {self.max_size_mb:g} MB")
+        return ", ".join(parts) or "no limits"
+
+
+def profiles_from(config: dict[str, Any]) -> list[Profile]:
+    """Profiles from the report config's `profiles` mapping."""
+    out = []
+    for name, spec in (config or {}).items():
+        if not isinstance(spec, dict | type(None)):
+            raise ValueError(f"report.profiles.{name} must be a mapping, got {spec!r}")
+        spec = dict(spec or {})
+        prefer = str(spec.get("prefer", "accuracy"))
+        if prefer not in PREFER:
+            raise ValueError(f"report.profiles.{name}.prefer must be one of {PREFER}")
+        out.append(
+            Profile(
+                name=str(name),
+                description=str(spec.get("description", "")),
+                max_latency_ms=_opt(spec.get("max_latency_ms")),
+                min_latency_ms=_opt(spec.get("min_latency_ms")),
+                max_size_mb=_opt(spec.get("max_size_mb")),
+                prefer=prefer,
+            )
+        )
+    return out
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass
+class Candidate:
+    """One row as a deployment option."""
+
+    row: Row
+    latency_ms: float | None
+    size_mb: float | None
+    with_pruning: bool = False  # name the pruning method (the sweep compared several)
+
+    @property
+    def name(self) -> str:
+        """'**simplecnn** (sparsity 0.5)', or '**simplecnn** (magnitude, sparsity 0.5)'."""
+        g = self.row.group
+        kind = "dense" if self.row.is_baseline else f"sparsity {self.row.sparsity:g}"
+        return f"**{g.model}** ({g.pruning + ', ' if self.with_pruning else ''}{kind})"
+
+    def numbers(self) -> str:
+        """The measured numbers behind a choice."""
+        acc = self.row.acc()
+        text = f"test accuracy {pct(acc.mean)} ({pct(acc.lo)}–{pct(acc.hi)})" if acc else ""
+        if self.latency_ms is not None:
+            text += f", batch-1 latency {ms(self.latency_ms)}"
+        if self.size_mb is not None:
+            text += f", file {megabytes(self.size_mb * 1e6)}"
+        return text
+
+    def violations(self, p: Profile) -> list[tuple[str, float]]:
+        """(what, how far off as a ratio ≥ 1) for each limit this candidate breaks."""
+        out = []
+        if p.max_latency_ms is not None and self.latency_ms > p.max_latency_ms:
+            out.append(
+                (
+                    f"latency {ms(self.latency_ms)} > {p.max_latency_ms:g} ms",
+                    self.latency_ms / p.max_latency_ms,
+                )
+            )
+        if p.min_latency_ms is not None and self.latency_ms < p.min_latency_ms:
+            out.append(
+                (
+                    f"latency {ms(self.latency_ms)} < {p.min_latency_ms:g} ms",
+                    p.min_latency_ms / max(self.latency_ms, 1e-9),
+                )
+            )
+        if p.max_size_mb is not None and self.size_mb > p.max_size_mb:
+            out.append(
+                (
+                    f"file {megabytes(self.size_mb * 1e6)} > {p.max_size_mb:g} MB",
+                    self.size_mb / p.max_size_mb,
+                )
+            )
+        return out
+
+
+def _needs_latency(p: Profile) -> bool:
+    return p.max_latency_ms is not None or p.min_latency_ms is not None or p.prefer == "latency"
+
+
+def _needs_size(p: Profile) -> bool:
+    return p.max_size_mb is not None or p.prefer == "size"
+
+
+def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
+    """A markdown paragraph: the chosen cell and why, or that nothing fits and the closest.
+
+    `tolerance`: relative latency or size gain needed to prefer a less accurate tied cell.
+    """
+    head = f"**{p.name}** ({p.limits()}{'; ' + p.description if p.description else ''}):"
+    several = len({r.group.pruning for r in rows}) > 1
+    cands = []
+    for row in rows:
+        if row.acc() is None:
+            continue
+        size = row.size_bytes()
+        mb = None if size is None else size / 1e6
+        cands.append(Candidate(row, row.mean("latency/b1_ms"), mb, several))
+    usable = [
+        c
+        for c in cands
+        if not (_needs_latency(p) and c.latency_ms is None)
+        and not (_needs_size(p) and c.size_mb is None)
+    ]
+    if not usable:
+        needs = [
+            k
+            for k, need in (
+                ("latency/b1_ms", _needs_latency(p)),
+                ("size/sparse_disk_bytes or size/disk_bytes", _needs_size(p)),
+            )
+            if need
+        ]
+        return (
+            f"{head} cannot be judged: no cell has {' and '.join(needs)} "
+            "(the sweep ran without those measurements)."
+        )
+    fit = [c for c in usable if not c.violations(p)]
+    if not fit:
+        closest = min(usable, key=lambda c: (max(v for _, v in c.violations(p)), -c.row.acc().mean))
+        misses = "; ".join(w for w, _ in closest.violations(p))
+        return (
+            f"{head} nothing measured fits. Closest: {closest.name} — {closest.numbers()}; "
+            f"misses by: {misses}."
+        )
+    best = max(fit, key=lambda c: c.row.acc().mean)
+    tied = [c for c in fit if c.row.acc().overlaps(best.row.acc())]
+    chosen = best
+    if p.prefer != "accuracy":
+        # Switch away from the most accurate only for a gain beyond measurement noise.
+        leader = min(tied, key=lambda c: (_metric(c, p.prefer), -c.row.acc().mean))
+        if _metric(leader, p.prefer) * (1 + tolerance) < _metric(best, p.prefer):
+            chosen = leader
+    text = f"{head} {chosen.name} — {chosen.numbers()}."
+    text += f" {len(fit)} of {len(usable)} measured cells fit."
+    if chosen is not best:
+        gain = 100 * (1 - _metric(chosen, p.prefer) / _metric(best, p.prefer))
+        what = "latency" if p.prefer == "latency" else "file size"
+        text += (
+            f" The most accurate that fits is {best.name} ({pct(best.row.acc().mean)}); "
+            f"{chosen.name} is within its accuracy noise band with {gain:.0f} % lower {what}."
+        )
+    others = [c for c in tied if c is not chosen and c is not best]
+    if others:
+        names = ", ".join(c.name for c in others[:4]) + (" …" if len(others) > 4 else "")
+        text += f" Also within accuracy noise of the best: {names}."
+    return text
+
+
+def _metric(c: Candidate, prefer: str) -> float:
+    return c.latency_ms if prefer == "latency" else c.size_mb  # type: ignore[return-value]

@@ -1,0 +1,277 @@
+"""Jobs to table rows: one per (model, data, pruning, sparsity), seeds pooled, noise attached."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from prunelab.report.collect import Job, norm_sparsity
+
+Z95 = 1.959964
+
+
+class Group(NamedTuple):
+    """The rows that share one dense baseline recipe: a model on a data set, one pruning method."""
+
+    model: str
+    data: str
+    pruning: str
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its noise band (95 % Wilson for one seed; mean ± std for several)."""
+
+    mean: float
+    lo: float
+    hi: float
+    std: float | None = None
+    n_seeds: int = 1
+
+    def overlaps(self, other: Interval) -> bool:
+        """True when the two bands share any value: no difference is claimed."""
+        return self.lo <= other.hi and other.lo <= self.hi
+
+    def contains(self, value: float) -> bool:
+        """True when `value` lies inside this band."""
+        return self.lo <= value <= self.hi
+
+
+def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion p observed on n trials."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = min(max(p, 0.0), 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def number(value: object) -> float | None:
+    """A finite float, or None for anything else (bools, strings, NaN, missing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class Row:
+    """One (group, sparsity): a flat metrics dict per seed."""
+
+    group: Group
+    sparsity: float
+    samples: list[dict]
+    source: str  # "job", "baseline keys" (from pruned jobs' *_baseline keys) or "mixed"
+
+    @property
+    def is_baseline(self) -> bool:
+        """The dense model (sparsity 0)."""
+        return self.sparsity == 0
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds pooled in this row."""
+        return [int(s["seed"]) for s in self.samples]
+
+    def values(self, key: str) -> list[float]:
+        """The numeric values of `key` over seeds (missing ones left out)."""
+        return [v for v in (number(s.get(key)) for s in self.samples) if v is not None]
+
+    def has(self, key: str) -> bool:
+        """Whether any seed measured `key`."""
+        return bool(self.values(key))
+
+    def mean(self, key: str) -> float | None:
+        """Mean over seeds, or None when never measured."""
+        values = self.values(key)
+        return statistics.fmean(values) if values else None
+
+    def std(self, key: str) -> float | None:
+        """Sample standard deviation over seeds (None below two seeds)."""
+        values = self.values(key)
+        return statistics.stdev(values) if len(values) >= 2 else None
+
+    def first(self, key: str) -> object:
+        """The first seed's raw value (for labels such as latency/device)."""
+        for sample in self.samples:
+            if sample.get(key) is not None:
+                return sample[key]
+        return None
+
+    def interval(
+        self, key: str, n_key: str, lo_key: str | None = None, hi_key: str | None = None
+    ) -> Interval | None:
+        """Noise band of an accuracy-like fraction measured on `n_key` images.
+
+        One seed: the stored 95 % Wilson interval (or one computed from n). Several seeds:
+        mean ± std across seeds, never narrower than the test-set Wilson interval of the mean,
+        since seeds cannot remove the noise of a finite test set.
+        """
+        values = self.values(key)
+        if not values:
+            return None
+        mean = statistics.fmean(values)
+        n = self.mean(n_key)
+        if len(values) == 1:
+            lo = self.mean(lo_key) if lo_key else None
+            hi = self.mean(hi_key) if hi_key else None
+            if lo is None or hi is None:
+                if n is None:
+                    return Interval(mean, mean, mean)
+                lo, hi = wilson(mean, int(n))
+            return Interval(mean, lo, hi)
+        std = statistics.stdev(values)
+        lo, hi = mean - std, mean + std
+        if n is not None:
+            w_lo, w_hi = wilson(mean, int(n))
+            lo, hi = min(lo, w_lo), max(hi, w_hi)
+        return Interval(mean, lo, hi, std, len(values))
+
+    def acc(self) -> Interval | None:
+        """Test accuracy with its noise band."""
+        return self.interval("test/acc", "data/test_size", "test/acc_ci_low", "test/acc_ci_high")
+
+    def robust(self, key: str) -> Interval | None:
+        """A robust accuracy (on the robust/n_images subset) with its noise band."""
+        return self.interval(key, "robust/n_images")
+
+    def speed_verdict(self, tolerance: float) -> str | None:
+        """'faster', 'slower' or 'same' at batch 1 against the job's own dense baseline.
+
+        A speed-up counts only beyond `tolerance` and when the timing distributions barely
+        overlap (one side's p90 below the other's median); None when latency was not measured.
+        """
+        speedup = self.mean("latency/b1_speedup")
+        if speedup is None:
+            return None
+        if abs(speedup - 1) <= tolerance:
+            return "same"
+        med, p90 = self.mean("latency/b1_ms"), self.mean("latency/b1_p90_ms")
+        b_med, b_p90 = self.mean("latency/b1_ms_baseline"), self.mean("latency/b1_p90_ms_baseline")
+        if None in (med, p90, b_med, b_p90):
+            return "faster" if speedup > 1 else "slower"
+        if speedup > 1 and p90 < b_med:  # type: ignore[operator]
+            return "faster"
+        if speedup < 1 and b_p90 < med:  # type: ignore[operator]
+            return "slower"
+        return "same"
+
+    def latency_spread(self) -> float | None:
+        """The largest p90 / median of batch-1 latency in this row (pruned or its baseline)."""
+        ratios = []
+        for med, p90 in (
+            ("latency/b1_ms", "latency/b1_p90_ms"),
+            ("latency/b1_ms_baseline", "latency/b1_p90_ms_baseline"),
+        ):
+            m, p = self.mean(med), self.mean(p90)
+            if m and p:
+                ratios.append(p / m)
+        return max(ratios) if ratios else None
+
+    def size_bytes(self) -> float | None:
+        """Smallest file that holds this model: the sparse export, or the dense file."""
+        options = [v for v in (self.mean("size/sparse_disk_bytes"), self.mean("size/disk_bytes"))]
+        options = [v for v in options if v is not None]
+        return min(options) if options else None
+
+
+def group_of(results: dict) -> Group:
+    """The Group of one job's results."""
+    return Group(str(results["model"]), str(results["data"]), str(results["pruning"]))
+
+
+# Keys whose *_baseline twin does not follow the `X_baseline` pattern.
+RENAMED_BASELINE_KEYS = {
+    "test/acc_baseline_ci_low": "test/acc_ci_low",
+    "test/acc_baseline_ci_high": "test/acc_ci_high",
+}
+SHARED_KEYS = (
+    "model",
+    "data",
+    "pruning",
+    "seed",
+    "baseline/key",
+    "baseline/epochs",
+    "baseline/best_val_acc",
+    "data/train_size",
+    "data/val_size",
+    "data/test_size",
+    "robust/n_images",
+    "latency/threads",
+    "latency/device",
+    "prune/total_params",
+    "prune/prunable_params",
+    "flops/dense_macs",
+    "size/params",
+)
+
+
+def baseline_sample(jobs: list[dict]) -> dict:
+    """The dense baseline's metrics, rebuilt from the *_baseline keys of pruned jobs sharing it.
+
+    Accuracy and robustness are measured on the same images and attack seed in every job, so
+    any job's copy will do; latency is re-measured in each job, so take the median over jobs.
+    """
+    first = jobs[0]
+    sample: dict = {k: first[k] for k in SHARED_KEYS if k in first}
+    sample["sparsity"] = 0.0
+    for key in first:
+        if key in RENAMED_BASELINE_KEYS:
+            sample[RENAMED_BASELINE_KEYS[key]] = first[key]
+        elif key.endswith("_baseline"):
+            base = key.removesuffix("_baseline")
+            if key.startswith("latency/"):
+                values = [v for v in (number(j.get(key)) for j in jobs) if v is not None]
+                sample[base] = statistics.median(values) if values else None
+            else:
+                sample[base] = first[key]
+    if "test/acc" in sample:
+        sample["test/acc_retention"] = 1.0
+    if any(k.startswith("latency/b1") for k in sample):
+        sample["latency/b1_speedup"] = 1.0
+    if any(k.startswith("latency/bN") for k in sample):
+        sample["latency/bN_speedup"] = 1.0
+    if "flops/dense_macs" in sample:
+        sample["flops/nonzero_macs"] = sample["flops/dense_macs"]
+        sample["flops/theoretical_speedup"] = 1.0
+    if "size/disk_bytes" in sample:
+        sample["size/reduction_pct"] = 0.0
+    return sample
+
+
+def build_rows(jobs: list[Job], order: list[Group] | None = None) -> dict[Group, list[Row]]:
+    """Rows per group, sorted by sparsity; the dense row comes from a sparsity-0 job if any.
+
+    Groups follow `order` (the sweep's command line) where given, else alphabetical order.
+    """
+    by_group: dict[Group, list[dict]] = defaultdict(list)
+    for job in jobs:
+        if job.results is not None:
+            by_group[group_of(job.results)].append(job.results)
+    rows: dict[Group, list[Row]] = {}
+    rank = {g: i for i, g in enumerate(dict.fromkeys(order or []))}
+    for group in sorted(by_group, key=lambda g: (rank.get(g, len(rank)), g)):
+        results = sorted(by_group[group], key=lambda r: (norm_sparsity(r["sparsity"]), r["seed"]))
+        by_sparsity: dict[float, list[dict]] = defaultdict(list)
+        for r in results:
+            by_sparsity[norm_sparsity(r["sparsity"])].append(r)
+        dense = {int(r["seed"]): r for r in by_sparsity.pop(0.0, [])}
+        shared: dict[tuple[int, str], list[dict]] = defaultdict(list)
+        for r in results:
+            if norm_sparsity(r["sparsity"]) > 0 and "test/acc_baseline" in r:
+                if int(r["seed"]) not in dense:
+                    shared[(int(r["seed"]), str(r.get("baseline/key")))].append(r)
+        samples = list(dense.values()) + [baseline_sample(js) for js in shared.values()]
+        samples.sort(key=lambda s: int(s["seed"]))
+        group_rows = []
+        if samples:
+            source = "job" if not shared else "baseline keys" if not dense else "mixed"
+            group_rows.append(Row(group, 0.0, samples, source))
+        for sparsity in sorted(by_sparsity):
+            group_rows.append(Row(group, sparsity, by_sparsity[sparsity], "job"))
+        rows[group] = group_rows
+    return rows

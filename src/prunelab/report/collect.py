@@ -1,0 +1,317 @@
+"""Read one sweep folder: its jobs' results.json and FAILED marks, and the grid it was asked for."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunelab.errors import PrunelabError
+
+CELL_KEYS = ("model", "data", "pruning", "sparsity", "seed")
+# The job folder name written by conf/hydra/default.yaml (hydra.sweep.subdir); a last resort only.
+SUBDIR = re.compile(
+    r"^(?P<model>[^-]+)-(?P<data>[^-]+)-(?P<pruning>[^-]+)-s(?P<sparsity>[0-9.eE+-]+)-seed(?P<seed>-?\d+)$"
+)
+
+
+def norm_sparsity(value: Any) -> float:
+    """Sparsities compare as floats rounded to 6 places (0, 0.0 and '0.0' are one cell)."""
+    return round(float(value), 6)
+
+
+class Cell(NamedTuple):
+    """One point of the sweep grid."""
+
+    model: str
+    data: str
+    pruning: str
+    sparsity: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """The job folder name of this cell, e.g. `simplecnn-fashion_mnist-magnitude-s0.5-seed0`."""
+        return f"{self.model}-{self.data}-{self.pruning}-s{self.sparsity:g}-seed{self.seed}"
+
+
+def make_cell(values: dict[str, Any]) -> Cell:
+    """A Cell from a mapping holding the five cell keys."""
+    return Cell(
+        str(values["model"]),
+        str(values["data"]),
+        str(values["pruning"]),
+        norm_sparsity(values["sparsity"]),
+        int(values["seed"]),
+    )
+
+
+@dataclass
+class Job:
+    """One job folder of the sweep."""
+
+    name: str
+    path: Path
+    cell: Cell | None
+    results: dict | None = None
+    failed: str | None = None  # the FAILED file's line
+
+    @property
+    def status(self) -> str:
+        """'ok' (results.json), 'failed' (FAILED mark) or 'incomplete' (neither)."""
+        if self.results is not None:
+            return "ok"
+        return "failed" if self.failed is not None else "incomplete"
+
+
+@dataclass
+class SweepData:
+    """Everything the report reads from one sweep folder."""
+
+    sweep_dir: Path
+    multirun: DictConfig | None
+    jobs: list[Job]
+    expected: list[Cell] | None  # None: the grid could not be read from multirun.yaml
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (folder, why)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Job]:
+        """Jobs with a results.json."""
+        return [j for j in self.jobs if j.status == "ok"]
+
+    @property
+    def failed(self) -> list[Job]:
+        """Jobs that wrote a FAILED mark instead of results."""
+        return [j for j in self.jobs if j.status == "failed"]
+
+    @property
+    def incomplete(self) -> list[Job]:
+        """Job folders with neither results.json nor FAILED (still running, or killed)."""
+        return [j for j in self.jobs if j.status == "incomplete"]
+
+    @property
+    def missing(self) -> list[Cell]:
+        """Expected cells without any job folder in this sweep."""
+        if self.expected is None:
+            return []
+        present = {j.cell for j in self.jobs}
+        return [c for c in self.expected if c not in present]
+
+    @property
+    def name(self) -> str:
+        """The sweep folder's name (also the W&B group of its jobs)."""
+        return self.sweep_dir.name
+
+
+def _load_yaml(path: Path) -> DictConfig | None:
+    if not path.is_file():
+        return None
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # a truncated or hand-edited file: report it, do not crash
+        raise PrunelabError(f"{path} is not valid YAML ({err})") from err
+    return cfg if isinstance(cfg, DictConfig) else None
+
+
+def _literal(cfg: DictConfig | None, key: str) -> Any:
+    """The raw value at a dotted key (interpolations stay text: they may need Hydra's runtime)."""
+    if cfg is None:
+        return None
+    node: Any = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _job_cell(job: Path, results: dict | None) -> Cell | None:
+    """The cell of a job: from results.json, else the job's saved Hydra config, else its name."""
+    if results is not None and all(k in results for k in CELL_KEYS):
+        try:
+            return make_cell(results)
+        except (TypeError, ValueError):
+            pass
+    hydra_cfg = _load_yaml(job / ".hydra" / "hydra.yaml")
+    task_cfg = _load_yaml(job / ".hydra" / "config.yaml")
+    choices = _literal(hydra_cfg, "hydra.runtime.choices") or {}
+    values = {
+        "model": choices.get("model"),
+        "data": choices.get("data"),
+        "pruning": choices.get("pruning"),
+        "sparsity": _literal(task_cfg, "sparsity"),
+        "seed": _literal(task_cfg, "seed"),
+    }
+    if any(v is None for v in values.values()):
+        match = SUBDIR.match(job.name)
+        if match is None:
+            return None
+        values = {k: values[k] if values[k] is not None else match[k] for k in CELL_KEYS}
+    try:
+        return make_cell(values)
+    except (TypeError, ValueError):
+        return None
+
+
+def _recorded_dir(job: Path) -> Path | None:
+    """Where Hydra said this job wrote (hydra.runtime.output_dir in .hydra/hydra.yaml)."""
+    out = _literal(_load_yaml(job / ".hydra" / "hydra.yaml"), "hydra.runtime.output_dir")
+    if not isinstance(out, str) or not out or "${" in out:
+        return None
+    return Path(os.path.normpath(out))
+
+
+def _sweep_home(multirun: DictConfig | None, recorded: list[Path], here: Path) -> Path | None:
+    """The folder this sweep was launched into, as its own records name it.
+
+    A sweep copied or moved elsewhere keeps its records: compare job folders with the sweep's
+    recorded folder, not with where the files lie now.
+    """
+    literal = _literal(multirun, "hydra.sweep.dir")
+    if isinstance(literal, str) and literal and "${" not in literal:
+        path = Path(literal)
+        if not path.is_absolute():
+            cwd = _literal(multirun, "hydra.runtime.cwd")
+            path = Path(cwd) / path if isinstance(cwd, str) else here.parent / path
+        return Path(os.path.normpath(path))
+    parents = [p.parent for p in recorded]
+    if not parents:
+        return None
+    for parent in parents:
+        if parent.exists() and parent.resolve() == here.resolve():
+            return parent
+    return Counter(parents).most_common(1)[0][0]
+
+
+def _grid_values(override: Any) -> list[Any] | None:
+    if override.is_sweep_override():
+        try:
+            return list(override.sweep_iterator())
+        except Exception:  # glob() and friends need the config loader: grid unknown
+            return None
+    return [override.value()]
+
+
+def expected_cells(multirun: DictConfig | None) -> list[Cell] | None:
+    """The grid a sweep was asked for: the defaults crossed with the swept cell keys."""
+    if multirun is None:
+        return None
+    task = _literal(multirun, "hydra.overrides.task")
+    if not isinstance(task, list):
+        return None
+    params = _literal(multirun, "hydra.sweeper.params") or {}
+    args = [f"{k}={v}" for k, v in dict(params).items()] + [str(a) for a in task]
+    choices = _literal(multirun, "hydra.runtime.choices") or {}
+    grid: dict[str, list[Any]] = {
+        "model": [choices.get("model")],
+        "data": [choices.get("data")],
+        "pruning": [choices.get("pruning")],
+        "sparsity": [_literal(multirun, "sparsity")],
+        "seed": [_literal(multirun, "seed")],
+    }
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        overrides = OverridesParser.create().parse_overrides(args)
+    except Exception:
+        return None
+    for override in overrides:
+        key = override.key_or_group
+        if key in grid and not override.is_delete():
+            values = _grid_values(override)
+            if values is None:
+                return None
+            grid[key] = values
+    if any(v is None or isinstance(v, str) and "${" in v for vs in grid.values() for v in vs):
+        return None
+    cells: list[Cell] = []
+    try:
+        for values in itertools.product(*(grid[k] for k in CELL_KEYS)):
+            cell = make_cell(dict(zip(CELL_KEYS, values, strict=True)))
+            if cell not in cells:
+                cells.append(cell)
+    except (TypeError, ValueError):
+        return None
+    return cells
+
+
+def _read_results(path: Path) -> tuple[dict | None, str | None]:
+    """(results, problem) for one results.json."""
+    # Plain json, not prunelab.io.read_json: that module imports torch, which costs seconds here.
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"{path.name}: {err}"
+    if not isinstance(results, dict):
+        return None, f"{path} does not hold a JSON object"
+    lacking = [k for k in CELL_KEYS if results.get(k) is None]
+    if lacking:
+        return None, f"{path.name} lacks {', '.join(lacking)}"
+    acc = results.get("test/acc")
+    if isinstance(acc, bool) or not isinstance(acc, int | float) or not math.isfinite(acc):
+        return None, f"{path.name} has no numeric test/acc"
+    try:
+        make_cell(results)
+    except (TypeError, ValueError) as err:
+        return None, f"{path.name}: bad cell keys ({err})"
+    return results, None
+
+
+def collect(sweep_dir: str | Path) -> SweepData:
+    """Read every job folder directly under `sweep_dir` that belongs to this sweep."""
+    here = Path(sweep_dir)
+    if not here.is_dir():
+        raise PrunelabError(f"{here} is not a directory (expected a sweep folder)")
+    multirun = _load_yaml(here / "multirun.yaml")
+    folders = sorted(
+        p
+        for p in here.iterdir()
+        if p.is_dir()
+        and any((p / f).exists() for f in ("results.json", "FAILED", ".hydra/hydra.yaml"))
+    )
+    if multirun is None and not any((p / "results.json").is_file() for p in folders):
+        raise PrunelabError(f"{here} is not a sweep folder: no multirun.yaml and no */results.json")
+    recorded = {p: _recorded_dir(p) for p in folders}
+    home = _sweep_home(multirun, [r for r in recorded.values() if r is not None], here)
+    data = SweepData(here, multirun, [], expected_cells(multirun))
+    if multirun is None:
+        data.notes.append("no multirun.yaml: the expected grid is what is present")
+    if home is None and folders:
+        data.notes.append("no Hydra records of where the jobs ran: sweep membership not checked")
+    for folder in folders:
+        where = recorded[folder]
+        if home is not None and where is None:
+            data.excluded.append(
+                (folder.name, "no .hydra/hydra.yaml: cannot tell which sweep it belongs to")
+            )
+            continue
+        if (
+            where is not None
+            and home is not None
+            and (where.parent != home or where.name != folder.name)
+        ):
+            data.excluded.append((folder.name, f"written by another sweep (as {where})"))
+            continue
+        results, problem = None, None
+        if (folder / "results.json").is_file():
+            results, problem = _read_results(folder / "results.json")
+        failed = None
+        if (folder / "FAILED").is_file():
+            lines = (folder / "FAILED").read_text(errors="replace").strip().splitlines()
+            failed = lines[0] if lines else "FAILED (no message)"
+        elif problem is not None:
+            failed = f"unreadable results.json: {problem}"
+        if results is not None and failed is not None:
+            # A rerun that succeeded after an earlier failure left both: results win.
+            failed = None
+        data.jobs.append(Job(folder.name, folder, _job_cell(folder, results), results, failed))
+    return data

@@ -1,0 +1,364 @@
+"""The report's figures (PNG via matplotlib's Agg canvas; no pyplot, no global state)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from prunelab.report.aggregate import Group, Row
+from prunelab.report.files import atomic_write
+
+SPARSITY_AXIS = "Sparsity (fraction of prunable weights set to zero)"
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def group_label(group: Group, groups: list[Group]) -> str:
+    """The model name, with data set and pruning method when the sweep has several."""
+    parts = [group.model]
+    if len({g.data for g in groups}) > 1:
+        parts.append(group.data)
+    if len({g.pruning for g in groups}) > 1:
+        parts.append(group.pruning)
+    return " · ".join(parts)
+
+
+def _style(i: int) -> dict:
+    return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
+
+
+def _new(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, path: Path, dpi: int) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+
+
+def _test_n(rows: dict[Group, list[Row]]) -> str:
+    sizes = {
+        int(r.mean("data/test_size")) for rs in rows.values() for r in rs if r.has("data/test_size")
+    }
+    return f"n = {sizes.pop()} test images" if len(sizes) == 1 else "n varies"
+
+
+def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """Test accuracy vs sparsity per model, with noise bands as error bars."""
+    fig, (ax,) = _new()
+    groups = list(rows)
+    for i, (group, rs) in enumerate(rows.items()):
+        pts = [(r.sparsity, r.acc()) for r in rs if r.acc() is not None]
+        if not pts:
+            continue
+        xs = [s for s, _ in pts]
+        ys = [100 * iv.mean for _, iv in pts]
+        err = [
+            [100 * (iv.mean - iv.lo) for _, iv in pts],
+            [100 * (iv.hi - iv.mean) for _, iv in pts],
+        ]
+        style = _style(i)
+        ax.errorbar(xs, ys, yerr=err, capsize=4, label=group_label(group, groups), **style)
+        if rs[0].is_baseline and rs[0].acc() is not None:
+            base = rs[0].acc()
+            ax.axhspan(100 * base.lo, 100 * base.hi, color=style["color"], alpha=0.12, lw=0)
+    ax.set_xlabel(SPARSITY_AXIS)
+    ax.set_ylabel("Test accuracy (%)")
+    seeds = max(len(r.samples) for rs in rows.values() for r in rs)
+    bars = "95 % interval" if seeds == 1 else "95 % interval, or ± std over seeds if wider"
+    ax.set_title(f"Test accuracy vs sparsity ({_test_n(rows)})\nbars: {bars}; shaded: dense band")
+    ax.grid(alpha=0.3)
+    ax.legend(title="Model")
+    _save(fig, path, dpi)
+    return True
+
+
+def _curve_keys(rs: list[Row]) -> list[tuple[float, str]]:
+    keys = {
+        k
+        for r in rs
+        for s in r.samples
+        for k in s
+        if re.fullmatch(r"robust/curve_acc@eps[0-9.]+", k)
+    }
+    return sorted((float(k.rsplit("eps", 1)[1]), k) for k in keys)
+
+
+def robust_vs_eps(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """PGD robust accuracy vs eps (k/255), one panel per model, one line per sparsity."""
+    panels = [(g, rs, _curve_keys(rs)) for g, rs in rows.items()]
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        return False
+    fig, axes = _new(len(panels), width=5.2)
+    groups = list(rows)
+    sparsities = sorted({r.sparsity for _, rs, _ in panels for r in rs})
+    shades = colormaps["viridis"]
+    for ax, (group, rs, keys) in zip(axes, panels, strict=True):
+        for r in rs:
+            pts = [(k, r.robust(key)) for k, key in keys]
+            pts = [(k, iv) for k, iv in pts if iv is not None]
+            if not pts:
+                continue
+            shade = shades(0.9 * sparsities.index(r.sparsity) / max(1, len(sparsities) - 1))
+            ax.errorbar(
+                [k for k, _ in pts],
+                [100 * iv.mean for _, iv in pts],
+                yerr=[
+                    [100 * (iv.mean - iv.lo) for _, iv in pts],
+                    [100 * (iv.hi - iv.mean) for _, iv in pts],
+                ],
+                capsize=3,
+                marker="o",
+                color=shade,
+                ls="--" if r.is_baseline else "-",
+                label="0 (dense)" if r.is_baseline else f"{r.sparsity:g}",
+            )
+        ks = [k for k, _ in keys]
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(ks, [f"{k:g}" for k in ks])
+        ax.set_xlabel("PGD ε (× 1/255, pixel scale [0, 1])")
+        ax.set_ylabel("Robust accuracy (%)")
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+        ax.set_title(group_label(group, groups))
+        ax.legend(title="Sparsity", fontsize="small")
+    n = {
+        int(r.mean("robust/n_images"))
+        for _, rs, _ in panels
+        for r in rs
+        if r.has("robust/n_images")
+    }
+    subset = f"n = {n.pop()} images" if len(n) == 1 else "subset"
+    fig.suptitle(f"Robust accuracy vs attack strength (PGD; bars: 95 % interval, {subset})")
+    _save(fig, path, dpi)
+    return True
+
+
+def size_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """File size vs sparsity: the dense torch.save file and the compressed sparse export."""
+    if not any(
+        r.has("size/disk_bytes") or r.has("size/sparse_disk_bytes")
+        for rs in rows.values()
+        for r in rs
+    ):
+        return False
+    fig, (ax,) = _new()
+    groups = list(rows)
+    for i, (group, rs) in enumerate(rows.items()):
+        style = _style(i)
+        name = group_label(group, groups)
+        dense = [(r.sparsity, r.mean("size/disk_bytes")) for r in rs if r.has("size/disk_bytes")]
+        sparse = [
+            (r.sparsity, r.mean("size/sparse_disk_bytes"))
+            for r in rs
+            if r.has("size/sparse_disk_bytes")
+        ]
+        if dense:
+            ax.plot(
+                [s for s, _ in dense],
+                [b / 1e6 for _, b in dense],
+                ls="--",
+                mfc="none",
+                label=f"{name}: dense file",
+                **style,
+            )
+        if sparse:
+            ax.plot(
+                [s for s, _ in sparse],
+                [b / 1e6 for _, b in sparse],
+                ls="-",
+                label=f"{name}: sparse export",
+                **style,
+            )
+    ax.set_xlabel(SPARSITY_AXIS)
+    ax.set_ylabel("Size on disk (MB, 10⁶ bytes)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Model file size vs sparsity\n(dense torch.save file vs compressed sparse export)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    _save(fig, path, dpi)
+    return True
+
+
+def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """Batch-1 latency, and measured vs theoretical speed-up, against sparsity."""
+    if not any(r.has("latency/b1_ms") for rs in rows.values() for r in rs):
+        return False
+    fig, (ax_ms, ax_x) = _new(2, width=5.6)
+    groups = list(rows)
+    device = next(
+        (
+            r.first("latency/device")
+            for rs in rows.values()
+            for r in rs
+            if r.first("latency/device")
+        ),
+        None,
+    )
+    threads = next(
+        (
+            r.first("latency/threads")
+            for rs in rows.values()
+            for r in rs
+            if r.first("latency/threads")
+        ),
+        None,
+    )
+    batch = next((r.first("latency/batch") for rs in rows.values() for r in rs), None) or "N"
+    for i, (group, rs) in enumerate(rows.items()):
+        style = _style(i)
+        name = group_label(group, groups)
+        pts = [r for r in rs if r.has("latency/b1_ms")]
+        if pts:
+            med = [r.mean("latency/b1_ms") for r in pts]
+            p90 = [r.mean("latency/b1_p90_ms") or m for r, m in zip(pts, med, strict=True)]
+            ax_ms.errorbar(
+                [r.sparsity for r in pts],
+                med,
+                yerr=[[0] * len(med), [max(0.0, p - m) for p, m in zip(p90, med, strict=True)]],
+                capsize=3,
+                label=name,
+                **style,
+            )
+        for key, ls, what in (
+            ("latency/b1_speedup", "-", "measured, batch 1"),
+            ("latency/bN_speedup", ":", f"measured, batch {batch}"),
+            ("flops/theoretical_speedup", "--", "theoretical (MACs)"),
+        ):
+            xs = [r for r in rs if r.has(key)]
+            if xs:
+                ax_x.plot(
+                    [r.sparsity for r in xs],
+                    [r.mean(key) for r in xs],
+                    ls=ls,
+                    mfc="none" if ls != "-" else None,
+                    label=f"{name}: {what}",
+                    **style,
+                )
+    ax_ms.set_xlabel(SPARSITY_AXIS)
+    ax_ms.set_ylabel("Batch-1 latency (ms; median, bar to p90)")
+    values = [r.mean("latency/b1_ms") for rs in rows.values() for r in rs if r.has("latency/b1_ms")]
+    if max(values) > 10 * min(values):  # a wide spread (or a noisy run) needs a log axis
+        ax_ms.set_yscale("log")
+    else:
+        ax_ms.set_ylim(bottom=0)
+    ax_ms.set_title("Measured batch-1 latency")
+    ax_ms.grid(alpha=0.3)
+    ax_ms.legend(title="Model", fontsize="small")
+    ax_x.axhline(1.0, color="grey", lw=1)
+    ax_x.set_xlabel(SPARSITY_AXIS)
+    ax_x.set_ylabel("Speed-up over dense (×)")
+    ax_x.set_title("Measured vs theoretical speed-up")
+    ax_x.grid(alpha=0.3)
+    ax_x.legend(fontsize="small")
+    where = f" — {device}" + (f", {threads} threads" if threads else "") if device else ""
+    fig.suptitle(f"Latency vs sparsity{where}")
+    _save(fig, path, dpi)
+    return True
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points that no other point beats on both (lower latency, higher accuracy)."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        dominated = any(
+            (l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc)
+            for j, (l2, a2) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """Accuracy vs batch-1 latency for every cell, the Pareto front marked."""
+    cells = [
+        r for rs in rows.values() for r in rs if r.has("latency/b1_ms") and r.acc() is not None
+    ]
+    if not cells:
+        return False
+    fig, (ax,) = _new(width=7.0, height=5.0)
+    groups = list(rows)
+    for i, group in enumerate(groups):
+        mine = [r for r in cells if r.group == group]
+        if not mine:
+            continue
+        ivs = [r.acc() for r in mine]
+        ax.errorbar(
+            [r.mean("latency/b1_ms") for r in mine],
+            [100 * iv.mean for iv in ivs],
+            yerr=[[100 * (iv.mean - iv.lo) for iv in ivs], [100 * (iv.hi - iv.mean) for iv in ivs]],
+            ls="none",
+            capsize=3,
+            label=group_label(group, groups),
+            **_style(i),
+        )
+        for r, iv in zip(mine, ivs, strict=True):
+            ax.annotate(
+                "dense" if r.is_baseline else f"{r.sparsity:g}",
+                (r.mean("latency/b1_ms"), 100 * iv.mean),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize="small",
+            )
+    pts = [(r.mean("latency/b1_ms"), r.acc().mean) for r in cells]
+    front = pareto_front(pts)
+    ax.plot(
+        [pts[i][0] for i in front],
+        [100 * pts[i][1] for i in front],
+        color="black",
+        lw=1,
+        ls="-",
+        marker="o",
+        mfc="none",
+        ms=14,
+        label="Pareto front",
+        drawstyle="steps-post",
+    )
+    lats = [p[0] for p in pts]
+    if max(lats) / max(min(lats), 1e-9) > 10:
+        ax.set_xscale("log")
+    ax.set_xlabel("Batch-1 latency (ms, median; lower is better)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(
+        "Accuracy vs latency (labels: sparsity)\n"
+        "Pareto front: no other cell is both faster and more accurate"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(title="Model", fontsize="small")
+    _save(fig, path, dpi)
+    return True
+
+
+# file name -> (drawer, the keys it needs: named when the figure is omitted)
+FIGURES: dict[str, tuple[Callable[..., bool], str]] = {
+    "accuracy_vs_sparsity.png": (accuracy_vs_sparsity, "test/acc"),
+    "robust_vs_eps.png": (robust_vs_eps, "robust/curve_acc@epsK keys"),
+    "size_vs_sparsity.png": (size_vs_sparsity, "size/disk_bytes or size/sparse_disk_bytes"),
+    "latency_vs_sparsity.png": (latency_vs_sparsity, "latency/b1_ms"),
+    "pareto_accuracy_latency.png": (pareto, "latency/b1_ms"),
+}
+
+
+def draw_all(
+    rows: dict[Group, list[Row]], out: Path, dpi: int = 120
+) -> tuple[list[Path], list[str]]:
+    """Draw every figure the data allows; return (written paths, 'name: why omitted' lines)."""
+    written, omitted = [], []
+    for name, (draw, needs) in FIGURES.items():
+        path = out / name
+        if rows and draw(rows, path, dpi):
+            written.append(path)
+        else:
+            path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
+            omitted.append(f"{name}: no {needs} in any results.json")
+    return written, omitted

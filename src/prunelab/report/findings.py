@@ -1,0 +1,185 @@
+"""Key findings, derived from the numbers; no claim of a difference that lies within noise."""
+
+from __future__ import annotations
+
+from prunelab.report.aggregate import Row
+from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, signed, times
+
+# Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
+NOISY_SPREAD = 1.5
+
+
+def _noise_note(row: Row) -> str:
+    n = row.mean("data/test_size")
+    seeds = len(row.samples)
+    test = f"n = {int(n)} test images" if n else "test-set size unknown"
+    return f"{test}, {seeds} seed{'s' if seeds != 1 else ''}"
+
+
+def _where(chosen: list[float], everything: list[float]) -> str:
+    """'up to 0.5' when `chosen` is a run from the lowest sparsity, else 'at 0.2, 0.8'."""
+    ordered = sorted(everything)
+    if len(chosen) > 1 and sorted(chosen) == ordered[: len(chosen)]:
+        return f"up to sparsity {max(chosen):g}"
+    return "at sparsity " + ", ".join(f"{s:g}" for s in sorted(chosen))
+
+
+def accuracy_finding(rows: list[Row]) -> str:
+    """Where pruning costs accuracy beyond noise, and up to which sparsity it does not."""
+    if not rows or not rows[0].is_baseline:
+        return "Accuracy: no dense baseline in this sweep, so no change can be judged."
+    base_row, pruned = rows[0], rows[1:]
+    base = base_row.acc()
+    if base is None or not pruned:
+        return "Accuracy: no pruned cell with results."
+    ivs = [(row, row.acc()) for row in pruned]
+    ivs = [(row, iv) for row, iv in ivs if iv is not None]
+    everything = [row.sparsity for row, _ in ivs]
+    overlap = [row.sparsity for row, iv in ivs if iv.overlaps(base)]
+    inside = [row.sparsity for row, iv in ivs if base.contains(iv.mean)]
+    below = [(row, iv) for row, iv in ivs if iv.hi < base.lo]
+    above = [(row, iv) for row, iv in ivs if iv.lo > base.hi]
+    band = f"{pct(base.mean)}, band {pct(base.lo)}–{pct(base.hi)}; {_noise_note(base_row)}"
+    parts = [f"Accuracy (dense {band}):"]
+    if overlap:
+        where = _where(overlap, everything)
+        highest = "" if "up to" in where or len(overlap) == 1 else f" (highest {max(overlap):g})"
+        parts.append(
+            f"within noise of dense {where}{highest}"
+            + (
+                f"; point estimates inside the dense band {_where(inside, everything)}."
+                if inside
+                else "."
+            )
+        )
+    else:
+        parts.append("every pruned cell's interval lies apart from the dense one.")
+    if below:
+        worst = ", ".join(
+            f"{row.sparsity:g} ({signed(100 * (iv.mean - base.mean), ' pts')})" for row, iv in below
+        )
+        parts.append(f"Below the dense model beyond noise at sparsity {worst}.")
+    if above:
+        best = ", ".join(
+            f"{row.sparsity:g} ({signed(100 * (iv.mean - base.mean), ' pts')})" for row, iv in above
+        )
+        parts.append(f"Above the dense model beyond noise at sparsity {best}.")
+    if not below and not above:
+        parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
+    return " ".join(parts)
+
+
+def size_finding(rows: list[Row]) -> str | None:
+    """What the sparse export saves, and that the dense file does not shrink."""
+    pruned = [r for r in rows if not r.is_baseline and r.has("size/reduction_pct")]
+    if not pruned:
+        return None
+    top = max(pruned, key=lambda r: r.sparsity)
+    text = (
+        f"Size: the compressed sparse export at sparsity {top.sparsity:g} takes "
+        f"{megabytes(top.mean('size/sparse_disk_bytes'))}, "
+        f"{top.mean('size/reduction_pct'):.1f} % less than the dense baseline's file"
+        f" ({megabytes(top.mean('size/disk_bytes_baseline'))})."
+    )
+    dense = [r.mean("size/disk_bytes") for r in rows if r.has("size/disk_bytes")]
+    if dense and max(dense) <= 1.01 * min(dense):
+        text += (
+            f" The dense `torch.save` file stays at {megabytes(max(dense))} at every sparsity: "
+            "zeros in dense tensors take the same space."
+        )
+    return text
+
+
+def latency_noise(rows: list[Row]) -> float | None:
+    """The worst p90 / median of batch-1 latency across rows, if beyond NOISY_SPREAD."""
+    spreads = [s for s in (r.latency_spread() for r in rows) if s is not None]
+    worst = max(spreads) if spreads else None
+    return worst if worst is not None and worst > NOISY_SPREAD else None
+
+
+def speed_finding(rows: list[Row], tolerance: float) -> str | None:
+    """Measured against theoretical speed-up; flags unstructured zeros that buy no time."""
+    pruned = [r for r in rows if not r.is_baseline and r.has("latency/b1_speedup")]
+    if not pruned:
+        return None
+    measured = [(r, r.mean("latency/b1_speedup"), r.speed_verdict(tolerance)) for r in pruned]
+    lo = min(measured, key=lambda m: m[1])
+    hi = max(measured, key=lambda m: m[1])
+    theory = [(r, r.mean("flops/theoretical_speedup")) for r in pruned]
+    theory = [(r, t) for r, t in theory if t is not None]
+    device = pruned[0].first("latency/device")
+    threads = pruned[0].first("latency/threads")
+    where = f" on {device}" + (f", {threads} threads" if threads else "") if device else ""
+    text = (
+        f"Speed{where}: measured batch-1 speed-up ranges {times(lo[1])} (sparsity "
+        f"{lo[0].sparsity:g}) to {times(hi[1])} (sparsity {hi[0].sparsity:g})"
+    )
+    top = max(theory, key=lambda t: t[1]) if theory else None
+    if top:
+        text += f"; the MAC count promises up to {times(top[1])} (sparsity {top[0].sparsity:g})"
+    noise = latency_noise(rows)
+    faster = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "faster"]
+    slower = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "slower"]
+    if faster:
+        text += f"; faster than dense beyond noise at {', '.join(faster)}"
+    if slower:
+        text += f"; slower than dense beyond noise at {', '.join(slower)}"
+    if not faster and not slower:
+        text += (
+            f"; no speed-up or slow-down beyond noise (±{100 * tolerance:.0f} % and timing spread)"
+        )
+        if top and top[1] > 1 + tolerance and noise is None:
+            text += (
+                ". Unstructured zeros do not speed up dense kernels: only structured pruning "
+                "(smaller tensors) or sparse kernels would turn them into time"
+            )
+    text += "."
+    if noise is not None:
+        text += (
+            f" These timings are noisy (p90 up to {noise:.1f}× the median; was the machine "
+            "busy?): re-measure on an idle machine before relying on any speed number."
+        )
+    return text
+
+
+def robustness_finding(rows: list[Row]) -> str | None:
+    """How the study's PGD accuracy moves with sparsity, judged against subset noise."""
+    if not rows or not rows[0].is_baseline:
+        return None
+    base = rows[0].robust(HEADLINE_ATTACK)
+    pruned = [(r, r.robust(HEADLINE_ATTACK)) for r in rows[1:]]
+    pruned = [(r, iv) for r, iv in pruned if iv is not None]
+    if base is None or not pruned:
+        return None
+    n = rows[0].mean("robust/n_images")
+    subset = f"n = {int(n)} images" if n else "subset size unknown"
+    text = f"Robustness (the study's PGD, ε = 0.03; dense {pct(base.mean)}, {subset}):"
+    beyond = [(r, iv) for r, iv in pruned if not iv.overlaps(base)]
+    if not beyond:
+        deltas = [100 * (iv.mean - base.mean) for _, iv in pruned]
+        text += (
+            f" changes of {signed(min(deltas), ' pts')} to {signed(max(deltas), ' pts')} "
+            "all lie within noise: no robustness effect of pruning is measurable here."
+        )
+    else:
+        text += " " + ", ".join(
+            f"sparsity {r.sparsity:g}: {pct(iv.mean)} "
+            f"({signed(100 * (iv.mean - base.mean), ' pts')})"
+            for r, iv in beyond
+        )
+        text += " differ from dense beyond noise; the other sparsities do not."
+    if base.mean < 0.05:
+        text += (
+            " The dense model is already near 0 % at this ε: read the ε curve "
+            "(figure) for where the models differ."
+        )
+    return text
+
+
+def group_findings(rows: list[Row], tolerance: float) -> list[str]:
+    """All findings for one model, in reading order."""
+    found = [accuracy_finding(rows)]
+    for extra in (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows)):
+        if extra:
+            found.append(extra)
+    return found

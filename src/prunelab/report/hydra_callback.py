@@ -1,0 +1,65 @@
+"""Hydra callback: write the sweep report when a multirun ends; exit 1 if any job failed."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from prunelab.errors import PrunelabError
+
+
+class ReportCallback(Callback):
+    """At multirun end: build the report (unless report.enabled is false), then judge the sweep.
+
+    Hydra turns exceptions raised in callbacks into warnings, so failures leave through
+    SystemExit, which it lets pass.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write report.md, results.csv, figures and the W&B run; exit 1 on failed jobs."""
+        from prunelab.report import build, problems, settings
+        from prunelab.report.__main__ import summary_lines
+        from prunelab.report.collect import collect
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        if not sweep.is_dir():
+            return  # no job ran (e.g. an empty sweep)
+        try:
+            if not (self.enabled and settings(config).enabled):
+                data = collect(sweep)
+                self._judge(problems(data.failed, data.incomplete, data.missing), None)
+                return
+            result = build(sweep, config)
+        except PrunelabError as err:
+            print(f"prunelab: error: report: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except Exception as err:
+            traceback.print_exc()
+            print(f"prunelab: error: report failed: {type(err).__name__}: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        for line in summary_lines(result):
+            if line.startswith("report: W&B summary run failed"):
+                print(line, file=sys.stderr)
+            elif line.startswith(("report: wrote", "report: W&B")):
+                print(line)
+        self._judge(result.problems, result.report)
+
+    @staticmethod
+    def _judge(lacking: list[str], report: Path | None) -> None:
+        """One line naming the cells without results, then exit 1; nothing if all are there."""
+        if lacking:
+            where = f"; details in {report}" if report else ""
+            print(
+                f"prunelab: error: {len(lacking)} job(s) of the sweep have no results: "
+                f"{', '.join(lacking)}{where}",
+                file=sys.stderr,
+            )
+            raise SystemExit(1)

@@ -1,0 +1,271 @@
+"""Markdown tables of a sweep and its results.csv (one row per job, stable column order)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from prunelab.report.aggregate import Interval, Row
+from prunelab.report.collect import Job
+from prunelab.report.files import write_text
+
+IDENTITY = (
+    "model",
+    "data",
+    "pruning",
+    "sparsity",
+    "seed",
+    "baseline/key",
+    "baseline/trained",
+    "baseline/epochs",
+    "baseline/best_val_acc",
+    "data/train_size",
+    "data/val_size",
+    "data/test_size",
+)
+GROUP_ORDER = ("test", "prune", "robust", "latency", "size", "flops", "time")
+HEADLINE_ATTACK = "robust/pgd_acc"
+
+
+# ---- formatting ---------------------------------------------------------------------------
+def pct(fraction: float | None, digits: int = 1) -> str:
+    """0.8523 -> '85.2 %'."""
+    return "—" if fraction is None else f"{100 * fraction:.{digits}f} %"
+
+
+def signed(value: float | None, unit: str = "", digits: int = 1) -> str:
+    """-1.23 -> '-1.2 pts' (always signed)."""
+    return "—" if value is None else f"{value:+.{digits}f}{unit}"
+
+
+def times(value: float | None) -> str:
+    """1.234 -> '1.23×'."""
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def megabytes(n_bytes: float | None) -> str:
+    """File sizes in MB (10^6 bytes), three significant digits."""
+    if n_bytes is None:
+        return "—"
+    return f"{n_bytes / 1e6:.3g} MB"
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with sensible precision."""
+    return "—" if value is None else f"{value:.3g} ms"
+
+
+def sparsity_label(row: Row) -> str:
+    """'0 (dense)' or '0.5'."""
+    return "0 (dense)" if row.is_baseline else f"{row.sparsity:g}"
+
+
+def interval_text(iv: Interval | None) -> str:
+    """'85.2 % (82.0–88.0)' for one seed; '85.2 ± 0.4 % (3 seeds; band …)' for several."""
+    if iv is None:
+        return "—"
+    if iv.n_seeds > 1 and iv.std is not None:
+        return (
+            f"{100 * iv.mean:.1f} ± {100 * iv.std:.1f} % ({iv.n_seeds} seeds; "
+            f"band {100 * iv.lo:.1f}–{100 * iv.hi:.1f})"
+        )
+    if iv.lo == iv.hi:
+        return pct(iv.mean)
+    return f"{100 * iv.mean:.1f} % ({100 * iv.lo:.1f}–{100 * iv.hi:.1f})"
+
+
+def delta_text(iv: Interval | None, base: Interval | None) -> str:
+    """Change in points against the dense row, flagged when it lies within noise."""
+    if iv is None or base is None:
+        return "—"
+    text = signed(100 * (iv.mean - base.mean), " pts")
+    return f"{text} (within noise)" if iv.overlaps(base) else text
+
+
+def markdown_table(header: list[str], rows: Iterable[list[str]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
+
+
+def _drop_empty(header: list[str], body: list[list[str]], keep: int = 1) -> tuple:
+    """Leave out columns with no data in any row; return (header, body, omitted names)."""
+    cols = [i for i in range(len(header)) if i < keep or any(r[i] not in ("—", "") for r in body)]
+    omitted = [header[i] for i in range(len(header)) if i not in cols]
+    return [header[i] for i in cols], [[r[i] for i in cols] for r in body], omitted
+
+
+# ---- the study's table --------------------------------------------------------------------
+def speed_text(row: Row, tolerance: float) -> str:
+    """'1.02×', flagged '(within noise)' when it is off 1× but not beyond the timing noise."""
+    speedup = row.mean("latency/b1_speedup")
+    if speedup is None:
+        return "—"
+    noisy = abs(speedup - 1) > tolerance and row.speed_verdict(tolerance) == "same"
+    return f"{times(speedup)} (within noise)" if noisy else times(speedup)
+
+
+def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str]]:
+    """Sparsity | Test Accuracy | Size Reduction | Speed Improvement | Robustness Impact."""
+    header = ["Sparsity", "Test Accuracy", "Size Reduction", "Speed Improvement"]
+    header.append("Robustness Impact")
+    body = []
+    for row in rows:
+        reduction = row.mean("size/reduction_pct")
+        if row.is_baseline:
+            robust = row.mean(HEADLINE_ATTACK)
+            impact = "—" if robust is None else f"reference (PGD acc {pct(robust)})"
+            size = "—" if reduction is None else "0 % (reference)"
+            speed = "—" if not row.has("latency/b1_speedup") else "1.00× (reference)"
+        else:
+            pts = row.mean(f"{HEADLINE_ATTACK}_delta_pts")
+            rel = row.mean(f"{HEADLINE_ATTACK}_delta_rel")
+            impact = "—" if pts is None else f"{signed(pts, ' pts')} ({signed(rel, ' %')})"
+            size = "—" if reduction is None else f"{reduction:.1f} %"
+            speed = speed_text(row, tolerance)
+        body.append([sparsity_label(row), interval_text(row.acc()), size, speed, impact])
+    header, body, omitted = _drop_empty(header, body, keep=2)
+    return markdown_table(header, body), omitted
+
+
+def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str]]:
+    """Accuracy with interval, zeros, on-disk sizes, latency, measured and theoretical speed-up."""
+    base = rows[0].acc() if rows and rows[0].is_baseline else None
+    header = [
+        "Sparsity",
+        "Zeros (prunable / all params)",
+        "Test acc (95 % interval)",
+        "Δ acc vs dense",
+        "Dense file",
+        "Sparse file",
+        "Size reduction",
+        "Batch-1 latency (median / p90)",
+        "Batch-1 speed-up (measured)",
+        "Batch-N speed-up (measured)",
+        "Theoretical speed-up (MACs)",
+    ]
+    body = []
+    for row in rows:
+        measured, overall = row.mean("prune/sparsity_measured"), row.mean("prune/sparsity_overall")
+        zeros = "—" if measured is None else f"{pct(measured)} / {pct(overall)}"
+        b1, p90 = row.mean("latency/b1_ms"), row.mean("latency/b1_p90_ms")
+        latency = "—" if b1 is None else f"{b1:.3g} / {p90:.3g} ms" if p90 else ms(b1)
+        reduction = row.mean("size/reduction_pct")
+        body.append(
+            [
+                sparsity_label(row),
+                zeros,
+                interval_text(row.acc()),
+                "reference" if row.is_baseline else delta_text(row.acc(), base),
+                megabytes(row.mean("size/disk_bytes")),
+                megabytes(row.mean("size/sparse_disk_bytes")),
+                "—" if reduction is None else f"{reduction:.1f} %",
+                latency,
+                speed_text(row, tolerance),
+                times(row.mean("latency/bN_speedup")),
+                times(row.mean("flops/theoretical_speedup")),
+            ]
+        )
+    header, body, omitted = _drop_empty(header, body, keep=3)
+    return markdown_table(header, body), omitted
+
+
+def _eps(key: str) -> float:
+    match = re.search(r"@(?:eps)?([0-9.]+)$", key)
+    return float(match.group(1)) if match else 0.0
+
+
+def robust_keys(rows: list[Row]) -> list[tuple[str, str]]:
+    """(key, column title) of every robust accuracy measured in these rows, in a fixed order."""
+    present = {k for row in rows for s in row.samples for k in s if k.startswith("robust/")}
+    fgsm = sorted((k for k in present if re.fullmatch(r"robust/fgsm_acc@[0-9.]+", k)), key=_eps)
+    curve = sorted(
+        (k for k in present if re.fullmatch(r"robust/curve_acc@eps[0-9.]+", k)), key=_eps
+    )
+    keys = [("robust/clean_acc", "Clean (subset)")] if "robust/clean_acc" in present else []
+    keys += [(k, f"FGSM ε={_eps(k):g}") for k in fgsm]
+    if "robust/pgd_acc" in present:
+        keys.append(("robust/pgd_acc", "PGD ε=0.03"))
+    keys += [(k, f"PGD ε={_eps(k):g}/255") for k in curve]
+    return keys
+
+
+def robust_tables(rows: list[Row]) -> list[str]:
+    """Robust accuracy per attack and eps: the study's attacks, then the PGD eps curve."""
+    keys = robust_keys(rows)
+    curve = [k for k in keys if k[0].startswith("robust/curve_acc@")]
+    attacks = [k for k in keys if k not in curve]
+    return [t for t in (_robust_table(rows, attacks), _robust_table(rows, curve)) if t]
+
+
+def _robust_table(rows: list[Row], keys: list[tuple[str, str]]) -> str | None:
+    """One table of robust accuracies, with the change vs dense in points."""
+    if not keys:
+        return None
+    base = rows[0] if rows and rows[0].is_baseline else None
+    body = []
+    for row in rows:
+        cells = [sparsity_label(row)]
+        for key, _ in keys:
+            iv = row.robust(key)
+            if iv is None:
+                cells.append("—")
+            elif base is None or row.is_baseline or base.robust(key) is None:
+                cells.append(pct(iv.mean))
+            else:
+                ref = base.robust(key)
+                flag = "" if not iv.overlaps(ref) else "~"
+                cells.append(f"{pct(iv.mean)} ({signed(100 * (iv.mean - ref.mean))}{flag})")
+        body.append(cells)
+    return markdown_table(["Sparsity", *(title for _, title in keys)], body)
+
+
+# ---- results.csv --------------------------------------------------------------------------
+def _natural(key: str) -> list:
+    return [
+        float(p) if re.fullmatch(r"\d+(?:\.\d+)?", p) else p
+        for p in re.split(r"(\d+(?:\.\d+)?)", key)
+    ]
+
+
+def column_order(keys: Iterable[str]) -> list[str]:
+    """Identity keys first (contract order), then metric groups, each in natural order."""
+    keys = set(keys)
+    head = [k for k in IDENTITY if k in keys]
+    rest = keys - set(head)
+
+    def rank(key: str) -> tuple:
+        prefix = key.split("/", 1)[0] if "/" in key else ""
+        group = GROUP_ORDER.index(prefix) if prefix in GROUP_ORDER else len(GROUP_ORDER)
+        return (group, prefix, [(isinstance(p, float), p) for p in _natural(key)])
+
+    return head + sorted(rest, key=rank)
+
+
+def _csv_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest exact round-trip
+    return str(value)
+
+
+def write_csv(path: Path, jobs: list[Job]) -> list[str]:
+    """results.csv: one row per job with results, column `job` = its folder; returns columns."""
+    ok = [j for j in jobs if j.results is not None]
+    columns = ["job", *column_order(k for j in ok for k in j.results)]  # type: ignore[union-attr]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for job in sorted(ok, key=lambda j: j.name):
+        values = {"job": job.name, **job.results}  # type: ignore[dict-item]
+        writer.writerow([_csv_value(values.get(c)) for c in columns])
+    write_text(path, buffer.getvalue())
+    return columns

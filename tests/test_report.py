@@ -1,0 +1,142 @@
+"""The sweep report on a real smoke sweep: files agree with results.json, gaps are named."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from prunelab.report import build
+from prunelab.report.__main__ import main as report_main
+from prunelab.report.hydra_callback import ReportCallback
+
+from conftest import job_results
+
+HEAVY = shutil.ignore_patterns("model.pt", "checkpoints", "wandb", "csv", "*.ckpt")
+
+
+def copy_sweep(sweep: Path, dest: Path) -> Path:
+    """A light copy of a sweep folder (no weights, checkpoints or W&B runs), without the report."""
+    copy = dest / sweep.name
+    shutil.copytree(sweep, copy, ignore=HEAVY)
+    for name in ("report.md", "results.csv"):
+        (copy / name).unlink(missing_ok=True)
+    for png in copy.glob("*.png"):
+        png.unlink()
+    return copy
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def same(text: str, value: object) -> bool:
+    if value is None:
+        return text == ""
+    if isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, int | float):
+        return float(text) == float(value)  # written with repr: exact round trip
+    return text == str(value)
+
+
+def test_multirun_end_wrote_a_report_that_agrees_with_the_jobs(smoke_sweep):
+    results = job_results(smoke_sweep)
+    assert (smoke_sweep / "report.md").is_file()
+    rows = read_csv(smoke_sweep / "results.csv")
+    assert len(rows) == len(results) == 6
+    by_job = {r["job"]: r for r in rows}
+    for path in sorted(smoke_sweep.glob("*/results.json")):
+        row = by_job[path.parent.name]
+        for key, value in json.loads(path.read_text()).items():
+            assert same(row[key], value), (path.parent.name, key, row[key], value)
+    report = (smoke_sweep / "report.md").read_text()
+    assert "All 6 expected cells have results." in report
+    for r in results:  # every measured accuracy is in the report, rounded as printed
+        assert f"{100 * r['test/acc']:.1f} %" in report
+        assert f"{100 * r['test/acc_baseline']:.1f} %" in report
+    assert "| 0 (dense) |" in report
+    figures = sorted(smoke_sweep.glob("*.png"))
+    evaluated = any("latency/b1_ms" in r for r in results)
+    if evaluated:
+        assert len(figures) >= 4, figures
+    else:  # a sweep without the evaluation module: the report says what it left out
+        assert "Figures left out for lack of data" in report
+    assert (smoke_sweep / "accuracy_vs_sparsity.png").is_file()
+    for png in figures:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in report
+
+
+def test_summary_run_is_offline_in_the_sweep_dir(smoke_sweep):
+    runs = list((smoke_sweep / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))
+    assert f"wandb sync {runs[0]}" in (smoke_sweep / "report.md").read_text()
+
+
+def test_builder_on_a_copy_gives_the_same_csv(smoke_sweep, tmp_path):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    result = build(copy, wandb=False)
+    assert result.jobs == 6 and not result.problems
+    assert (copy / "results.csv").read_text() == (smoke_sweep / "results.csv").read_text()
+    assert {p.name for p in result.figures} == {p.name for p in smoke_sweep.glob("*.png")}
+    assert "No summary run" in (copy / "report.md").read_text()
+
+
+def test_a_removed_job_is_named_missing_and_the_rest_reported(smoke_sweep, tmp_path, capsys):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    gone = sorted(p.parent for p in copy.glob("*/results.json"))[0]
+    shutil.rmtree(gone)
+    assert report_main([str(copy), "--no-wandb"]) == 0
+    out = capsys.readouterr().out
+    assert "missing cells: " + gone.name in out
+    report = (copy / "report.md").read_text()
+    assert f"MISSING `{gone.name}`" in report and "5 of 6 expected cells" in report
+    assert len(read_csv(copy / "results.csv")) == 5
+
+
+def test_a_failed_job_is_reported_and_the_callback_exits_1(smoke_sweep, tmp_path, capsys):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    job = sorted(p.parent for p in copy.glob("*/results.json"))[-1]
+    (job / "results.json").unlink()
+    (job / "FAILED").write_text("prunelab: error: diverged (loss is nan)\n")
+    cfg = OmegaConf.load(copy / "multirun.yaml")
+    cfg.hydra.sweep.dir = str(copy)
+    cfg.report = {"wandb": False, "figures": False}
+    with pytest.raises(SystemExit) as exit_info:
+        ReportCallback().on_multirun_end(cfg)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{job.name} (failed)" in err[0]
+    report = (copy / "report.md").read_text()
+    assert f"FAILED `{job.name}`: prunelab: error: diverged (loss is nan)" in report
+
+
+def test_a_job_folder_from_another_sweep_is_not_mixed_in(smoke_sweep, tmp_path):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    job = sorted(p.parent for p in copy.glob("*/results.json"))[0]
+    hydra_yaml = job / ".hydra" / "hydra.yaml"
+    hydra_yaml.write_text(hydra_yaml.read_text().replace(str(smoke_sweep), "/elsewhere/other"))
+    result = build(copy, wandb=False, figures=False)
+    assert [name for name, _ in result.excluded] == [job.name]
+    assert result.jobs == 5 and [c.label for c in result.missing] == [job.name]
+    assert f"EXCLUDED `{job.name}`" in (copy / "report.md").read_text()
+
+
+def test_cli_rejects_a_non_sweep_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "prunelab.report", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "is not a directory" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,216 @@
+"""Report logic on small made-up sweeps (layout and rules only; these numbers are not results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from prunelab.report import build
+from prunelab.report.advice import Profile, recommend
+from prunelab.report.aggregate import Group, Row, build_rows, wilson
+from prunelab.report.collect import Job, collect, expected_cells, make_cell
+from prunelab.report.figures import pareto_front
+from prunelab.report.findings import accuracy_finding, speed_finding
+
+MODELS = {"simplecnn": (0.43, 1_000_000), "resnetsmall": (2.6, 2_800_000)}
+
+
+def fake_result(model: str, sparsity: float, seed: int = 0, acc: float = 0.88) -> dict:
+    """One job's results.json with every key group of docs/metrics.md."""
+    ms, disk = MODELS[model]
+    base = 0.89
+    r = {
+        "model": model,
+        "data": "fashion_mnist",
+        "pruning": "magnitude",
+        "sparsity": sparsity,
+        "seed": seed,
+        "test/acc": acc,
+        "test/acc_ci_low": acc - 0.006,
+        "test/acc_ci_high": acc + 0.006,
+        "test/acc_baseline": base,
+        "test/acc_baseline_ci_low": base - 0.006,
+        "test/acc_baseline_ci_high": base + 0.006,
+        "data/test_size": 10000,
+        "prune/sparsity_measured": sparsity,
+        "baseline/key": f"{model}-seed{seed}",
+        "robust/n_images": 500,
+        "robust/pgd_acc": 0.1,
+        "robust/pgd_acc_baseline": 0.12,
+        "robust/pgd_acc_delta_pts": -2.0,
+        "robust/pgd_acc_delta_rel": -16.7,
+        "latency/b1_ms": ms,
+        "latency/b1_ms_baseline": ms,
+        "latency/b1_speedup": 1.0,
+        "latency/device": "cpu",
+        "size/disk_bytes": disk,
+        "size/sparse_disk_bytes": int(disk * (1.1 - sparsity)),
+        "size/disk_bytes_baseline": disk,
+        "size/reduction_pct": 100 * (sparsity - 0.1),
+        "flops/theoretical_speedup": 1 / (1 - sparsity),
+    }
+    for k in (0, 1, 2, 4, 8, 16):
+        r[f"robust/curve_acc@eps{k}"] = acc / (1 + k)
+        r[f"robust/curve_acc@eps{k}_baseline"] = base / (1 + k)
+    return r
+
+
+def make_sweep(root: Path, results: list[dict], task: list[str]) -> Path:
+    """A sweep folder as Hydra lays it out: multirun.yaml, job folders with .hydra/hydra.yaml."""
+    sweep = root / "sweep"
+    sweep.mkdir()
+    multirun = {
+        "hydra": {
+            "sweep": {"dir": str(sweep)},
+            "overrides": {"task": task},
+            "runtime": {
+                "cwd": str(root),
+                "choices": {"model": "simplecnn", "data": "fashion_mnist", "pruning": "magnitude"},
+            },
+        },
+        "sparsity": 0.5,
+        "seed": 0,
+        "logger": {"csv": {}},
+    }
+    OmegaConf.save(OmegaConf.create(multirun), sweep / "multirun.yaml")
+    for r in results:
+        job = sweep / make_cell(r).label
+        (job / ".hydra").mkdir(parents=True)
+        hydra = {"hydra": {"runtime": {"output_dir": str(job)}}}
+        OmegaConf.save(OmegaConf.create(hydra), job / ".hydra" / "hydra.yaml")
+        (job / "results.json").write_text(json.dumps(r))
+    return sweep
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    lo, hi = wilson(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    assert wilson(0.0, 50)[0] == 0.0
+
+
+def test_expected_cells_expand_sweeps_and_ranges():
+    cfg = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {"task": ["model=simplecnn,resnetsmall", "seed=range(2)"]},
+                "sweeper": {"params": {"sparsity": "0,0.5"}},
+                "runtime": {"choices": {"model": "x", "data": "d", "pruning": "p"}},
+            },
+            "sparsity": 0.9,
+            "seed": 7,
+        }
+    )
+    cells = expected_cells(cfg)
+    assert len(cells) == 8
+    assert {(c.model, c.sparsity, c.seed) for c in cells} >= {("resnetsmall", 0.0, 1)}
+    assert expected_cells(None) is None
+
+
+def test_full_sweep_renders_every_section_and_five_figures(tmp_path):
+    results = [
+        fake_result(m, s, acc=0.89 - 0.05 * (s > 0.6)) for m in MODELS for s in (0.2, 0.5, 0.8)
+    ]
+    sweep = make_sweep(tmp_path, results, ["model=simplecnn,resnetsmall", "sparsity=0.2,0.5,0.8"])
+    result = build(sweep)
+    assert len(result.figures) == 5 and not result.omitted_figures
+    report = (sweep / "report.md").read_text()
+    for heading in ("## Key findings", "## Deployment recommendations", "### simplecnn"):
+        assert heading in report
+    assert report.index("### simplecnn") < report.index("### resnetsmall")  # sweep order
+    assert (
+        "| Sparsity | Test Accuracy | Size Reduction | Speed Improvement | Robustness Impact |"
+        in report
+    )
+    assert "-2.0 pts (-16.7 %)" in report
+    assert "Unstructured zeros do not speed up dense kernels" in report
+    assert "tight memory): **simplecnn** (sparsity 0.8) — test accuracy 84.0 %" in report
+    assert "no W&B logger" in report  # logger=csv: no summary run, and it says so
+
+
+def test_sweep_without_evaluation_keys_omits_and_says_so(tmp_path):
+    keep = ("model", "data", "pruning", "sparsity", "seed", "test/acc", "test/acc_baseline")
+    results = [{k: fake_result("simplecnn", s)[k] for k in keep} for s in (0.2, 0.5)]
+    sweep = make_sweep(tmp_path, results, ["sparsity=0.2,0.5"])
+    result = build(sweep, wandb=False)
+    assert [p.name for p in result.figures] == ["accuracy_vs_sparsity.png"]
+    report = (sweep / "report.md").read_text()
+    assert "Columns without data left out: Size Reduction, Speed Improvement" in report
+    assert "cannot be judged" in report and "robust_vs_eps.png: no" in report
+
+
+def _rows(accs: dict[float, float], n: int = 500) -> list[Row]:
+    g = Group("m", "d", "p")
+    return [
+        Row(g, s, [{"seed": 0, "test/acc": a, "data/test_size": n}], "job") for s, a in accs.items()
+    ]
+
+
+def test_accuracy_finding_claims_nothing_within_noise():
+    text = accuracy_finding(_rows({0.0: 0.80, 0.5: 0.79, 0.9: 0.60}))
+    assert "within noise of dense at sparsity 0.5;" in text
+    assert "beyond noise at sparsity 0.9" in text and "0.5 (" not in text
+    assert "No accuracy difference is measurable" in accuracy_finding(_rows({0.0: 0.8, 0.5: 0.79}))
+
+
+def test_several_seeds_pool_to_mean_and_std_never_narrower_than_the_test_set():
+    g = Group("m", "d", "p")
+    jobs = [
+        Job(f"j{seed}", Path("."), None, fake_result("simplecnn", 0.5, seed, acc))
+        for seed, acc in ((0, 0.80), (1, 0.90))
+    ]
+    (dense, pruned) = build_rows(jobs)[Group("simplecnn", "fashion_mnist", "magnitude")]
+    iv = pruned.acc()
+    assert iv.n_seeds == 2 and iv.mean == pytest.approx(0.85)
+    assert iv.lo == pytest.approx(0.85 - iv.std) and dense.source == "baseline keys"
+    one = Row(g, 0.5, [{"seed": 0, "test/acc": 0.85, "data/test_size": 100}] * 2, "job").acc()
+    assert (one.lo, one.hi) == pytest.approx(wilson(0.85, 100))  # std 0 does not shrink it
+
+
+def test_speed_finding_flags_zeros_that_buy_no_time():
+    g = Group("m", "d", "p")
+    rows = [
+        Row(g, s, [{"seed": 0, "latency/b1_speedup": 1.02, "flops/theoretical_speedup": t}], "job")
+        for s, t in ((0.5, 2.0), (0.9, 10.0))
+    ]
+    assert "do not speed up dense kernels" in speed_finding(rows, 0.1)
+    rows[1].samples[0]["latency/b1_speedup"] = 3.0
+    assert "faster than dense beyond noise at 0.9 (3.00×)" in speed_finding(rows, 0.1)
+
+
+def test_speed_within_timing_noise_is_not_claimed():
+    g = Group("m", "d", "p")
+    timing = {"latency/b1_ms": 1.0, "latency/b1_p90_ms": 9.0, "latency/b1_ms_baseline": 2.5}
+    sample = {"seed": 0, "latency/b1_speedup": 2.5, "latency/b1_p90_ms_baseline": 3.0, **timing}
+    row = Row(g, 0.5, [sample], "job")
+    assert row.speed_verdict(0.1) == "same"  # p90 9 ms overlaps the dense median 2.5 ms
+    text = speed_finding([row], 0.1)
+    assert "no speed-up or slow-down beyond noise" in text and "timings are noisy" in text
+    assert "do not speed up dense kernels" not in text  # noise cannot support that claim
+
+
+def test_recommendation_names_the_closest_when_nothing_fits():
+    g = Group("m", "d", "p")
+    row = Row(
+        g,
+        0.5,
+        [{"seed": 0, "test/acc": 0.9, "latency/b1_ms": 2.0, "size/disk_bytes": 3e6}],
+        "job",
+    )
+    text = recommend(Profile("mobile", max_latency_ms=1.0, max_size_mb=0.5), [row])
+    assert "nothing measured fits" in text and "latency 2 ms > 1 ms" in text
+    assert "file 3 MB > 0.5 MB" in text
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 0.80), (2.0, 0.90), (1.5, 0.70), (3.0, 0.90), (0.5, 0.60)]
+    assert pareto_front(points) == [4, 0, 1]
+
+
+def test_collect_rejects_a_folder_that_is_no_sweep(tmp_path):
+    from prunelab.errors import PrunelabError
+
+    with pytest.raises(PrunelabError, match="not a sweep folder"):
+        collect(tmp_path)
