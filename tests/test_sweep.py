@@ -60,3 +60,56 @@ def test_saved_model_loads_with_weights_only_and_keeps_its_sparsity(smoke_sweep)
         net.load_state_dict(saved["state_dict"])
         measured = measure_sparsity(net)["prune/sparsity_measured"]
         assert abs(measured - saved["meta"]["sparsity"]) < 1e-3
+
+
+EVALUATED = [
+    *(f"robust/{m}@{e}" for m in ("fgsm_acc", "fgsm_asr") for e in ("0.01", "0.03", "0.05", "0.1")),
+    "robust/pgd_acc",
+    "robust/pgd_asr",
+    "robust/pgd_acc_baseline",
+    "robust/pgd_acc_delta_pts",
+    "robust/pgd_acc_delta_rel",
+    *(f"robust/curve_acc@eps{k}" for k in (0, 1, 2, 4, 8, 16)),
+    "latency/b1_ms",
+    "latency/bN_ms",
+    "latency/b1_speedup",
+    "latency/threads",
+    "latency/device",
+    "size/sparse_disk_bytes",
+    "size/disk_bytes_baseline",
+    "size/reduction_pct",
+    "flops/dense_macs",
+    "flops/nonzero_macs",
+    "flops/theoretical_speedup",
+    "test/acc_ci_low",
+    "test/acc_ci_high",
+    "time/eval_s",
+]
+
+
+def test_every_job_carries_robustness_latency_size_and_flops(smoke_sweep):
+    results = job_results(smoke_sweep)
+    for r in results:
+        assert all(k in r for k in EVALUATED), sorted(set(EVALUATED) - set(r))
+        assert 0 <= r["robust/pgd_acc"] <= r["robust/clean_acc"] <= 1
+        assert r["robust/curve_acc@eps0"] == r["robust/clean_acc"]
+        assert r["size/sparse_disk_bytes"] < r["size/disk_bytes_baseline"]
+        if r["sparsity"] == 0.8:
+            assert r["size/sparse_disk_bytes"] <= 0.25 * r["size/disk_bytes_baseline"]
+        assert r["flops/theoretical_speedup"] > 1
+    for model in ("simplecnn", "resnetsmall"):
+        rows = [r for r in results if r["model"] == model]
+        assert len({(r["robust/pgd_acc_baseline"], r["flops/dense_macs"]) for r in rows}) == 1
+
+
+def test_sparse_export_of_every_job_loads_back_to_its_weights(smoke_sweep):
+    from prunelab.evaluation import load_sparse
+
+    for job in (p.parent for p in smoke_sweep.glob("*/results.json")):
+        saved = torch.load(job / "model.pt", weights_only=True)["state_dict"]
+        back = load_sparse(job / "model.sparse")
+        assert list(back) == list(saved)
+        for k, v in saved.items():
+            assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+            if v.is_floating_point():  # bit for bit: the sign of every zero too
+                assert torch.equal(torch.signbit(back[k]), torch.signbit(v)), k

@@ -50,3 +50,15 @@ def build_net(model_cfg: DictConfig | dict, spec: dict[str, Any]) -> nn.Module:
         std=tuple(spec["std"]),
         _convert_="all",
     )
+
+
+def build_saved_net(
+    model_cfg: DictConfig | dict, spec: dict[str, Any], state_dict: dict
+) -> nn.Module:
+    """build_net resized to the layer shapes of `state_dict` (structured pruning), then loaded."""
+    # Imported here: prunelab.pruning imports this module (rewind.py); avoid the cycle.
+    from prunelab.pruning.shapes import conform
+
+    net = conform(build_net(model_cfg, spec), state_dict)
+    net.load_state_dict(state_dict)
+    return net

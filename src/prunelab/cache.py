@@ -22,6 +22,8 @@ from prunelab.errors import PrunelabError
 from prunelab.io import load_torch, read_json, save_torch, write_json
 
 CACHE_VERSION = 1
+# What train(work) writes under <work>/publish/ is published inside the entry (rewind weights).
+PUBLISH = "publish"
 # Data keys that do not change which images train the baseline or how.
 DATA_KEYS_IGNORED = {"root", "num_workers", "download", "eval_batch_size", "test_size"}
 
@@ -87,6 +89,8 @@ class BaselineCache:
             state, meta = train(work)
             meta = {**meta, "key": key, "material": material}
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.publish-"))
+            if (work / PUBLISH).is_dir():
+                shutil.copytree(work / PUBLISH, staging, dirs_exist_ok=True)
             save_torch(staging / "model.pt", state)
             write_json(staging / "meta.json", meta)
             staging.rename(entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 import warnings
@@ -10,17 +11,26 @@ from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.build import build_datamodule, build_net, choice, data_spec
-from prunelab.cache import BaselineCache, baseline_key, baseline_key_material
+from prunelab.cache import PUBLISH, BaselineCache, baseline_key, baseline_key_material
 from prunelab.errors import PrunelabError
-from prunelab.io import load_torch, save_torch, write_json
+from prunelab.evaluation import evaluate
+from prunelab.io import load_torch, read_json, save_torch, write_json
 from prunelab.module import Classifier
-from prunelab.pruning import MaskGuard, measure_sparsity
+from prunelab.pruning import (
+    LotteryRewinding,
+    MaskGuard,
+    SaveWeightsAt,
+    StructuredPruning,
+    measure_sparsity,
+)
+from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
 from prunelab.validate import check_sparsity
 
@@ -47,6 +57,21 @@ def _trainer(cfg: DictConfig, max_epochs: int, callbacks: list, logger, root: Pa
         logger=logger,
         default_root_dir=str(root),
     )
+
+
+def resume_path(ckpt: Path) -> str | None:
+    """`ckpt` if it is a loadable checkpoint to resume from; a corrupt one is set aside."""
+    if not ckpt.is_file():
+        return None
+    try:
+        load_torch(ckpt)
+    except PrunelabError as err:
+        aside = ckpt.with_name(ckpt.name + ".corrupt")
+        ckpt.replace(aside)
+        log.warning("%s; moved to %s, starting this stage over", err, aside.name)
+        return None
+    log.info("resuming from %s", ckpt)
+    return str(ckpt)
 
 
 def _net_state(checkpoint: dict) -> dict:
@@ -76,12 +101,17 @@ def train_baseline(cfg: DictConfig, dm, spec: dict, loggers: list, work: Path) -
         mode="max",
         save_last=True,
         enable_version_counter=False,
+        # At epoch end, not validation end: a resume then repeats the uninterrupted run exactly.
+        save_on_train_epoch_end=True,
     )
     stop = EarlyStopping(monitor="baseline_val/acc", mode="max", patience=cfg.baseline.patience)
-    trainer = _trainer(cfg, cfg.baseline.max_epochs, [best, stop], loggers, work)
+    callbacks = [best, stop, EpochSeed(cfg.seed)]
+    if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
+        callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
+    trainer = _trainer(cfg, cfg.baseline.max_epochs, callbacks, loggers, work)
     resume = work / "last.ckpt"
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume.is_file() else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
     state = _net_state(load_torch(best.best_model_path))
     meta = {
         "epochs": trainer.current_epoch,
@@ -91,35 +121,54 @@ def train_baseline(cfg: DictConfig, dm, spec: dict, loggers: list, work: Path) -
     return state, meta
 
 
-def test_accuracy(cfg: DictConfig, net, dm, spec: dict, loggers, prefix: str, root: Path) -> dict:
-    """Accuracy and loss of `net` on the configured test split."""
-    module = Classifier(net, spec["num_classes"], prefix=prefix)
-    trainer = _trainer(cfg, 1, [], loggers, root)
-    (metrics,) = trainer.test(module, datamodule=dm, verbose=False)
-    return {
-        "acc": float(metrics[f"{prefix}test/acc"]),
-        "loss": float(metrics[f"{prefix}test/loss"]),
-    }
+def finetune(
+    cfg: DictConfig, net, dm, spec: dict, loggers: list, out: Path, rewind_dir: Path | None = None
+) -> tuple[dict | None, dict, dict]:
+    """Prune (callback) and fine-tune with the masks held; returns (masks, timing, removed).
 
-
-def finetune(cfg: DictConfig, net, dm, spec: dict, loggers: list, out: Path) -> tuple[dict, dict]:
-    """Prune (callback, at fit start) and fine-tune with the masks held; returns (masks, meta)."""
+    `removed` is empty for mask-based methods; for structured pruning it holds the shares of
+    the dense model that are gone (channels, weights, parameters, MACs).
+    """
     L.seed_everything(cfg.seed + 1, workers=True)
     pruning = instantiate(cfg.pruning)
+    if isinstance(pruning, LotteryRewinding) and rewind_dir is not None:
+        pruning.rewind_dir = str(rewind_dir)  # the baseline's saved states (SaveWeightsAt)
+    structured = isinstance(pruning, StructuredPruning)
     module = Classifier(
         net, spec["num_classes"], instantiate(cfg.finetune.optimizer), cfg.finetune.scheduler
     )
     ckpt_dir = out / "checkpoints"
     last = ModelCheckpoint(
-        dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False
+        dirpath=ckpt_dir,
+        save_last=True,
+        save_top_k=0,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
     )
-    trainer = _trainer(
-        cfg, cfg.finetune.max_epochs, [pruning, MaskGuard(pruning), last], loggers, out
-    )
+    # Structured pruning removes channels outright: there are no zeros for MaskGuard to hold.
+    guard = [] if structured else [MaskGuard(pruning)]
+    callbacks = [pruning, *guard, last, EpochSeed(cfg.seed + 1)]
+    trainer = _trainer(cfg, cfg.finetune.max_epochs, callbacks, loggers, out)
     resume = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume.is_file() else None)
-    return pruning.masks, {"time/finetune_s": time.perf_counter() - start}
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
+    removed = dict(pruning.stats) if structured else {}
+    return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
+
+
+def completed_results(out: Path, names: dict, sparsity: float, seed: int) -> dict | None:
+    """This job's results.json if a previous run finished it (same cell), else None."""
+    path = out / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        found = read_json(path)
+    except PrunelabError:
+        return None
+    same = {**names, "sparsity": sparsity, "seed": seed}
+    if any(found.get(k) != v for k, v in same.items()) or "time/total_s" not in found:
+        return None
+    return found
 
 
 def run(cfg: DictConfig) -> dict:
@@ -128,8 +177,15 @@ def run(cfg: DictConfig) -> dict:
     quiet_libraries()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     names = {"model": choice("model"), "data": choice("data"), "pruning": choice("pruning")}
+    done = completed_results(out, names, sparsity, int(cfg.seed))
+    if done is not None:
+        log.info("%s: complete results.json found, skipping", out.name)
+        return done
+    (out / "FAILED").unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp"):  # temp files of a run killed mid-write (never final names)
+        stale.unlink()
+    started = time.perf_counter()
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     tracker = Tracker(cfg, names, out)
@@ -143,38 +199,25 @@ def run(cfg: DictConfig) -> dict:
         )
         baseline = build_net(cfg.model, spec)
         baseline.load_state_dict(state)
-        test_tag = f"test-{dm.describe()['data/test_size']}"
-        base_test = cache.cached_json(
-            key,
-            test_tag,
-            lambda: test_accuracy(cfg, baseline, dm, spec, tracker.loggers, "baseline_", out),
-        )
-
         net = build_net(cfg.model, spec)
         net.load_state_dict(state)
-        masks, timing = None, {"time/finetune_s": 0.0}
+        masks, timing, removed = None, {"time/finetune_s": 0.0}, {}
         if sparsity > 0:
-            masks, timing = finetune(cfg, net, dm, spec, tracker.loggers, out)
-        test = (
-            test_accuracy(cfg, net, dm, spec, tracker.loggers, "", out)
-            if sparsity > 0
-            else base_test
-        )
-
+            rewind_dir = cache.entry(key) / "rewind"
+            masks, timing, removed = finetune(cfg, net, dm, spec, tracker.loggers, out, rewind_dir)
         results = {
             **names,
             "sparsity": sparsity,
             "seed": int(cfg.seed),
-            "test/acc": test["acc"],
-            "test/loss": test["loss"],
-            "test/acc_baseline": base_test["acc"],
-            "test/acc_retention": test["acc"] / base_test["acc"] if base_test["acc"] else None,
             "prune/sparsity_target": sparsity,
             **measure_sparsity(net),
+            # Structured: a shrunk net has no zeros; these are the shares of the dense model gone.
+            **removed,
             "baseline/key": key,
             "baseline/trained": trained,
             "baseline/epochs": meta["epochs"],
             "baseline/best_val_acc": meta["best_val_acc"],
+            **({"time/baseline_s": meta["train_seconds"]} if trained else {}),
             **dm.describe(),
             **timing,
         }
@@ -190,6 +233,22 @@ def run(cfg: DictConfig) -> dict:
                 },
             },
         )
+        # After model.pt is safe: `python -m prunelab.evaluate` can redo a failed evaluation.
+        eval_start = time.perf_counter()
+        results.update(
+            evaluate(
+                net,
+                baseline,
+                dm,
+                spec,
+                cfg,
+                cache=cache,
+                key=key,
+                sparse_path=out / "model.sparse",
+                wandb_run=tracker.wandb.experiment if tracker.wandb is not None else None,
+            )
+        )
+        results["time/eval_s"] = time.perf_counter() - eval_start
         results["time/total_s"] = time.perf_counter() - started
         tracker.summary(results)
         write_json(out / "results.json", results)
@@ -201,19 +260,27 @@ def run(cfg: DictConfig) -> dict:
 
 
 def main(cfg: DictConfig) -> dict | None:
-    """Hydra task: run a job; turn known errors into one line and a failure mark."""
+    """Hydra task: run a job; turn errors into one line on stderr and a FAILED mark."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    out = Path(cfg.paths.output_dir)
     try:
         return run(cfg)
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, PrunelabError):  # a bad knob of a config group (e.g. pruning.every)
+            message = f"prunelab: error: {cause}"
+        else:
+            message = f"prunelab: error: {err}".splitlines()[0]
     except Exception as err:
-        log.error(traceback.format_exc())
         message = f"prunelab: error: {type(err).__name__}: {err}"
-    out = Path(cfg.paths.output_dir)
+        if out.is_dir():
+            (out / "error.log").write_text(traceback.format_exc())
+            message += f" (traceback in {out / 'error.log'})"
     if out.is_dir():
         (out / "FAILED").write_text(message + "\n")
-    log.error(message)
+    print(message, file=sys.stderr, flush=True)
     if multirun:
         return None  # the sweep goes on; the multirun-end callback reports failures and exits 1
     raise SystemExit(1)

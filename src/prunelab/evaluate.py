@@ -1,0 +1,232 @@
+"""Evaluate a saved job model on its own: `python -m prunelab.evaluate ckpt=PATH [options]`.
+
+    python -m prunelab.evaluate ckpt=multirun_sweeps/<time>/<job>/model.pt
+    python -m prunelab.evaluate ckpt=PATH baseline=PATH attack.n_images=200 out=PATH
+
+The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
+line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict or a job's
+model.pt), else from the cache entry the job names; `baseline=none` evaluates the model alone.
+Prints a table and writes the keys of docs/metrics.md to `eval.json` beside the checkpoint
+(or `out=PATH`); the job's results.json is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prunelab.cli import check_argv
+from prunelab.errors import PrunelabError
+
+OWN_KEYS = ("ckpt", "baseline", "out")
+log = logging.getLogger("prunelab")
+
+
+def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Split `ckpt=`, `baseline=`, `out=` from the Hydra overrides."""
+    own, overrides = {}, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in OWN_KEYS:
+            own[key] = value
+        else:
+            overrides.append(arg)
+    if not own.get("ckpt"):
+        raise PrunelabError("usage: python -m prunelab.evaluate ckpt=PATH [baseline=PATH] ...")
+    return own, overrides
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    """The overrides the job at `job_dir` ran with (none if Hydra left no record)."""
+    import yaml
+
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    found = yaml.safe_load(path.read_text()) or []
+    return [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
+
+
+def merge_overrides(first: list[str], then: list[str]) -> list[str]:
+    """`first` then `then`, an override in `then` replacing one of `first` for the same key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    later = {o.key_or_group for o in parser.parse_overrides(list(then))}
+    parsed = parser.parse_overrides(list(first))
+    kept = [a for a, o in zip(first, parsed, strict=True) if o.key_or_group not in later]
+    return kept + list(then)
+
+
+def compose_config(overrides: list[str]):
+    """The project's config composed with `overrides`, outside any Hydra run."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prunelab.validate import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def load_job_model(path: Path) -> dict:
+    """A job's model.pt, checked for the fields the evaluation needs."""
+    from prunelab.io import load_torch
+
+    if not path.is_file():
+        raise PrunelabError(f"no checkpoint at {path}")
+    saved = load_torch(path)
+    missing = [k for k in ("state_dict", "model", "data", "meta") if k not in saved]
+    if not isinstance(saved, dict) or missing:
+        raise PrunelabError(f"{path} is not a prunelab job model (missing: {', '.join(missing)})")
+    return saved
+
+
+def load_baseline_state(arg: str | None, saved: dict, cfg) -> tuple[dict | None, Any, str | None]:
+    """(state_dict or None, cache or None, cache key or None) of the model's dense baseline."""
+    from prunelab.cache import BaselineCache
+    from prunelab.io import load_torch
+
+    if arg is not None and arg.lower() == "none":
+        return None, None, None
+    if arg:
+        path = Path(arg)
+        if not path.is_file():
+            raise PrunelabError(f"no baseline at {path}")
+        state = load_torch(path)
+        return (state.get("state_dict", state) if isinstance(state, dict) else state), None, None
+    key = saved["meta"].get("baseline/key")
+    cache = BaselineCache(cfg.paths.cache_dir)
+    path = cache.entry(str(key)) / "model.pt"
+    if key is None or not path.is_file():
+        print(f"note: no baseline at {path}; evaluating the model alone (pass baseline=PATH)")
+        return None, None, None
+    return load_torch(path), cache, str(key)
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if key.startswith(("test/acc", "robust/")) and abs(value) <= 1:
+        return f"{value:.4f}"
+    if key.endswith("_ms"):
+        return f"{value:.3f} ms"
+    return f"{value:.4g}"
+
+
+def _change(key: str, results: dict[str, Any]) -> str:
+    pts, rel = results.get(f"{key}_delta_pts"), results.get(f"{key}_delta_rel")
+    value, base = results.get(key), results.get(f"{key}_baseline")
+    if key == "test/acc" and base:
+        pts, rel = 100 * (value - base), 100 * (value - base) / base
+    if pts is not None:
+        return f"{pts:+.2f} pts" + (f" ({rel:+.1f} %)" if rel is not None else "")
+    if key.startswith("latency/") and key.endswith("_ms"):
+        speedup = results.get(key.replace("_ms", "_speedup").replace("_p90_speedup", "_speedup"))
+        if speedup is not None and "p90" not in key:
+            return f"speed-up x{speedup:.2f}"
+    if key == "size/sparse_disk_bytes" and results.get("size/reduction_pct") is not None:
+        return f"-{results['size/reduction_pct']:.1f} % vs dense baseline file"
+    if key == "flops/nonzero_macs" and results.get("flops/theoretical_speedup"):
+        return f"theoretical speed-up x{results['flops/theoretical_speedup']:.2f}"
+    return ""
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A readable table: metric, model, baseline, change (points and relative %)."""
+    derived = ("_baseline", "_delta_pts", "_delta_rel", "_speedup", "_ci_low", "_ci_high")
+    skip = {"size/disk_bytes_baseline", "size/reduction_pct", "flops/theoretical_speedup"}
+    rows = [("metric", "model", "baseline", "change")]
+    for key, value in results.items():
+        if "/" not in key or key.endswith(derived) or key in skip or key.startswith("time/"):
+            continue
+        shown = _fmt(key, value)
+        if key == "test/acc" and "test/acc_ci_low" in results:
+            shown += f" [{results['test/acc_ci_low']:.4f}, {results['test/acc_ci_high']:.4f}]"
+        base = results.get(f"{key}_baseline")
+        if key == "size/disk_bytes":
+            base = results.get("size/disk_bytes_baseline")
+        base_shown = _fmt(key, base) if f"{key}_baseline" in results or base is not None else ""
+        if key == "test/acc" and "test/acc_baseline_ci_low" in results:
+            lo, hi = results["test/acc_baseline_ci_low"], results["test/acc_baseline_ci_high"]
+            base_shown += f" [{lo:.4f}, {hi:.4f}]"
+        rows.append((key, shown, base_shown, _change(key, results)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(argv: Sequence[str]) -> dict[str, Any]:
+    """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
+    own, cli_overrides = parse_args(argv)
+    check_argv(cli_overrides)
+    ckpt = Path(own["ckpt"])
+    saved = load_job_model(ckpt)
+
+    from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
+    from prunelab.evaluation import evaluate
+    from prunelab.io import write_json
+    from prunelab.pipeline import quiet_libraries
+    from prunelab.validate import CONF_DIR
+
+    quiet_libraries()
+    meta = saved["meta"]
+    overrides = job_overrides(ckpt.parent)
+    if not overrides and (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file():
+        overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
+    cfg = compose_config(merge_overrides(overrides, cli_overrides))
+    dm = build_datamodule(cfg)
+    spec = data_spec(dm)
+    trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
+    if (list(spec["in_shape"]), int(spec["num_classes"])) != trained_on:
+        raise PrunelabError(
+            f"{ckpt} was trained on {saved['data']['in_shape']} images of "
+            f"{saved['data']['num_classes']} classes; the configured data differ (set data=...)"
+        )
+    # A structurally pruned model is narrower than its config says: shape it to its weights.
+    net = build_saved_net(saved["model"], saved["data"], saved["state_dict"])
+    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)
+    baseline = None
+    if state is not None:
+        baseline = build_net(saved["model"], saved["data"])
+        baseline.load_state_dict(state)
+
+    start = time.perf_counter()
+    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key)
+    results = {
+        **{k: meta.get(k) for k in ("model", "data", "sparsity", "seed", "baseline/key")},
+        "checkpoint": str(ckpt),
+        **dm.describe(),
+        **metrics,
+        "time/eval_s": time.perf_counter() - start,
+    }
+    out = Path(own.get("out") or ckpt.with_name("eval.json"))
+    print(format_table(results))
+    write_json(out, results)
+    print(f"\nwrote {out} ({len(results)} keys, evaluation {results['time/eval_s']:.1f} s)")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: one clear line and status 1 for a problem the user can fix."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except PrunelabError as err:
+        print(f"prunelab: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

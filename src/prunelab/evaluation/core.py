@@ -1,0 +1,285 @@
+"""The evaluation of one job: a pruned net against its dense baseline, keys of docs/metrics.md."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from prunelab.evaluation.accuracy import accuracy_metrics, class_slug, predict
+from prunelab.evaluation.flops import count_macs
+from prunelab.evaluation.latency import device_name, measure_latency, strip_pruning
+from prunelab.evaluation.robustness import eval_subset, measure_robustness
+from prunelab.evaluation.size import dense_file_bytes, encode_sparse, save_sparse, size_metrics
+
+log = logging.getLogger("prunelab")
+
+# Bump when a change to this package changes any cached baseline figure.
+EVAL_VERSION = 1
+# Robust keys that describe the run rather than measure the model: no baseline suffixes.
+_ROBUST_PLAIN = {"robust/n_images", "robust/cascade", "robust/pgd_target_class"}
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """`auto` = the GPU when there is one, else the CPU; anything else as torch spells it."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def baseline_tag(cfg: DictConfig, test_size: int, device: torch.device) -> str:
+    """Cache name of a baseline's evaluation: a hash of all that determines its figures."""
+    material = {
+        "version": EVAL_VERSION,
+        "attack": OmegaConf.to_container(cfg.attack, resolve=True),
+        "channels_last": bool(cfg.eval.channels_last),
+        "test_size": int(test_size),
+        "device": device.type,
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+    return f"eval-{digest}"
+
+
+class ChannelsLast(nn.Module):
+    """`net` fed channels-last inputs: faster convolutions on CPU, the same function."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+
+class _Clock:
+    """Seconds spent per part of the evaluation, for logs and benchmarks."""
+
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self.sink = sink if sink is not None else {}
+
+    def run(self, part: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = fn()
+        self.sink[part] = self.sink.get(part, 0.0) + time.perf_counter() - start
+        return result
+
+
+def model_record(
+    net: nn.Module,
+    dm,
+    spec: dict,
+    cfg: DictConfig,
+    device: torch.device,
+    subset: tuple[torch.Tensor, torch.Tensor],
+    clock: _Clock | None = None,
+) -> dict[str, Any]:
+    """What one model's figures are, whoever it is compared with: {"metrics", "confusion"}."""
+    clock = clock or _Clock(None)
+    work = copy.deepcopy(net).to(device).eval()
+    if cfg.eval.channels_last:
+        work = ChannelsLast(work.to(memory_format=torch.channels_last)).eval()
+    preds, labels, loss = clock.run("test", lambda: predict(work, dm.test_dataloader(), device))
+    metrics, confusion = accuracy_metrics(preds, labels, loss, list(spec["class_names"]))
+    metrics.update(
+        clock.run(
+            "robust",
+            lambda: measure_robustness(work, *subset, cfg.attack, device, clock.sink),
+        )
+    )
+    metrics.update(clock.run("size", lambda: size_metrics(net)))
+    metrics.update(clock.run("flops", lambda: count_macs(net, spec["in_shape"])))
+    return {"metrics": metrics, "confusion": confusion}
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
+
+
+def _delta(value, base) -> tuple[float | None, float | None]:
+    if value is None or base is None:
+        return None, None
+    pts = 100 * (value - base)
+    return pts, (100 * (value - base) / base if base else None)
+
+
+def compare(mine: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    """The job's keys: this model's figures, with `_baseline`/deltas where docs/metrics.md says."""
+    out: dict[str, Any] = {}
+    for key, value in mine.items():
+        out[key] = value
+        if base is None or key in _ROBUST_PLAIN:
+            continue
+        if key.startswith("robust/"):
+            out[f"{key}_baseline"] = base.get(key)
+            out[f"{key}_delta_pts"], out[f"{key}_delta_rel"] = _delta(value, base.get(key))
+        elif key.startswith("test/acc_class/"):
+            out[f"{key}_baseline"] = base.get(key)
+    if base is not None:
+        out["test/acc_baseline"] = base["test/acc"]
+        out["test/acc_baseline_ci_low"] = base["test/acc_ci_low"]
+        out["test/acc_baseline_ci_high"] = base["test/acc_ci_high"]
+        acc, acc_base = mine["test/acc"], base["test/acc"]
+        out["test/acc_retention"] = acc / acc_base if acc_base else None
+        out["size/disk_bytes_baseline"] = base["size/disk_bytes"]
+        # Against the dense baseline's MACs: a structurally shrunk net has no zeros of its own.
+        out["flops/dense_macs_baseline"] = base["flops/dense_macs"]
+        nonzero = mine["flops/nonzero_macs"]
+        out["flops/theoretical_speedup"] = base["flops/dense_macs"] / nonzero if nonzero else None
+    return out
+
+
+def evaluate(
+    net: nn.Module,
+    baseline: nn.Module | None,
+    dm,
+    spec: dict,
+    cfg: DictConfig,
+    *,
+    cache=None,
+    key: str | None = None,
+    sparse_path: str | Path | None = None,
+    wandb_run=None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Every evaluation key of docs/metrics.md for `net` against its dense `baseline`.
+
+    `timings`, if given, receives the seconds spent per part and `robust_steps`.
+
+    The baseline's figures are cached in `cache` (a BaselineCache) under `key` when given, so
+    a sweep evaluates each baseline once. `sparse_path` receives the lossless sparse export
+    (else it is only measured). `wandb_run` gets the confusion matrix and tables.
+    """
+    clock = _Clock(timings)
+    device = resolve_device(cfg.eval.get("device", "auto"))
+    strip_pruning(net)
+    if baseline is not None:
+        strip_pruning(baseline)
+    attack = cfg.attack
+    images, labels, _ = clock.run(
+        "subset", lambda: eval_subset(dm.test_set, attack.n_images, int(attack.seed))
+    )
+    subset = (images, labels)
+
+    base_record = None
+    if baseline is not None:
+
+        def compute_base() -> dict[str, Any]:
+            return model_record(baseline, dm, spec, cfg, device, subset, clock)
+
+        if cache is not None and key is not None:
+            tag = baseline_tag(cfg, len(dm.test_set), device)
+            base_record = cache.cached_json(key, tag, compute_base)
+        else:
+            base_record = compute_base()
+    if base_record is not None and _same_weights(net, baseline):
+        record = base_record  # sparsity 0: the job's model is its baseline
+    else:
+        record = model_record(net, dm, spec, cfg, device, subset, clock)
+
+    base_metrics = base_record["metrics"] if base_record is not None else None
+    results = compare(record["metrics"], base_metrics)
+    results.update(clock.run("latency", lambda: _latency(net, baseline, spec, cfg, device)))
+    results.update(clock.run("size", lambda: _sparse(net, sparse_path, base_metrics)))
+    if wandb_run is not None:
+        log_wandb(wandb_run, record, base_record, spec["class_names"], cfg)
+    seconds = {part: s for part, s in clock.sink.items() if part != "robust_steps"}
+    log.info(
+        "evaluation: %s; %s attack steps (images x steps)",
+        ", ".join(f"{part} {s:.1f}s" for part, s in seconds.items()),
+        f"{int(clock.sink.get('robust_steps', 0)):,}",
+    )
+    return results
+
+
+def _latency(
+    net: nn.Module, baseline: nn.Module | None, spec: dict, cfg: DictConfig, device: torch.device
+) -> dict[str, Any]:
+    lat = cfg.eval.latency
+    nets = {"model": copy.deepcopy(net).to(device)}
+    if baseline is not None:
+        nets["baseline"] = copy.deepcopy(baseline).to(device)
+    times = measure_latency(
+        nets,
+        spec["in_shape"],
+        device,
+        batch=int(lat.batch),
+        warmup=int(lat.warmup),
+        repeats_b1=int(lat.repeats_b1),
+        repeats_bn=int(lat.repeats_bN),
+        threads=lat.get("threads"),
+    )
+    out: dict[str, Any] = dict(times["model"])
+    if baseline is not None:
+        for k, v in times["baseline"].items():
+            out[f"{k}_baseline"] = v
+        for label in ("b1", "bN"):
+            mine = times["model"][f"latency/{label}_ms"]
+            out[f"latency/{label}_speedup"] = times["baseline"][f"latency/{label}_ms"] / mine
+    out["latency/batch"] = int(lat.batch)
+    out["latency/threads"] = int(lat.get("threads") or torch.get_num_threads())
+    out["latency/device"] = device_name(device)
+    return out
+
+
+def _sparse(
+    net: nn.Module, path: str | Path | None, base_metrics: dict[str, Any] | None
+) -> dict[str, Any]:
+    state = net.state_dict()
+    if path is not None:
+        sparse = save_sparse(state, path)
+    else:
+        sparse = len(encode_sparse(state))
+    dense = base_metrics["size/disk_bytes"] if base_metrics else dense_file_bytes(state)
+    return {
+        "size/sparse_disk_bytes": sparse,
+        "size/reduction_pct": 100 * (1 - sparse / dense),
+    }
+
+
+def log_wandb(run, record: dict, base_record: dict | None, class_names, cfg) -> None:
+    """Confusion matrix, per-class accuracy and the robustness curve as W&B tables and plots."""
+    import wandb
+
+    names = list(class_names)
+    y_true, y_pred = [], []
+    for i, row in enumerate(record["confusion"]):
+        for j, count in enumerate(row):
+            y_true += [i] * int(count)
+            y_pred += [j] * int(count)
+    mine = record["metrics"]
+    base = base_record["metrics"] if base_record is not None else {}
+    per_class = wandb.Table(columns=["class", "acc", "acc_baseline"])
+    for name in names:
+        k = f"test/acc_class/{class_slug(name)}"
+        per_class.add_data(name, mine.get(k), base.get(k))
+    eps = [int(k) for k in cfg.attack.curve.eps_255]
+    series = {"model": [mine.get(f"robust/curve_acc@eps{k}") for k in eps]}
+    if base:
+        series["baseline"] = [base.get(f"robust/curve_acc@eps{k}") for k in eps]
+    run.log(
+        {
+            "test/confusion_matrix": wandb.plot.confusion_matrix(
+                y_true=y_true, preds=y_pred, class_names=names, title="test confusion matrix"
+            ),
+            "test/per_class": per_class,
+            "robust/curve": wandb.plot.line_series(
+                xs=eps,
+                ys=list(series.values()),
+                keys=list(series),
+                title="PGD accuracy vs eps",
+                xname="eps (x 1/255)",
+            ),
+        }
+    )

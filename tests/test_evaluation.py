@@ -1,0 +1,307 @@
+"""Evaluation: attack sanity on a model trained on real data, sparse export, FLOPs, intervals."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from prunelab.data import FashionMNISTDataModule
+from prunelab.evaluation import (
+    compare,
+    count_macs,
+    dense_file_bytes,
+    eval_subset,
+    load_sparse,
+    measure_latency,
+    measure_robustness,
+    save_sparse,
+    strip_pruning,
+    wilson_interval,
+)
+from prunelab.evaluation.size import decode_sparse, encode_sparse
+from prunelab.models import ResNetSmall, SimpleCNN
+from prunelab.pruning import apply_masks, global_magnitude_masks, prunable_weights
+
+from conftest import CONF, DATA
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads that wait on each other
+    at every barrier run several times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fmnist() -> FashionMNISTDataModule:
+    dm = FashionMNISTDataModule(str(DATA), train_size=2000, val_size=100, test_size=1000)
+    dm.setup()
+    return dm
+
+
+def small_cnn(dm) -> SimpleCNN:
+    return SimpleCNN(dm.in_shape, dm.num_classes, dm.mean, dm.std, (16, 32, 64), 64, 0.0)
+
+
+@pytest.fixture(scope="module")
+def trained(fmnist) -> SimpleCNN:
+    """A small SimpleCNN trained briefly on 2,000 real Fashion-MNIST images (~75 % accuracy)."""
+    torch.manual_seed(0)
+    net = small_cnn(fmnist)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    net.train()
+    for _ in range(2):
+        for x, y in fmnist.train_dataloader():
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    return net.eval()
+
+
+def attack_cfg(**changes):
+    """conf/attack/pure.yaml (every attack alone) with `changes`, fewer steps for speed."""
+    cfg = OmegaConf.load(CONF / "attack" / "default.yaml")
+    cfg.cascade = False
+    cfg.n_images = 200
+    cfg.pgd.steps = 10
+    cfg.curve.steps = 5
+    cfg.curve.eps_255 = [0, 1, 2, 4, 8, 16, 64]  # 64/255: far past where a plain CNN breaks
+    return OmegaConf.merge(cfg, OmegaConf.create(changes))
+
+
+@pytest.fixture(scope="module")
+def pure(trained, fmnist) -> dict:
+    cfg = attack_cfg()
+    images, labels, _ = eval_subset(fmnist.test_set, cfg.n_images, cfg.seed)
+    return measure_robustness(trained, images, labels, cfg, CPU)
+
+
+def test_model_is_trained_on_real_data(pure):
+    assert pure["robust/clean_acc"] > 0.7
+
+
+def test_eps_zero_reproduces_clean_accuracy(pure):
+    assert pure["robust/curve_acc@eps0"] == pure["robust/clean_acc"]
+
+
+def test_pgd_is_at_least_as_strong_as_fgsm_at_equal_eps(pure):
+    assert pure["robust/pgd_acc"] <= pure["robust/fgsm_acc@0.03"]
+    assert pure["robust/pgd_asr"] >= pure["robust/fgsm_asr@0.03"]
+
+
+def test_accuracy_falls_to_near_zero_at_the_largest_eps(pure):
+    curve = [pure[f"robust/curve_acc@eps{k}"] for k in (0, 1, 2, 4, 8, 16, 64)]
+    assert curve[-1] <= 0.05
+    assert curve[-1] < curve[2] < curve[0]
+
+
+def test_asr_is_share_of_correct_images_flipped(pure):
+    for key in ("fgsm_acc@0.01", "fgsm_acc@0.1", "pgd_acc"):
+        acc, asr = pure[f"robust/{key}"], pure[f"robust/{key.replace('_acc', '_asr')}"]
+        assert asr == pytest.approx(1 - acc / pure["robust/clean_acc"])
+
+
+def test_cascade_is_monotone_and_no_weaker_than_pure(trained, fmnist, pure):
+    cfg = attack_cfg(cascade=True)
+    images, labels, _ = eval_subset(fmnist.test_set, cfg.n_images, cfg.seed)
+    cascade = measure_robustness(trained, images, labels, cfg, CPU)
+    curve = [cascade[f"robust/curve_acc@eps{k}"] for k in (0, 1, 2, 4, 8, 16, 64)]
+    assert curve == sorted(curve, reverse=True)
+    assert cascade["robust/curve_acc@eps0"] == cascade["robust/clean_acc"]
+    one = 1 / cfg.n_images  # batches differ: allow one image of floating-point luck
+    assert cascade["robust/pgd_acc"] <= pure["robust/pgd_acc"] + one
+    assert cascade["robust/pgd_acc"] <= cascade["robust/fgsm_acc@0.03"]
+    for e in (0.01, 0.03, 0.05, 0.1):  # FGSM figures are FGSM alone in both modes
+        assert cascade[f"robust/fgsm_acc@{e:g}"] == pytest.approx(pure[f"robust/fgsm_acc@{e:g}"])
+
+
+def test_subset_and_attack_randomness_are_fixed_by_the_attack_seed(trained, fmnist):
+    cfg = attack_cfg(n_images=64, fgsm_eps=[], curve={"eps_255": [4]})
+    a = eval_subset(fmnist.test_set, 64, cfg.seed)
+    b = eval_subset(fmnist.test_set, 64, cfg.seed)
+    assert torch.equal(a[2], b[2]) and not torch.equal(a[2], eval_subset(fmnist.test_set, 64, 7)[2])
+    torch.manual_seed(123)  # the run's global RNG must not matter
+    first = measure_robustness(trained, a[0], a[1], cfg, CPU)
+    torch.manual_seed(456)
+    assert measure_robustness(trained, a[0], a[1], cfg, CPU) == first
+
+
+def test_fgsm_for_every_eps_from_one_gradient_is_torchattacks_fgsm(trained, fmnist):
+    import torchattacks
+
+    from prunelab.evaluation.robustness import fgsm_direction
+
+    x, y, _ = eval_subset(fmnist.test_set, 64, 0)
+    x[0, 0, :3, :3] = 1.0  # pixels at the box edges, where the step is clipped away
+    x[1, 0, :3, :3] = 0.0
+    direction = fgsm_direction(trained, x, y, torch.ones(64, dtype=torch.bool), 64)
+    for eps in (0.01, 0.1, 0.3):
+        ours = torch.clamp(x + eps * direction, 0, 1)
+        assert torch.equal(ours, torchattacks.FGSM(trained, eps=eps)(x, y))
+
+
+def test_targeted_pgd_option(trained, fmnist):
+    cfg = attack_cfg(n_images=64, fgsm_eps=[], curve={"eps_255": []}, targeted_class=3)
+    images, labels, _ = eval_subset(fmnist.test_set, 64, cfg.seed)
+    out = measure_robustness(trained, images, labels, cfg, CPU)
+    assert out["robust/pgd_target_class"] == 3
+    assert 0 <= out["robust/pgd_targeted_asr"] <= 1
+    assert out["robust/pgd_targeted_acc"] <= out["robust/clean_acc"]
+
+
+def test_attacks_leave_the_model_as_they_found_it(trained, fmnist):
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    flags = [p.requires_grad for p in trained.parameters()]
+    images, labels, _ = eval_subset(fmnist.test_set, 16, 0)
+    measure_robustness(trained, images, labels, attack_cfg(n_images=16, fgsm_eps=[0.03]), CPU)
+    assert [p.requires_grad for p in trained.parameters()] == flags
+    assert all(torch.equal(before[k], v) for k, v in trained.state_dict().items())
+    assert not trained.training
+
+
+def pruned_copy(net: nn.Module, amount: float) -> nn.Module:
+    """A copy of `net` magnitude-pruned as the pipeline does it (mask multiply, so -0.0 too)."""
+    twin = copy.deepcopy(net)
+    apply_masks(twin, global_magnitude_masks(prunable_weights(twin), amount))
+    return twin
+
+
+def _bits(t: torch.Tensor) -> bytes:
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+@pytest.mark.parametrize("amount", [0.2, 0.5, 0.8])
+def test_sparse_export_round_trips_bit_identical_and_is_small(trained, tmp_path, amount):
+    net = pruned_copy(trained, amount)
+    state = net.state_dict()
+    assert any(torch.signbit(w[w == 0]).any() for w in prunable_weights(net).values())
+    size = save_sparse(state, tmp_path / "m.sparse")
+    back = load_sparse(tmp_path / "m.sparse")
+    assert list(back) == list(state)
+    for k, v in state.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        assert _bits(back[k]) == _bits(v), k
+    dense = dense_file_bytes(state)
+    assert size == (tmp_path / "m.sparse").stat().st_size < dense
+    if amount == 0.8:
+        assert size <= 0.25 * dense, size / dense
+
+
+def test_sparse_export_of_a_real_pruned_resnet_is_at_most_a_quarter(tmp_path):
+    torch.manual_seed(0)
+    net = pruned_copy(ResNetSmall((1, 28, 28), 10, (0.286,), (0.353,)), 0.8)
+    size = save_sparse(net.state_dict(), tmp_path / "r.sparse")
+    assert size <= 0.25 * dense_file_bytes(net.state_dict())
+
+
+def test_sparse_format_keeps_every_dtype_and_odd_value():
+    weird = torch.tensor([0.0, -0.0, float("nan"), float("inf"), -1e-45, 3.5] + [0.0] * 60)
+    state = {
+        "f32": weird,
+        "f16": weird.half(),
+        "bf16": weird.bfloat16(),
+        "f64": weird.double().view(2, 33),
+        "i64": torch.tensor(7),
+        "bool": torch.tensor([True, False]),
+        "empty": torch.empty(0, 3),
+        "scalar": torch.tensor(-0.0),
+    }
+    back = decode_sparse(encode_sparse(state))
+    for k, v in state.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape and _bits(back[k]) == _bits(v)
+
+
+def test_corrupt_sparse_file_is_a_clear_error(tmp_path):
+    from prunelab.errors import PrunelabError
+
+    data = encode_sparse({"w": torch.zeros(100)})
+    (tmp_path / "bad").write_bytes(data[:-5])
+    with pytest.raises(PrunelabError, match="corrupt or truncated"):
+        load_sparse(tmp_path / "bad")
+    (tmp_path / "other").write_bytes(b"PK\x03\x04 not ours")
+    with pytest.raises(PrunelabError, match="not a prunelab sparse file"):
+        load_sparse(tmp_path / "other")
+
+
+def test_flops_dense_matches_hand_count_and_nonzero_follows_density():
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(784 * 4, 10)
+    )
+    dense_macs = 28 * 28 * 4 * 9 + 784 * 4 * 10
+    assert count_macs(net, (1, 28, 28))["flops/dense_macs"] == dense_macs
+    with torch.no_grad():
+        net[0].weight[:2] = 0  # half the conv filters
+    out = count_macs(net, (1, 28, 28))
+    assert out["flops/nonzero_macs"] == dense_macs - 28 * 28 * 2 * 9
+    assert out["flops/theoretical_speedup"] == pytest.approx(dense_macs / out["flops/nonzero_macs"])
+
+
+def test_flops_of_a_pruned_model(trained):
+    dense = count_macs(trained, (1, 28, 28))
+    pruned = count_macs(pruned_copy(trained, 0.8), (1, 28, 28))
+    assert pruned["flops/dense_macs"] == dense["flops/dense_macs"]
+    assert dense["flops/theoretical_speedup"] == pytest.approx(1.0)
+    assert pruned["flops/theoretical_speedup"] > 2
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(50, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(0, 10)[1] == pytest.approx(
+        0.2775, abs=1e-4
+    )
+    assert wilson_interval(10, 10)[1] == 1.0
+
+
+def test_latency_strips_torch_pruning_and_restores_threads(trained):
+    from torch.nn.utils import prune
+
+    net = pruned_copy(trained, 0.5)
+    prune.l1_unstructured(net.head[1], "weight", amount=0.5)
+    strip_pruning(net)
+    assert not hasattr(net.head[1], "weight_orig") and not net.head[1]._forward_pre_hooks
+    threads = torch.get_num_threads()
+    out = measure_latency(
+        {"a": net, "b": trained},
+        (1, 28, 28),
+        CPU,
+        batch=4,
+        warmup=1,
+        repeats_b1=5,
+        repeats_bn=3,
+        threads=1,
+    )
+    assert torch.get_num_threads() == threads
+    for name in ("a", "b"):
+        assert 0 < out[name]["latency/b1_ms"] <= out[name]["latency/b1_p90_ms"]
+        assert 0 < out[name]["latency/bN_ms"] <= out[name]["latency/bN_p90_ms"]
+
+
+def test_compare_suffixes_follow_the_metric_contract():
+    mine = {
+        "test/acc": 0.8,
+        "test/acc_ci_low": 0.7,
+        "test/acc_ci_high": 0.9,
+        "robust/n_images": 10,
+        "robust/pgd_acc": 0.2,
+        "size/disk_bytes": 100,
+    }
+    base = {**mine, "test/acc": 0.9, "robust/pgd_acc": 0.4, "size/disk_bytes": 100}
+    out = compare(mine, base)
+    assert out["robust/pgd_acc_baseline"] == 0.4
+    assert out["robust/pgd_acc_delta_pts"] == pytest.approx(-20)
+    assert out["robust/pgd_acc_delta_rel"] == pytest.approx(-50)
+    assert out["test/acc_retention"] == pytest.approx(0.8 / 0.9)
+    assert out["test/acc_baseline_ci_low"] == 0.7 and "robust/n_images_baseline" not in out
+    assert compare(mine, None) == mine
+    assert math.isclose(out["test/acc_baseline"], 0.9)

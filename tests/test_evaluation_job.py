@@ -1,0 +1,156 @@
+"""The evaluation of a job: baseline cached once, contract keys, sparse file, standalone CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+import prunelab.evaluation.core as core
+from prunelab.build import build_datamodule, build_net, data_spec
+from prunelab.cache import BaselineCache
+from prunelab.evaluate import format_table, main, merge_overrides
+from prunelab.evaluation import evaluate, load_sparse
+from prunelab.pruning import apply_masks, global_magnitude_masks, prunable_weights
+
+FGSM = ("0.01", "0.03", "0.05", "0.1")
+ROBUST = [
+    "robust/clean_acc",
+    *(f"robust/fgsm_{m}@{e}" for e in FGSM for m in ("acc", "asr")),
+    "robust/pgd_acc",
+    "robust/pgd_asr",
+    *(f"robust/curve_acc@eps{k}" for k in (0, 1, 2, 4, 8, 16)),
+]
+SUFFIXED = [k + s for k in ROBUST for s in ("", "_baseline", "_delta_pts", "_delta_rel")]
+PLAIN = [
+    "robust/n_images",
+    "test/acc",
+    "test/loss",
+    "test/acc_ci_low",
+    "test/acc_ci_high",
+    "test/acc_baseline",
+    "test/acc_baseline_ci_low",
+    "test/acc_baseline_ci_high",
+    "test/acc_retention",
+    *(
+        f"latency/{k}{s}"
+        for k in ("b1_ms", "b1_p90_ms", "bN_ms", "bN_p90_ms")
+        for s in ("", "_baseline")
+    ),
+    "latency/b1_speedup",
+    "latency/bN_speedup",
+    "latency/threads",
+    "latency/device",
+    "size/params",
+    "size/nonzero",
+    "size/dense_bytes",
+    "size/disk_bytes",
+    "size/sparse_disk_bytes",
+    "size/disk_bytes_baseline",
+    "size/reduction_pct",
+    "flops/dense_macs",
+    "flops/nonzero_macs",
+    "flops/theoretical_speedup",
+]
+EVAL_KEYS = SUFFIXED + PLAIN
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: two threads that wait on each other on a shared machine crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def job(make_cfg):
+    cfg = make_cfg("attack.n_images=16", "attack.pgd.steps=2", "attack.curve.steps=1")
+    dm = build_datamodule(cfg)
+    spec = data_spec(dm)
+    torch.manual_seed(0)
+    baseline = build_net(cfg.model, spec)
+    net = copy.deepcopy(baseline)
+    apply_masks(net, global_magnitude_masks(prunable_weights(net), 0.8))
+    return cfg, dm, spec, baseline, net
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+    original = core.model_record
+
+    def model_record(net, *args, **kwargs):
+        calls.append(net)
+        return original(net, *args, **kwargs)
+
+    monkeypatch.setattr(core, "model_record", model_record)
+    return calls
+
+
+def test_evaluate_gives_every_contract_key_and_evaluates_the_baseline_once(job, counted, tmp_path):
+    cfg, dm, spec, baseline, net = job
+    cache = BaselineCache(tmp_path / "cache")
+    cache.entry("k").mkdir(parents=True)
+    first = evaluate(net, baseline, dm, spec, cfg, cache=cache, key="k", sparse_path=tmp_path / "s")
+    assert set(EVAL_KEYS) <= set(first), sorted(set(EVAL_KEYS) - set(first))
+    assert len(counted) == 2 and list(cache.entry("k").glob("eval-*.json"))
+    again = evaluate(
+        copy.deepcopy(net), copy.deepcopy(baseline), dm, spec, cfg, cache=cache, key="k"
+    )
+    assert len(counted) == 3, "the baseline's figures come from the cache the second time"
+    for key in ROBUST + ["test/acc", "size/sparse_disk_bytes", "flops/nonzero_macs"]:
+        assert again[key] == first[key], key
+    for key in ROBUST:
+        assert first[f"{key}_baseline"] == again[f"{key}_baseline"]
+    back = load_sparse(tmp_path / "s")
+    assert all(torch.equal(back[k], v) for k, v in net.state_dict().items())
+    assert first["size/sparse_disk_bytes"] == (tmp_path / "s").stat().st_size
+    assert first["test/acc_ci_low"] <= first["test/acc"] <= first["test/acc_ci_high"]
+    assert first["flops/theoretical_speedup"] > 1
+    json.dumps(first)  # flat and serialisable
+
+
+def test_a_dense_job_reuses_its_baselines_figures(job, counted):
+    cfg, dm, spec, baseline, _ = job
+    out = evaluate(copy.deepcopy(baseline), baseline, dm, spec, cfg)
+    assert len(counted) == 1
+    assert out["robust/pgd_acc_delta_pts"] == 0 and out["test/acc_retention"] == 1
+    assert out["flops/theoretical_speedup"] == pytest.approx(1.0)
+
+
+def test_evaluate_without_baseline_gives_the_models_own_figures(job):
+    cfg, dm, spec, _, net = job
+    out = evaluate(net, None, dm, spec, cfg)
+    assert "robust/pgd_acc" in out and "latency/b1_ms" in out and "size/sparse_disk_bytes" in out
+    compared = [k for k in out if k.endswith(("_baseline", "_delta_pts", "_delta_rel"))]
+    assert not compared and "latency/b1_speedup" not in out
+
+
+def test_merge_overrides_lets_the_command_line_win():
+    merged = merge_overrides(["experiment=smoke", "attack.n_images=64"], ["attack.n_images=8"])
+    assert merged == ["experiment=smoke", "attack.n_images=8"]
+
+
+def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
+    job = next(p.parent for p in sorted(smoke_sweep.glob("resnetsmall-*-s0.8-*/model.pt")))
+    before = (job / "results.json").read_bytes()
+    assert main([f"ckpt={job / 'model.pt'}", "attack.n_images=16"]) == 0
+    printed = capsys.readouterr().out
+    assert "metric" in printed and "robust/pgd_acc" in printed and "pts" in printed
+    result = json.loads((job / "eval.json").read_text())
+    assert set(EVAL_KEYS) <= set(result), sorted(set(EVAL_KEYS) - set(result))
+    assert result["robust/n_images"] == 16 and result["sparsity"] == 0.8
+    assert (job / "results.json").read_bytes() == before
+    assert format_table(result).count("\n") > 20
+
+
+def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
+    assert main([f"ckpt={tmp_path / 'missing.pt'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prunelab: error: no checkpoint at") and "\n" not in err
+    assert main(["attack.n_images=3"]) == 1
+    assert "usage" in capsys.readouterr().err
