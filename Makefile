@@ -24,6 +24,9 @@ test: setup  ## the whole test suite (real data, one end-to-end offline sweep) a
 	$(PY) -m pytest -q $(ARGS)
 	$(VENV)/bin/ruff check .
 
+bench: setup  ## the benchmarks suite (~10 min on a quiet machine): writes benchmarks/RESULTS.md
+	$(PY) benchmarks/run.py $(ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 

@@ -1,0 +1,154 @@
+"""2, cross-check: raw steps with the masks held, and the per-step hook work timed on its own.
+
+One raw training step per variant per round on one fixed batch, order rotating, our callback's
+two hook methods called around `optimizer.step()` as Lightning calls them. In the same rounds:
+the hook work alone (ours as it is, ours with float masks and one `torch._foreach_mul_` over
+cached lists, torch.nn.utils.prune's forward pre-hooks), and the changes suggested to the lead
+as whole steps (those hooks and `Adam(fused=True)`, against a dense step with fused Adam).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from common import finetune_optimizer, rotated, sync
+from torch.nn.utils import prune
+
+from prunelab.pruning.masks import prunable_weights
+
+
+def _ours_hooks(callback, net: torch.nn.Module, opt) -> tuple[Callable, Callable]:
+    holder = SimpleNamespace(net=net)
+    callback.on_fit_start(None, holder)
+    return (
+        lambda: callback.on_before_optimizer_step(None, holder, opt),
+        lambda: callback.on_train_batch_end(None, holder, None, None, 0),
+    )
+
+
+def _float_foreach(masks: dict, net: torch.nn.Module) -> tuple[Callable, Callable]:
+    """The suggested hook work: float masks, one fused multiply over cached lists per hook."""
+    weights = prunable_weights(net)
+    params = [weights[n] for n in masks]
+    floats = [masks[n].to(p.dtype) for n, p in zip(masks, params, strict=True)]
+
+    @torch.no_grad()
+    def before() -> None:
+        torch._foreach_mul_([p.grad for p in params], floats)
+
+    @torch.no_grad()
+    def after() -> None:
+        torch._foreach_mul_(params, floats)
+
+    return before, after
+
+
+def _prune_prehooks(net: torch.nn.Module) -> Callable[[], None]:
+    """torch.nn.utils.prune's per-forward work: weight = weight_orig * weight_mask, per layer."""
+    hooks = [
+        (m, h)
+        for m in net.modules()
+        for h in m._forward_pre_hooks.values()
+        if isinstance(h, prune.BasePruningMethod)
+    ]
+
+    def work() -> None:
+        for module, hook in hooks:
+            hook(module, None)
+
+    return work
+
+
+def _both(before: Callable, after: Callable) -> Callable[[], None]:
+    def work() -> None:
+        before()
+        after()
+
+    return work
+
+
+def sqrt_of_zeros(n: int, repeats: int = 30) -> float:
+    """How many times longer torch.sqrt takes on n exact zeros than on n positive floats.
+
+    Adam divides by sqrt(exp_avg_sq); where our callback zeroes gradients from the start,
+    exp_avg_sq stays exactly 0, and on some CPUs (this one) sqrt of 0 takes a slow path.
+    """
+    zeros, values, out = torch.zeros(n), torch.rand(n) + 1e-3, torch.empty(n)
+    times: dict[str, list[float]] = {"zeros": [], "values": []}
+    for r in range(repeats):
+        for name in rotated(list(times), r):
+            source = zeros if name == "zeros" else values
+            start = time.perf_counter()
+            torch.sqrt(source, out=out)
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["zeros"]) / statistics.median(times["values"])
+
+
+def _step(net, opt, x, y, before: Callable, after: Callable) -> Callable[[], float]:
+    """One training step with the mask hooks around the optimizer; returns Adam's seconds."""
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        before()
+        sync(x.device)
+        start = time.perf_counter()
+        opt.step()
+        sync(x.device)
+        seconds = time.perf_counter() - start
+        after()
+        return seconds
+
+    return step
+
+
+def measure(vs: dict, rounds: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per call of each step and hook-work variant, interleaved round by round.
+
+    Steps: dense, ours, torch_prune, and with `Adam(fused=True)`: dense_fused and suggested
+    (ours with float masks and `_foreach_mul_`). `opt_<step>` holds each step's optimizer time.
+    """
+    dm = vs["dense"]["dm"]
+    x, y = (t.to(device) for t in next(iter(dm.train_dataloader())))
+    nop = lambda: None  # noqa: E731
+    fns: dict[str, Callable[[], float | None]] = {}
+    for name in ("dense", "ours", "torch_prune"):
+        net = vs[name]["module"].net.to(device).train()
+        opt = finetune_optimizer()(net.parameters())
+        before, after = nop, nop
+        if name == "ours":
+            callback = vs[name]["callbacks"][0]
+            before, after = _ours_hooks(callback, net, opt)
+            F.cross_entropy(net(x), y).backward()  # grads exist for the hook-only timings
+            fns["hooks_ours"] = _both(before, after)
+            fns["hooks_float_foreach"] = _both(*_float_foreach(callback.masks, net))
+            suggested = copy.deepcopy(net)
+            fused = finetune_optimizer()(suggested.parameters(), fused=True)
+            fns["suggested"] = _step(
+                suggested, fused, x, y, *_float_foreach(callback.masks, suggested)
+            )
+        if name == "torch_prune":
+            fns["hooks_torch_prune"] = _prune_prehooks(net)
+        if name == "dense":
+            dense = copy.deepcopy(net)
+            fused = finetune_optimizer()(dense.parameters(), fused=True)
+            fns["dense_fused"] = _step(dense, fused, x, y, nop, nop)
+        fns[name] = _step(net, opt, x, y, before, after)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(-3, rounds):  # three warm-up rounds
+        for name in rotated(list(fns), r):
+            sync(device)
+            start = time.perf_counter()
+            opt_seconds = fns[name]()
+            sync(device)
+            if r >= 0:
+                times[name].append(time.perf_counter() - start)
+                if opt_seconds is not None:
+                    times.setdefault(f"opt_{name}", []).append(opt_seconds)
+    return times
