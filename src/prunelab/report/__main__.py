@@ -12,7 +12,8 @@ from prunelab.errors import PrunelabError
 def summary_lines(result) -> list[str]:
     """What the console shows after a report: where it is and which cells lack results."""
     lines = [
-        f"report: wrote {result.report} ({result.jobs} jobs with results, "
+        f"report: wrote {result.report} ({result.jobs} job{'s' if result.jobs != 1 else ''} "
+        "with results, "
         f"{len(result.figures)} figure{'s' if len(result.figures) != 1 else ''}, results.csv)"
     ]
     if result.failed:

@@ -33,7 +33,7 @@ def completeness(data: SweepData) -> list[str]:
     ok = len(data.ok)
     if expected is None:
         lines.append(
-            f"{ok} jobs with results; the expected grid is unknown "
+            f"{ok} job{'s' if ok != 1 else ''} with results; the expected grid is unknown "
             "(no readable `multirun.yaml`), so only what is present is reported."
         )
     elif not (data.failed or data.missing or data.incomplete):
@@ -125,7 +125,8 @@ def render(
         )
         out.append("")
     out.append(
-        f"Generated {now} from `{data.sweep_dir}/*/results.json` ({len(ok)} jobs); "
+        f"Generated {now} from `{data.sweep_dir}/*/results.json` "
+        f"({len(ok)} job{'s' if len(ok) != 1 else ''}); "
         "every number below is measured in those files. Per-job rows: `results.csv`."
     )
     out += ["", *completeness(data), ""]
