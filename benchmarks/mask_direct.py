@@ -2,9 +2,9 @@
 
 One raw training step per variant per round on one fixed batch, order rotating, our callback's
 two hook methods called around `optimizer.step()` as Lightning calls them. In the same rounds:
-the hook work alone (ours as it is, ours with float masks and one `torch._foreach_mul_` over
-cached lists, torch.nn.utils.prune's forward pre-hooks), and the changes suggested to the lead
-as whole steps (those hooks and `Adam(fused=True)`, against a dense step with fused Adam).
+the hook work alone (our callback's two hooks as they are, torch.nn.utils.prune's forward
+pre-hooks), and one optional change that is *not* applied in `src/` (the fine-tuning optimizer
+comes from conf/config.yaml): ours and dense, both with `Adam(fused=True)`.
 """
 
 from __future__ import annotations
@@ -20,33 +20,15 @@ import torch.nn.functional as F
 from common import finetune_optimizer, rotated, sync
 from torch.nn.utils import prune
 
-from prunelab.pruning.masks import prunable_weights
-
 
 def _ours_hooks(callback, net: torch.nn.Module, opt) -> tuple[Callable, Callable]:
+    """The callback's two per-step hooks bound to `net` (masks computed or applied first)."""
     holder = SimpleNamespace(net=net)
     callback.on_fit_start(None, holder)
     return (
         lambda: callback.on_before_optimizer_step(None, holder, opt),
         lambda: callback.on_train_batch_end(None, holder, None, None, 0),
     )
-
-
-def _float_foreach(masks: dict, net: torch.nn.Module) -> tuple[Callable, Callable]:
-    """The suggested hook work: float masks, one fused multiply over cached lists per hook."""
-    weights = prunable_weights(net)
-    params = [weights[n] for n in masks]
-    floats = [masks[n].to(p.dtype) for n, p in zip(masks, params, strict=True)]
-
-    @torch.no_grad()
-    def before() -> None:
-        torch._foreach_mul_([p.grad for p in params], floats)
-
-    @torch.no_grad()
-    def after() -> None:
-        torch._foreach_mul_(params, floats)
-
-    return before, after
 
 
 def _prune_prehooks(net: torch.nn.Module) -> Callable[[], None]:
@@ -111,8 +93,9 @@ def _step(net, opt, x, y, before: Callable, after: Callable) -> Callable[[], flo
 def measure(vs: dict, rounds: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per call of each step and hook-work variant, interleaved round by round.
 
-    Steps: dense, ours, torch_prune, and with `Adam(fused=True)`: dense_fused and suggested
-    (ours with float masks and `_foreach_mul_`). `opt_<step>` holds each step's optimizer time.
+    Steps: dense, ours, torch_prune, and with `Adam(fused=True)` (optional, not applied):
+    dense_fused and ours_fused. Hook work: hooks_ours, hooks_torch_prune. `opt_<step>` holds
+    each step's optimizer time.
     """
     dm = vs["dense"]["dm"]
     x, y = (t.to(device) for t in next(iter(dm.train_dataloader())))
@@ -127,12 +110,12 @@ def measure(vs: dict, rounds: int, device: torch.device) -> dict[str, list[float
             before, after = _ours_hooks(callback, net, opt)
             F.cross_entropy(net(x), y).backward()  # grads exist for the hook-only timings
             fns["hooks_ours"] = _both(before, after)
-            fns["hooks_float_foreach"] = _both(*_float_foreach(callback.masks, net))
-            suggested = copy.deepcopy(net)
-            fused = finetune_optimizer()(suggested.parameters(), fused=True)
-            fns["suggested"] = _step(
-                suggested, fused, x, y, *_float_foreach(callback.masks, suggested)
-            )
+            # A second callback with the same masks: the first one caches `net`'s weights.
+            twin_callback = type(callback)(callback.amount)
+            twin_callback.load_state_dict(callback.state_dict())
+            twin = copy.deepcopy(net)
+            fused = finetune_optimizer()(twin.parameters(), fused=True)
+            fns["ours_fused"] = _step(twin, fused, x, y, *_ours_hooks(twin_callback, twin, fused))
         if name == "torch_prune":
             fns["hooks_torch_prune"] = _prune_prehooks(net)
         if name == "dense":

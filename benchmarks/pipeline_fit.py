@@ -157,15 +157,13 @@ def measure_pair(
     extras: frozenset[str],
     root: Path,
     device: torch.device,
-    module_cls: type[Classifier] = Classifier,
     net_factory: Callable[[], torch.nn.Module] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per epoch of `steps` batches: Lightning with `extras` and its raw twins.
 
     `extras` from {"csv", "wandb", "progress_bar", "checkpoint", "epoch_seed"} add the job's
     parts to the Trainer of conf/trainer/default.yaml and the Classifier; BARE adds none.
-    `module_cls` and `net_factory` swap in another LightningModule class or net (the overhead
-    probe of section 1).
+    `net_factory` swaps in another net (the overhead probe of section 1).
     """
     dm = datamodule()
     net = net_factory() if net_factory else net_for(model, dm)
@@ -192,7 +190,7 @@ def measure_pair(
         enable_checkpointing="checkpoint" in extras,
         default_root_dir=str(root),
     )
-    module = module_cls(
+    module = Classifier(
         net, dm.num_classes, finetune_optimizer(), conf("config").finetune.scheduler
     )
     # The progress bar (tqdm on stdout) renders to /dev/null: formatting and writes are paid,
