@@ -305,3 +305,10 @@ def test_compare_suffixes_follow_the_metric_contract():
     assert out["test/acc_baseline_ci_low"] == 0.7 and "robust/n_images_baseline" not in out
     assert compare(mine, None) == mine
     assert math.isclose(out["test/acc_baseline"], 0.9)
+    # A structurally shrunk net's speed-up bound is against the dense baseline's MACs.
+    shrunk = compare(
+        {**mine, "flops/dense_macs": 25, "flops/nonzero_macs": 25},
+        {**base, "flops/dense_macs": 100, "flops/nonzero_macs": 100},
+    )
+    assert shrunk["flops/dense_macs_baseline"] == 100
+    assert shrunk["flops/theoretical_speedup"] == pytest.approx(4.0)

@@ -134,9 +134,10 @@ def compare(mine: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]
         out["test/acc_retention"] = acc / acc_base if acc_base else None
         out["size/disk_bytes_baseline"] = base["size/disk_bytes"]
         # Against the dense baseline's MACs: a structurally shrunk net has no zeros of its own.
-        out["flops/dense_macs_baseline"] = base["flops/dense_macs"]
-        nonzero = mine["flops/nonzero_macs"]
-        out["flops/theoretical_speedup"] = base["flops/dense_macs"] / nonzero if nonzero else None
+        if "flops/dense_macs" in base and "flops/nonzero_macs" in mine:
+            dense, nonzero = base["flops/dense_macs"], mine["flops/nonzero_macs"]
+            out["flops/dense_macs_baseline"] = dense
+            out["flops/theoretical_speedup"] = dense / nonzero if nonzero else None
     return out
 
 
