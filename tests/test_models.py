@@ -38,3 +38,24 @@ def test_prunable_weights_are_conv_and_linear_only():
     assert not any("bn" in n for n in names)
     # stem conv + 6 blocks x 2 convs + 2 projection shortcuts + fc
     assert len(names) == 1 + 12 + 2 + 1
+
+
+def test_channels_last_training_computes_the_same_function():
+    """Classifier(channels_last=True) only changes memory layout: same logits, same loss."""
+    import copy
+
+    from prunelab.module import Classifier
+
+    torch.manual_seed(0)
+    net = ResNetSmall(in_shape=(1, 28, 28), num_classes=10, mean=(0.5,), std=(0.25,)).eval()
+    plain = Classifier(copy.deepcopy(net), 10)
+    fast = Classifier(copy.deepcopy(net), 10, channels_last=True)
+    fast.setup("fit")
+    weight = fast.net.stem[1].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(8, 1, 28, 28)
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    # Its weights load into a default (contiguous) net unchanged.
+    back = copy.deepcopy(net)
+    back.load_state_dict(fast.net.state_dict())
+    torch.testing.assert_close(back(x), plain(x), rtol=1e-4, atol=1e-5)

@@ -93,6 +93,7 @@ def train_baseline(cfg: DictConfig, dm, spec: dict, loggers: list, work: Path) -
         instantiate(cfg.baseline.optimizer),
         cfg.baseline.scheduler,
         prefix="baseline_",
+        channels_last=bool(cfg.baseline.channels_last),
     )
     best = ModelCheckpoint(
         dirpath=work,
@@ -135,7 +136,11 @@ def finetune(
         pruning.rewind_dir = str(rewind_dir)  # the baseline's saved states (SaveWeightsAt)
     structured = isinstance(pruning, StructuredPruning)
     module = Classifier(
-        net, spec["num_classes"], instantiate(cfg.finetune.optimizer), cfg.finetune.scheduler
+        net,
+        spec["num_classes"],
+        instantiate(cfg.finetune.optimizer),
+        cfg.finetune.scheduler,
+        channels_last=bool(cfg.finetune.channels_last),
     )
     ckpt_dir = out / "checkpoints"
     last = ModelCheckpoint(
