@@ -312,3 +312,16 @@ def test_compare_suffixes_follow_the_metric_contract():
     )
     assert shrunk["flops/dense_macs_baseline"] == 100
     assert shrunk["flops/theoretical_speedup"] == pytest.approx(4.0)
+
+
+def test_latency_compares_nets_in_the_same_memory_layout():
+    """A channels-last-trained net must not pass its faster layout off as a pruning speed-up."""
+    net = SimpleCNN(in_shape=(1, 28, 28), num_classes=10, mean=(0.5,), std=(0.25,))
+    fast = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    times = measure_latency(
+        {"model": fast, "baseline": net}, (1, 28, 28), torch.device("cpu"), 4, 1, 2, 2
+    )
+    assert set(times) == {"model", "baseline"}
+    for module in (fast, net):
+        for p in module.parameters():
+            assert p.is_contiguous()

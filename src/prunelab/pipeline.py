@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -157,6 +158,9 @@ def finetune(
     resume = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
+    # Back to torch's default layout (channels-last training): saved and measured like a
+    # freshly loaded model, and like the baseline it is compared with.
+    net.to(memory_format=torch.contiguous_format)
     removed = dict(pruning.stats) if structured else {}
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
 
