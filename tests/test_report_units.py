@@ -214,3 +214,28 @@ def test_collect_rejects_a_folder_that_is_no_sweep(tmp_path):
 
     with pytest.raises(PrunelabError, match="not a sweep folder"):
         collect(tmp_path)
+
+
+def test_methods_sweep_gets_one_side_by_side_table(tmp_path):
+    results = []
+    for method, acc in (("magnitude", 0.88), ("random", 0.60)):
+        for sparsity in (0.5, 0.8):
+            results.append({**fake_result("simplecnn", sparsity, acc=acc), "pruning": method})
+    task = ["pruning=magnitude,random", "sparsity=0.5,0.8"]
+    report = build(make_sweep(tmp_path, results, task), figures=False, wandb=False)
+    text = report.report.read_text()
+    section = text.split("## Methods side by side", 1)[1].split("## Results", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| 0.")]
+    assert [r.split(" | ")[:2] for r in rows] == [
+        ["| 0.5", "magnitude"],
+        ["| 0.5", "random"],
+        ["| 0.8", "magnitude"],
+        ["| 0.8", "random"],
+    ]
+    assert "-29.0 pts" in rows[1]  # 60 % against the shared 89 % baseline, beyond noise
+
+
+def test_single_method_sweep_has_no_methods_section(tmp_path):
+    results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]
+    report = build(make_sweep(tmp_path, results, ["sparsity=0.5,0.8"]), figures=False, wandb=False)
+    assert "## Methods side by side" not in report.report.read_text()

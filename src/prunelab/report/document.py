@@ -11,7 +11,7 @@ from prunelab.report.aggregate import Group, Row
 from prunelab.report.collect import SweepData
 from prunelab.report.figures import group_label
 from prunelab.report.findings import group_findings, latency_noise
-from prunelab.report.tables import detail_table, headline_table, robust_tables
+from prunelab.report.tables import detail_table, headline_table, methods_table, robust_tables
 from prunelab.report.wandb_summary import WandbOutcome
 
 EVAL_GROUPS = {
@@ -177,6 +177,18 @@ def render(
             out += [f"*{data_name}*", ""]
         out += [f"- {recommend(p, rs, tolerance)}" for p in profiles]
         out.append("")
+
+    compared = methods_table(rows, tolerance)
+    if compared:
+        out += ["## Methods side by side", ""]
+        out.append(
+            "Every pruned cell against the dense baseline its method shares (sparsity: the "
+            "share of prunable weights zeroed; for `structured`, the share of channels removed "
+            "per layer, whose weight and MAC shares are in its fuller table)."
+        )
+        out.append("")
+        for title, table in compared:
+            out += [f"**{title}**", "", table, ""]
 
     out += ["## Results", ""]
     for group, rs in rows.items():

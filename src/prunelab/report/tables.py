@@ -269,3 +269,56 @@ def write_csv(path: Path, jobs: list[Job]) -> list[str]:
         writer.writerow([_csv_value(values.get(c)) for c in columns])
     write_text(path, buffer.getvalue())
     return columns
+
+
+# ---- methods side by side ----------------------------------------------------------------
+def methods_table(rows: dict, tolerance: float = 0.1) -> list[tuple[str, str]]:
+    """(title, table) per model and data with several pruning methods: one row per cell.
+
+    Every method's cells share a dense baseline, so each row is compared with the same
+    reference: accuracy change, PGD robustness impact, measured vs theoretical speed-up, size.
+    """
+    by_model: dict[tuple[str, str], list] = {}
+    for group, rs in rows.items():
+        by_model.setdefault((group.model, group.data), []).append((group.pruning, rs))
+    out = []
+    header = [
+        "Sparsity",
+        "Method",
+        "Test acc (95 % interval)",
+        "Δ acc vs dense",
+        "Robustness Impact (PGD ε=0.03)",
+        "Batch-1 speed-up (measured)",
+        "Theoretical speed-up (MACs)",
+        "Size reduction",
+    ]
+    for (model, data), methods in by_model.items():
+        if len(methods) < 2:
+            continue
+        cells = []
+        for method, rs in methods:
+            base = rs[0].acc() if rs and rs[0].is_baseline else None
+            for row in rs:
+                if row.is_baseline:
+                    continue
+                pts = row.mean(f"{HEADLINE_ATTACK}_delta_pts")
+                rel = row.mean(f"{HEADLINE_ATTACK}_delta_rel")
+                reduction = row.mean("size/reduction_pct")
+                cells.append(
+                    (
+                        row.sparsity,
+                        [
+                            f"{row.sparsity:g}",
+                            method,
+                            interval_text(row.acc()),
+                            delta_text(row.acc(), base),
+                            "—" if pts is None else f"{signed(pts, ' pts')} ({signed(rel, ' %')})",
+                            speed_text(row, tolerance),
+                            times(row.mean("flops/theoretical_speedup")),
+                            "—" if reduction is None else f"{reduction:.1f} %",
+                        ],
+                    )
+                )
+        cells.sort(key=lambda c: c[0])  # stable: methods keep their order within a sparsity
+        out.append((f"{model} on {data}", markdown_table(header, [c[1] for c in cells])))
+    return out
