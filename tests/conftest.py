@@ -98,3 +98,25 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def job_results(sweep: Path) -> list[dict]:
     """Every results.json of a sweep."""
     return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+
+
+def quiet_trainer(epochs: int, callbacks: list, root, **kwargs):
+    """A CPU Lightning Trainer without logger, progress bar or sanity steps, for unit tests.
+
+    Checkpointing is on only when a ModelCheckpoint is among `callbacks`; `kwargs` add limits.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=0,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        **kwargs,
+    )

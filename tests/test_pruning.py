@@ -21,21 +21,11 @@ from prunelab.pruning import (
     prunable_weights,
 )
 
-from conftest import DATA
+from conftest import DATA, quiet_trainer
 
 
 def _trainer(epochs: int, callbacks: list, root) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        num_sanity_val_steps=0,
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-    )
+    return quiet_trainer(epochs, callbacks, root)
 
 
 def _adam(lr):

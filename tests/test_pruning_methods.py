@@ -35,23 +35,12 @@ from prunelab.pruning import (
 )
 from prunelab.pruning.masks import count_pruned
 
-from conftest import DATA
+from conftest import DATA, quiet_trainer
 
 
 def _trainer(epochs: int, callbacks: list, root, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,  # nothing here reads validation metrics; the CPUs are shared
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        **kwargs,
-    )
+    # No validation: nothing here reads validation metrics; the CPUs are shared.
+    return quiet_trainer(epochs, callbacks, root, limit_val_batches=0, **kwargs)
 
 
 def _module(net) -> Classifier:

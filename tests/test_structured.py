@@ -24,7 +24,7 @@ from prunelab.pruning.structured import (
     prune_channels,
 )
 
-from conftest import DATA
+from conftest import DATA, quiet_trainer
 
 ARCHS = [SimpleCNN, ResNetSmall]
 # Resuming without the checkpoint's ModelCheckpoint is deliberate here; Lightning says so.
@@ -50,19 +50,8 @@ def _net(arch, data, seed: int = 0) -> nn.Module:
 
 
 def _trainer(epochs: int, root, callbacks: list) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        num_sanity_val_steps=0,
-        limit_train_batches=3,
-        limit_val_batches=0,  # nothing here reads validation metrics
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-    )
+    # Three batches and no validation: nothing here reads validation metrics.
+    return quiet_trainer(epochs, callbacks, root, limit_train_batches=3, limit_val_batches=0)
 
 
 def _adam(params):

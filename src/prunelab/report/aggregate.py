@@ -179,6 +179,11 @@ class Row:
         return min(options) if options else None
 
 
+def first_value(rows: dict[Group, list[Row]], key: str) -> object:
+    """The first non-empty raw value of `key` over every row (labels: device, threads)."""
+    return next((r.first(key) for rs in rows.values() for r in rs if r.first(key)), None)
+
+
 def group_of(results: dict) -> Group:
     """The Group of one job's results."""
     return Group(str(results["model"]), str(results["data"]), str(results["pruning"]))

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prunelab.report.advice import Profile, recommend
-from prunelab.report.aggregate import Group, Row
+from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.collect import SweepData
 from prunelab.report.figures import group_label
 from prunelab.report.findings import group_findings, latency_noise
@@ -148,15 +148,7 @@ def render(
     by_data: dict[str, list[Row]] = {}
     for group, rs in rows.items():
         by_data.setdefault(group.data, []).extend(rs)
-    device = next(
-        (
-            r.first("latency/device")
-            for rs in rows.values()
-            for r in rs
-            if r.first("latency/device")
-        ),
-        None,
-    )
+    device = first_value(rows, "latency/device")
     out.append(
         "Chosen from the measured cells (dense included): the most accurate cell that fits the "
         "profile, unless another fitting cell within its accuracy noise is more than "

@@ -10,7 +10,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from prunelab.report.aggregate import Group, Row
+from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.files import atomic_write
 
 SPARSITY_AXIS = "Sparsity (fraction of prunable weights set to zero)"
@@ -194,24 +194,8 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
         return False
     fig, (ax_ms, ax_x) = _new(2, width=5.6)
     groups = list(rows)
-    device = next(
-        (
-            r.first("latency/device")
-            for rs in rows.values()
-            for r in rs
-            if r.first("latency/device")
-        ),
-        None,
-    )
-    threads = next(
-        (
-            r.first("latency/threads")
-            for rs in rows.values()
-            for r in rs
-            if r.first("latency/threads")
-        ),
-        None,
-    )
+    device = first_value(rows, "latency/device")
+    threads = first_value(rows, "latency/threads")
     batch = next((r.first("latency/batch") for rs in rows.values() for r in rs), None) or "N"
     for i, (group, rs) in enumerate(rows.items()):
         style = _style(i)
