@@ -136,7 +136,8 @@ def _callbacks(extras: frozenset[str], root: Path) -> list:
     if "epoch_seed" in extras:
         callbacks.append(EpochSeed(0))
     if "progress_bar" in extras:
-        callbacks.append(ClockedBar())  # the Trainer's default bar (refresh every step), clocked
+        # The job's bar (conf/config.yaml progress_bar), clocked.
+        callbacks.append(ClockedBar(refresh_rate=int(conf("config").progress_bar.refresh_rate)))
     if "checkpoint" in extras:
         callbacks.append(
             ClockedCheckpoint(

@@ -211,7 +211,8 @@ def run(plan: dict, probe: dict, root: Path, device: torch.device, wandb: bool =
             else "CSV logger (conf/logger/csv.yaml; the offline W&B logger only with `--wandb`), "
         )
         + (
-            "**progress bar on** as in a job (Lightning's default bar, rendered to /dev/null: "
+            "**progress bar on** as in a job (conf/config.yaml `progress_bar`: Lightning's TQDM "
+            "bar redrawn every `refresh_rate` steps, rendered to /dev/null: "
             "its formatting and writes are paid, the terminal is not). "
             if "progress_bar" in extras
             else "progress bar off (as conf/trainer/default.yaml says). "

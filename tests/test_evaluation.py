@@ -325,3 +325,29 @@ def test_latency_compares_nets_in_the_same_memory_layout():
     for module in (fast, net):
         for p in module.parameters():
             assert p.is_contiguous()
+
+
+def _bn_count(net: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def test_inference_copy_folds_batchnorm_and_computes_the_same_function(trained, fmnist):
+    """The attacks' fast copy (BatchNorm folded, NHWC) equals the net on real test images,
+    also for a channel-pruned ResNetSmall, and leaves the net itself as it was."""
+    from prunelab.evaluation.fast import inference_copy
+    from prunelab.pruning.structured import prune_channels
+
+    x = torch.stack([fmnist.test_set[i][0] for i in range(256)])
+    resnet = ResNetSmall(fmnist.in_shape, fmnist.num_classes, fmnist.mean, fmnist.std)
+    with torch.no_grad():  # real running statistics: a few train-mode passes over real images
+        for chunk in x.split(64):
+            resnet(chunk)
+    shrunk = prune_channels(copy.deepcopy(resnet), 0.5, fmnist.in_shape).eval()
+    for net in (trained, resnet.eval(), shrunk):
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        fast = inference_copy(net, CPU)
+        assert _bn_count(net) > 0 and _bn_count(fast) == 0
+        with torch.no_grad():
+            torch.testing.assert_close(fast(x), net(x), rtol=1e-4, atol=1e-4)
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+        assert all(p.is_contiguous() for p in net.parameters())

@@ -51,6 +51,8 @@ def quiet_libraries() -> None:
 
 
 def _trainer(cfg: DictConfig, max_epochs: int, callbacks: list, logger, root: Path) -> L.Trainer:
+    if cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress_bar") is not None:
+        callbacks = [*callbacks, instantiate(cfg.progress_bar)]
     return instantiate(
         cfg.trainer,
         max_epochs=max_epochs,

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from prunelab.evaluation.accuracy import accuracy_metrics, class_slug, predict
+from prunelab.evaluation.fast import inference_copy
 from prunelab.evaluation.flops import count_macs
 from prunelab.evaluation.latency import device_name, measure_latency, strip_pruning
 from prunelab.evaluation.robustness import eval_subset, measure_robustness
@@ -42,24 +43,12 @@ def baseline_tag(cfg: DictConfig, test_size: int, device: torch.device) -> str:
         "version": EVAL_VERSION,
         "attack": OmegaConf.to_container(cfg.attack, resolve=True),
         "channels_last": bool(cfg.eval.channels_last),
+        "fold_batchnorm": bool(cfg.eval.fold_batchnorm),
         "test_size": int(test_size),
         "device": device.type,
     }
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
     return f"eval-{digest}"
-
-
-class ChannelsLast(nn.Module):
-    """`net` fed channels-last inputs: faster convolutions on CPU, the same function."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
 
 
 class _Clock:
@@ -86,9 +75,7 @@ def model_record(
 ) -> dict[str, Any]:
     """What one model's figures are, whoever it is compared with: {"metrics", "confusion"}."""
     clock = clock or _Clock(None)
-    work = copy.deepcopy(net).to(device).eval()
-    if cfg.eval.channels_last:
-        work = ChannelsLast(work.to(memory_format=torch.channels_last)).eval()
+    work = inference_copy(net, device, bool(cfg.eval.fold_batchnorm), bool(cfg.eval.channels_last))
     preds, labels, loss = clock.run("test", lambda: predict(work, dm.test_dataloader(), device))
     metrics, confusion = accuracy_metrics(preds, labels, loss, list(spec["class_names"]))
     metrics.update(
