@@ -91,6 +91,15 @@ def test_wilson_interval_matches_the_textbook_value():
     assert wilson(0.0, 50)[0] == 0.0
 
 
+def test_wilson_interval_always_contains_its_proportion():
+    """At 0 % or 100 % rounding once put a bound past p (a 0 % robust accuracy on 1,000
+    images gave a negative error bar and killed the default sweep's report)."""
+    for n in (1, 7, 50, 800, 1000, 10_000):
+        for k in range(n + 1) if n <= 1000 else (0, 1, n - 1, n):
+            lo, hi = wilson(k / n, n)
+            assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
 def test_expected_cells_expand_sweeps_and_ranges():
     cfg = OmegaConf.create(
         {
@@ -128,6 +137,31 @@ def test_full_sweep_renders_every_section_and_five_figures(tmp_path):
     assert "Unstructured zeros do not speed up dense kernels" in report
     assert "tight memory): **simplecnn** (sparsity 0.8) — test accuracy 84.0 %" in report
     assert "no W&B logger" in report  # logger=csv: no summary run, and it says so
+
+
+def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(
+    tmp_path, monkeypatch
+):
+    """0 % robust accuracy at the largest eps on 1,000 images (the default sweep's case)."""
+    from prunelab.report import figures
+
+    results = [fake_result("resnetsmall", s) for s in (0.2, 0.5)]
+    for r in results:
+        r.update({"robust/n_images": 1000, "robust/curve_acc@eps0": 1.0})
+        r.update({"robust/curve_acc@eps16": 0.0, "robust/curve_acc@eps16_baseline": 0.0})
+    sweep = make_sweep(tmp_path, results, ["model=resnetsmall", "sparsity=0.2,0.5"])
+    assert len(build(sweep, wandb=False).figures) == 5
+
+    def broken(*_args) -> bool:
+        raise ValueError("bad bars")
+
+    drawer = dict(figures.FIGURES)
+    drawer["robust_vs_eps.png"] = (broken, "robust/curve_acc@epsK keys")
+    monkeypatch.setattr(figures, "FIGURES", drawer)
+    result = build(sweep, wandb=False)
+    assert len(result.figures) == 4 and not (sweep / "robust_vs_eps.png").exists()
+    assert "robust_vs_eps.png: drawing failed (ValueError: bad bars)" in result.omitted_figures
+    assert "drawing failed (ValueError: bad bars)" in (sweep / "report.md").read_text()
 
 
 def test_sweep_without_evaluation_keys_omits_and_says_so(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ from matplotlib.figure import Figure
 
 from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.files import atomic_write
+
+log = logging.getLogger("prunelab")
 
 SPARSITY_AXIS = "Sparsity (fraction of prunable weights set to zero)"
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
@@ -340,9 +343,15 @@ def draw_all(
     written, omitted = [], []
     for name, (draw, needs) in FIGURES.items():
         path = out / name
-        if rows and draw(rows, path, dpi):
+        try:
+            drawn = bool(rows) and draw(rows, path, dpi)
+            why = f"no {needs} in any results.json"
+        except Exception as err:  # one broken figure must not cost the sweep its report
+            drawn, why = False, f"drawing failed ({type(err).__name__}: {err})"
+            log.warning("report: %s %s", name, why)
+        if drawn:
             written.append(path)
         else:
             path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
-            omitted.append(f"{name}: no {needs} in any results.json")
+            omitted.append(f"{name}: {why}")
     return written, omitted
