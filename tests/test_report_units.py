@@ -139,9 +139,7 @@ def test_full_sweep_renders_every_section_and_five_figures(tmp_path):
     assert "no W&B logger" in report  # logger=csv: no summary run, and it says so
 
 
-def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(
-    tmp_path, monkeypatch
-):
+def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp_path, monkeypatch):
     """0 % robust accuracy at the largest eps on 1,000 images (the default sweep's case)."""
     from prunelab.report import figures
 
