@@ -223,6 +223,24 @@ def test_speed_within_timing_noise_is_not_claimed():
     assert "do not speed up dense kernels" not in text  # noise cannot support that claim
 
 
+def test_latency_drift_between_jobs_is_not_passed_off_as_a_speed_up(tmp_path):
+    """Two jobs timed at different machine loads: raw ms differ by 35 %, in-job speed-up 1."""
+    results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]
+    for r, (ms, p90) in zip(results, ((0.65, 0.70), (0.42, 0.46)), strict=True):
+        r.update({"latency/b1_ms": ms, "latency/b1_ms_baseline": ms, "latency/b1_p90_ms": p90})
+    sweep = make_sweep(tmp_path, results, ["sparsity=0.5,0.8"])
+    rows = build_rows(collect(sweep).ok)[Group("simplecnn", "fashion_mnist", "magnitude")]
+    dense = rows[0].b1_ms()
+    assert dense == pytest.approx((0.65 + 0.42) / 2)  # median over the jobs' baselines
+    assert [r.b1_ms() for r in rows] == pytest.approx([dense] * 3)
+    assert rows[2].b1_p90_ms() == pytest.approx(dense * 0.46 / 0.42)
+    assert rows[2].mean("latency/b1_ms") == 0.42  # the raw figure is kept
+    text = recommend(Profile("edge", max_latency_ms=5.0, prefer="latency"), rows)
+    assert "lower latency" not in text
+    build(sweep, wandb=False)  # results.csv keeps what the jobs wrote, nothing derived
+    assert "latency/b1_ms_aligned" not in (sweep / "results.csv").read_text()
+
+
 def test_recommendation_names_the_closest_when_nothing_fits():
     g = Group("m", "d", "p")
     row = Row(

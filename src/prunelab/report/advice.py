@@ -137,7 +137,7 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
             continue
         size = row.size_bytes()
         mb = None if size is None else size / 1e6
-        cands.append(Candidate(row, row.mean("latency/b1_ms"), mb, several))
+        cands.append(Candidate(row, row.b1_ms(), mb, several))
     usable = [
         c
         for c in cands

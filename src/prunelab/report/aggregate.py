@@ -173,11 +173,51 @@ class Row:
                 ratios.append(p / m)
         return max(ratios) if ratios else None
 
+    def b1_ms(self) -> float | None:
+        """Batch-1 latency for comparing cells: aligned (see align_latency), else as measured."""
+        aligned = self.mean(ALIGNED_MS)
+        return aligned if aligned is not None else self.mean("latency/b1_ms")
+
+    def b1_p90_ms(self) -> float | None:
+        """The p90 twin of b1_ms."""
+        aligned = self.mean(ALIGNED_P90_MS)
+        return aligned if aligned is not None else self.mean("latency/b1_p90_ms")
+
     def size_bytes(self) -> float | None:
         """Smallest file that holds this model: the sparse export, or the dense file."""
         options = [v for v in (self.mean("size/sparse_disk_bytes"), self.mean("size/disk_bytes"))]
         options = [v for v in options if v is not None]
         return min(options) if options else None
+
+
+# Batch-1 latency with job-to-job drift removed (report only; see align_latency).
+ALIGNED_MS = "latency/b1_ms_aligned"
+ALIGNED_P90_MS = "latency/b1_p90_ms_aligned"
+
+
+def align_latency(group_rows: list[Row]) -> None:
+    """Add ALIGNED_MS: the dense row's median batch-1 latency ÷ each job's in-job speed-up.
+
+    Every job times its model and its baseline interleaved, so the speed-up is drift-free, but
+    absolute milliseconds of different jobs differ with the machine's load at the time (±35 %
+    between jobs on a shared CPU). Comparing cells by their raw milliseconds would pass that
+    drift off as an effect of pruning; the aligned figure compares them through the speed-up.
+    """
+    if not group_rows or not group_rows[0].is_baseline:
+        return
+    ref = group_rows[0].mean("latency/b1_ms")
+    for row in group_rows:
+        aligned = []
+        for sample in row.samples:
+            ms, p90 = number(sample.get("latency/b1_ms")), number(sample.get("latency/b1_p90_ms"))
+            speedup = 1.0 if row.is_baseline else number(sample.get("latency/b1_speedup"))
+            extra = {}
+            if ref is not None and ms and speedup:
+                extra[ALIGNED_MS] = ms if row.is_baseline else ref / speedup
+                if p90:
+                    extra[ALIGNED_P90_MS] = p90 * extra[ALIGNED_MS] / ms
+            aligned.append({**sample, **extra})
+        row.samples = aligned
 
 
 def first_value(rows: dict[Group, list[Row]], key: str) -> object:
@@ -279,5 +319,6 @@ def build_rows(jobs: list[Job], order: list[Group] | None = None) -> dict[Group,
             group_rows.append(Row(group, 0.0, samples, source))
         for sparsity in sorted(by_sparsity):
             group_rows.append(Row(group, sparsity, by_sparsity[sparsity], "job"))
+        align_latency(group_rows)
         rows[group] = group_rows
     return rows

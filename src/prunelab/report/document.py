@@ -263,6 +263,10 @@ def render(
         "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file.",
         "- Speed Improvement = dense baseline time / pruned time at batch 1, measured interleaved "
         "in the same job; theoretical = dense MACs / non-zero MACs.",
+        "- Batch-1 latency (tables, figures, recommendations) is *aligned*: the dense model's "
+        "median latency over the sweep's jobs ÷ each cell's in-job speed-up. Absolute times of "
+        "different jobs drift with the machine's load; the in-job speed-up does not. Raw "
+        "per-job times are `latency/b1_ms` in results.csv.",
         "- Robustness Impact = change of the study's PGD accuracy (ε = 0.03) against "
         "the same model's dense baseline, in points and relative %."
         + (f" Attacks as configured for this sweep: {attacks}." if attacks else ""),

@@ -205,8 +205,8 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
         name = group_label(group, groups)
         pts = [r for r in rs if r.has("latency/b1_ms")]
         if pts:
-            med = [r.mean("latency/b1_ms") for r in pts]
-            p90 = [r.mean("latency/b1_p90_ms") or m for r, m in zip(pts, med, strict=True)]
+            med = [r.b1_ms() for r in pts]
+            p90 = [r.b1_p90_ms() or m for r, m in zip(pts, med, strict=True)]
             ax_ms.errorbar(
                 [r.sparsity for r in pts],
                 med,
@@ -231,8 +231,8 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
                     **style,
                 )
     ax_ms.set_xlabel(SPARSITY_AXIS)
-    ax_ms.set_ylabel("Batch-1 latency (ms; median, bar to p90)")
-    values = [r.mean("latency/b1_ms") for rs in rows.values() for r in rs if r.has("latency/b1_ms")]
+    ax_ms.set_ylabel("Batch-1 latency (ms; dense median ÷ speed-up, bar to p90)")
+    values = [r.b1_ms() for rs in rows.values() for r in rs if r.has("latency/b1_ms")]
     if max(values) > 10 * min(values):  # a wide spread (or a noisy run) needs a log axis
         ax_ms.set_yscale("log")
     else:
@@ -281,7 +281,7 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
             continue
         ivs = [r.acc() for r in mine]
         ax.errorbar(
-            [r.mean("latency/b1_ms") for r in mine],
+            [r.b1_ms() for r in mine],
             [100 * iv.mean for iv in ivs],
             yerr=[[100 * (iv.mean - iv.lo) for iv in ivs], [100 * (iv.hi - iv.mean) for iv in ivs]],
             ls="none",
@@ -292,12 +292,12 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
         for r, iv in zip(mine, ivs, strict=True):
             ax.annotate(
                 "dense" if r.is_baseline else f"{r.sparsity:g}",
-                (r.mean("latency/b1_ms"), 100 * iv.mean),
+                (r.b1_ms(), 100 * iv.mean),
                 textcoords="offset points",
                 xytext=(6, 4),
                 fontsize="small",
             )
-    pts = [(r.mean("latency/b1_ms"), r.acc().mean) for r in cells]
+    pts = [(r.b1_ms(), r.acc().mean) for r in cells]
     front = pareto_front(pts)
     ax.plot(
         [pts[i][0] for i in front],
@@ -314,7 +314,7 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     lats = [p[0] for p in pts]
     if max(lats) / max(min(lats), 1e-9) > 10:
         ax.set_xscale("log")
-    ax.set_xlabel("Batch-1 latency (ms, median; lower is better)")
+    ax.set_xlabel("Batch-1 latency (ms; dense median ÷ speed-up; lower is better)")
     ax.set_ylabel("Test accuracy (%)")
     ax.set_title(
         "Accuracy vs latency (labels: sparsity)\n"

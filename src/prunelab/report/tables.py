@@ -144,7 +144,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
         "Dense file",
         "Sparse file",
         "Size reduction",
-        "Batch-1 latency (median / p90)",
+        "Batch-1 latency (aligned median / p90)",
         "Batch-1 speed-up (measured)",
         "Batch-N speed-up (measured)",
         "Theoretical speed-up (MACs)",
@@ -153,7 +153,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
     for row in rows:
         measured, overall = row.mean("prune/sparsity_measured"), row.mean("prune/sparsity_overall")
         zeros = "—" if measured is None else f"{pct(measured)} / {pct(overall)}"
-        b1, p90 = row.mean("latency/b1_ms"), row.mean("latency/b1_p90_ms")
+        b1, p90 = row.b1_ms(), row.b1_p90_ms()
         latency = "—" if b1 is None else f"{b1:.3g} / {p90:.3g} ms" if p90 else ms(b1)
         reduction = row.mean("size/reduction_pct")
         body.append(
