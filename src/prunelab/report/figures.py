@@ -266,6 +266,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def _label_clusters(
+    pts: list[tuple[float, float]], cells: list[Row]
+) -> list[tuple[tuple[float, float], list[str]]]:
+    """One label per cluster of near-coincident points of one model (overprinted otherwise)."""
+    xs = [p[0] for p in pts]
+    lo, hi = min(r.acc().lo for r in cells), max(r.acc().hi for r in cells)  # the y-axis span
+    dx, dy = 0.03 * ((max(xs) - min(xs)) or 1.0), 0.04 * ((hi - lo) or 1.0)
+    clusters: list[tuple[tuple[float, float], Group, list[str]]] = []
+    for (x, y), r in zip(pts, cells, strict=True):
+        name = "dense" if r.is_baseline else f"{r.sparsity:g}"
+        for (cx, cy), group, names in clusters:
+            if group == r.group and abs(x - cx) <= dx and abs(y - cy) <= dy:
+                names.append(name)
+                break
+        else:
+            clusters.append(((x, y), r.group, [name]))
+    return [(xy, names) for xy, _, names in clusters]
+
+
 def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Accuracy vs batch-1 latency for every cell, the Pareto front marked."""
     cells = [
@@ -289,15 +308,12 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
             label=group_label(group, groups),
             **_style(i),
         )
-        for r, iv in zip(mine, ivs, strict=True):
-            ax.annotate(
-                "dense" if r.is_baseline else f"{r.sparsity:g}",
-                (r.b1_ms(), 100 * iv.mean),
-                textcoords="offset points",
-                xytext=(6, 4),
-                fontsize="small",
-            )
     pts = [(r.b1_ms(), r.acc().mean) for r in cells]
+    for (x, y), names in _label_clusters(pts, cells):
+        ax.annotate(
+            ", ".join(names), (x, 100 * y), textcoords="offset points", xytext=(6, 4),
+            fontsize="small",
+        )  # fmt: skip
     front = pareto_front(pts)
     ax.plot(
         [pts[i][0] for i in front],
