@@ -58,3 +58,21 @@ def test_cached_json_computes_once(tmp_path):
     for _ in range(2):
         out = cache.cached_json("k", "test-10", lambda: calls.append(1) or {"acc": 0.5})
     assert out == {"acc": 0.5} and len(calls) == 1
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    """A cache on a shared filesystem must be readable by the team, as plain files would be."""
+    import os
+    import stat
+
+    from prunelab.evaluation import save_sparse
+    from prunelab.io import FILE_MODE, save_torch, write_json
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert FILE_MODE == 0o666 & ~mask
+    write_json(tmp_path / "a.json", {"x": 1})
+    save_torch(tmp_path / "b.pt", {"w": torch.zeros(2)})
+    save_sparse({"w": torch.zeros(4)}, tmp_path / "c.sparse")
+    for name in ("a.json", "b.pt", "c.sparse"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == FILE_MODE

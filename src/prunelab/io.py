@@ -6,15 +6,29 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from prunelab.errors import PrunelabError
 
 
-def _atomic(path: Path, write) -> None:
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; a cache or report on a shared filesystem must be readable by the
+# team, so finished files get the mode a plain open() would have given them.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def atomic_write_bytes(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Call write(fh) on a temp file beside `path`, fsync, then rename it over `path`."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -22,6 +36,7 @@ def _atomic(path: Path, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -43,7 +58,7 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: str | Path, data: dict) -> None:
     """Write JSON atomically (temp file, fsync, rename)."""
     text = json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n"
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
 
 
 def read_json(path: str | Path) -> dict:
@@ -56,7 +71,7 @@ def read_json(path: str | Path) -> dict:
 
 def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save atomically."""
-    _atomic(Path(path), lambda fh: torch.save(obj, fh))
+    atomic_write_bytes(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: str | Path) -> Any:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
-import os
 import struct
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import PrunelabError
+from prunelab.io import atomic_write_bytes
 
 MAGIC = b"PRUNELAB-SPARSE1"
 _INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -115,16 +114,8 @@ def decode_sparse(data: bytes, source: str = "sparse file") -> OrderedDict[str, 
 
 def save_sparse(state_dict: dict[str, torch.Tensor], path: str | Path) -> int:
     """Write `state_dict` as a lossless sparse file (atomically); returns its size in bytes."""
-    data, path = encode_sparse(state_dict), Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = encode_sparse(state_dict)
+    atomic_write_bytes(path, lambda fh: fh.write(data))
     return len(data)
 
 

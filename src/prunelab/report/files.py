@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from prunelab.io import FILE_MODE
+
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call write(temp_path) on a temp file beside `path`, then rename it over `path`."""
@@ -15,7 +17,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide reports from the rest of the team
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would hide reports from the rest of the team
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
