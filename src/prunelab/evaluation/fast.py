@@ -41,7 +41,7 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
     work = copy.deepcopy(net).eval()
     try:
-        return fuse(work).eval()
+        return fuse(work, inplace=True).eval()  # `work` is already a copy
     except Exception as err:  # noqa: BLE001 - any tracing failure only costs speed
         log.info("evaluation: BatchNorm left unfolded (%s: %s)", type(err).__name__, err)
         return work

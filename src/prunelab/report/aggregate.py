@@ -67,6 +67,7 @@ class Row:
     sparsity: float
     samples: list[dict]
     source: str  # "job", "baseline keys" (from pruned jobs' *_baseline keys) or "mixed"
+    latency_ref_ms: float | None = None  # the group's dense batch-1 median (align_latency)
 
     @property
     def is_baseline(self) -> bool:
@@ -175,13 +176,22 @@ class Row:
 
     def b1_ms(self) -> float | None:
         """Batch-1 latency for comparing cells: aligned (see align_latency), else as measured."""
-        aligned = self.mean(ALIGNED_MS)
-        return aligned if aligned is not None else self.mean("latency/b1_ms")
+        return self._aligned("latency/b1_ms")
 
     def b1_p90_ms(self) -> float | None:
         """The p90 twin of b1_ms."""
-        aligned = self.mean(ALIGNED_P90_MS)
-        return aligned if aligned is not None else self.mean("latency/b1_p90_ms")
+        return self._aligned("latency/b1_p90_ms")
+
+    def _aligned(self, key: str) -> float | None:
+        """Mean over seeds of a batch-1 time `key`, each seed's rescaled by its aligned median."""
+        values = []
+        for s in self.samples:
+            ms, value = number(s.get("latency/b1_ms")), number(s.get(key))
+            speedup = 1.0 if self.is_baseline else number(s.get("latency/b1_speedup"))
+            if self.latency_ref_ms is not None and ms and value is not None and speedup:
+                target = ms if self.is_baseline else self.latency_ref_ms / speedup
+                values.append(value * target / ms)
+        return statistics.fmean(values) if values else self.mean(key)
 
     def size_bytes(self) -> float | None:
         """Smallest file that holds this model: the sparse export, or the dense file."""
@@ -190,34 +200,19 @@ class Row:
         return min(options) if options else None
 
 
-# Batch-1 latency with job-to-job drift removed (report only; see align_latency).
-ALIGNED_MS = "latency/b1_ms_aligned"
-ALIGNED_P90_MS = "latency/b1_p90_ms_aligned"
-
-
 def align_latency(group_rows: list[Row]) -> None:
-    """Add ALIGNED_MS: the dense row's median batch-1 latency ÷ each job's in-job speed-up.
+    """Give every row the dense row's median batch-1 latency as the reference of b1_ms.
 
     Every job times its model and its baseline interleaved, so the speed-up is drift-free, but
     absolute milliseconds of different jobs differ with the machine's load at the time (±35 %
     between jobs on a shared CPU). Comparing cells by their raw milliseconds would pass that
-    drift off as an effect of pruning; the aligned figure compares them through the speed-up.
+    drift off as an effect of pruning; the aligned figure (dense median ÷ the cell's in-job
+    speed-up) compares them through the speed-up.
     """
-    if not group_rows or not group_rows[0].is_baseline:
-        return
-    ref = group_rows[0].mean("latency/b1_ms")
-    for row in group_rows:
-        aligned = []
-        for sample in row.samples:
-            ms, p90 = number(sample.get("latency/b1_ms")), number(sample.get("latency/b1_p90_ms"))
-            speedup = 1.0 if row.is_baseline else number(sample.get("latency/b1_speedup"))
-            extra = {}
-            if ref is not None and ms and speedup:
-                extra[ALIGNED_MS] = ms if row.is_baseline else ref / speedup
-                if p90:
-                    extra[ALIGNED_P90_MS] = p90 * extra[ALIGNED_MS] / ms
-            aligned.append({**sample, **extra})
-        row.samples = aligned
+    if group_rows and group_rows[0].is_baseline:
+        ref = group_rows[0].mean("latency/b1_ms")
+        for row in group_rows:
+            row.latency_ref_ms = ref
 
 
 def first_value(rows: dict[Group, list[Row]], key: str) -> object:

@@ -11,8 +11,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from prunelab.io import atomic_write_bytes
 from prunelab.report.aggregate import Group, Row, first_value
-from prunelab.report.files import atomic_write
 
 log = logging.getLogger("prunelab")
 
@@ -43,7 +43,7 @@ def _new(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple[Figur
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    atomic_write_bytes(path, lambda fh: fig.savefig(fh, dpi=dpi, format="png"))
 
 
 def _test_n(rows: dict[Group, list[Row]]) -> str:
