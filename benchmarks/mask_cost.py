@@ -193,7 +193,7 @@ def _direct_rows(model: str, d: dict, section: Section) -> tuple[list, list]:
     dense = statistics.median(d["dense"])
     ours = paired_ratio(d["ours"], d["dense"])
     vs_b = paired_ratio(d["ours"], d["torch_prune"])
-    fused = paired_ratio(d["ours_fused"], d["dense_fused"])
+    gradmask = paired_ratio(d["ours_gradmask"], d["dense"])
     section.summary += [
         [
             f"2. ours ÷ dense step, {model} (direct)",
@@ -203,11 +203,12 @@ def _direct_rows(model: str, d: dict, section: Section) -> tuple[list, list]:
         ],
     ]
     work = {k: statistics.median(d[k]) for k in ("hooks_ours", "hooks_torch_prune")}
-    adam = {k: statistics.median(d[f"opt_{k}"]) for k in ("dense", "ours", "torch_prune")}
+    steps = ("dense", "ours", "ours_gradmask", "torch_prune")
+    adam = {k: statistics.median(d[f"opt_{k}"]) for k in steps}
     section.numbers[model].update(
         direct_ours=ours.__dict__,
         direct_ours_vs_torch_prune=vs_b.__dict__,
-        direct_ours_fused_vs_dense_fused=fused.__dict__,  # optional change, not applied
+        direct_ours_gradmask=gradmask.__dict__,
         direct_dense_step_ms=1e3 * dense,
         adam_step_ms={k: 1e3 * v for k, v in adam.items()},
         **{f"{k}_us": 1e6 * v for k, v in work.items()},
@@ -220,7 +221,7 @@ def _direct_rows(model: str, d: dict, section: Section) -> tuple[list, list]:
         paired_ratio(d["torch_prune"], d["dense"]).text(),
         f"{vs_b.text()}: {verdict(vs_b, 1.0, False)}",
         " / ".join(f"{1e3 * v:.2f}" for v in adam.values()),
-        f"{fused.text()}: {verdict(fused, TARGET_OVER_DENSE, False)}",
+        gradmask.text(),
     ]
     work_row = [model, f"{1e3 * dense:.2f}"] + [
         f"{1e6 * v:.0f} µs ({100 * v / dense:.2f} %)" for v in work.values()
@@ -280,23 +281,25 @@ def run(plan: dict, amount: float, root, device) -> Section:
                 "verdict",
                 "(b) ÷ dense",
                 "ours ÷ (b)",
-                "Adam step ms: dense / ours / (b)",
-                "*not applied*: ours ÷ dense, both `Adam(fused=True)`",
+                "Adam step ms: dense / ours / ours, gradients masked / (b)",
+                "ours with gradients masked ÷ dense",
             ],
             direct_rows,
         ),
         "",
-        "Beyond its hooks, ours can pay in Adam: exact zeros in Adam's state. Our callback "
-        "zeroes the pruned gradients from the first step, so Adam's `exp_avg_sq` stays exactly "
-        "0 there, and `torch.sqrt` of exact zeros took "
+        "Why ours masks only the weights: Adam is elementwise, so a pruned weight's gradient "
+        "changes only that weight's own update, which `on_train_batch_end` zeroes again; the "
+        "surviving weights come out bit-identical (tested: tests/test_pruning.py). Masking the "
+        "gradients too would pin Adam's `exp_avg_sq` at exactly 0 for the pruned weights, and "
+        "`torch.sqrt` of exact zeros took "
         + ", ".join(f"{x:.1f}x ({m})" for m, x in sqrt_slowdown.items())
         + " as long as of ordinary floats on this CPU (measured in this run, tensors the size "
-        "of each model's prunable weights); compare ours with dense in the Adam column. (b) "
-        "escapes it: its `weight_orig` keeps its pruned values, weight decay feeds them into "
-        "the gradient, so no second moment is exactly 0. `Adam(fused=True)` (CPU and CUDA) "
-        "takes another code path; the last column is an **optional change, not applied** "
-        "(the fine-tuning optimizer is conf/config.yaml's plain Adam): ours with fused Adam "
-        "against a dense step with fused Adam, verdict against the same target.",
+        "of each model's prunable weights): see the Adam column and the last column, which "
+        "time that variant. The callback still masks the gradients where they matter: under "
+        "gradient-norm clipping (the norm must not count pruned gradients) and for an "
+        "optimizer outside its list of elementwise ones. (b) escapes the slow path anyway: its "
+        "`weight_orig` keeps its pruned values, weight decay feeds them into the gradient, so "
+        "no second moment is exactly 0.",
         "",
         HOOK_METHOD,
         "",
@@ -333,8 +336,8 @@ DIRECT_METHOD = (
 )
 HOOK_METHOD = (
     "**Hook work alone** (same rounds, medians; % of the direct dense step): ours, both hook "
-    "methods as they are (one `torch._foreach_mul_` over the gradients, one over the weights, "
-    "with float masks and the masked weights cached as lists), and (b)'s pre-hooks "
+    "methods as they are (one `torch._foreach_mul_` over the weights with float masks, the "
+    "masked weights cached as a list; no gradient work under Adam), and (b)'s pre-hooks "
     "(`weight_orig * weight_mask` per layer; its backward multiply comes on top and is only in "
     "the step ratios):"
 )
@@ -355,6 +358,7 @@ CONFIGS = [
     "train end, and every round is a new `fit`.",
     "- (a) ours: masks computed in `on_fit_start`; the masked weights and their masks as "
     "float tensors are cached as two lists (rebuilt only when the masks change); "
-    "`on_before_optimizer_step` multiplies the gradients by the masks and "
-    "`on_train_batch_end` the weights, each with one `torch._foreach_mul_`.",
+    "`on_train_batch_end` multiplies the weights by the masks with one `torch._foreach_mul_`; "
+    "`on_before_optimizer_step` does the same to the gradients only under gradient-norm "
+    "clipping or a non-elementwise optimizer (not here: Adam, no clipping).",
 ]

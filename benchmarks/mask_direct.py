@@ -3,8 +3,9 @@
 One raw training step per variant per round on one fixed batch, order rotating, our callback's
 two hook methods called around `optimizer.step()` as Lightning calls them. In the same rounds:
 the hook work alone (our callback's two hooks as they are, torch.nn.utils.prune's forward
-pre-hooks), and one optional change that is *not* applied in `src/` (the fine-tuning optimizer
-comes from conf/config.yaml): ours and dense, both with `Adam(fused=True)`.
+pre-hooks), and ours with the pruned gradients masked too (what the callback does under
+gradient-norm clipping or a non-elementwise optimizer, and did at every step up to b93df18):
+the cost its default now skips.
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from common import finetune_optimizer, rotated, sync
 from torch.nn.utils import prune
 
 
-def _ours_hooks(callback, net: torch.nn.Module, opt) -> tuple[Callable, Callable]:
-    """The callback's two per-step hooks bound to `net` (masks computed or applied first)."""
+def _ours_hooks(
+    callback, net: torch.nn.Module, opt, clip: bool = False
+) -> tuple[Callable, Callable]:
+    """The callback's two per-step hooks bound to `net` (masks computed or applied first).
+
+    `clip`: as under a Trainer with gradient-norm clipping, which makes the callback mask the
+    pruned gradients too (the clipping itself is not run).
+    """
     holder = SimpleNamespace(net=net)
-    callback.on_fit_start(None, holder)
+    trainer = SimpleNamespace(gradient_clip_val=1.0 if clip else None)
+    callback.on_fit_start(trainer, holder)
     return (
-        lambda: callback.on_before_optimizer_step(None, holder, opt),
+        lambda: callback.on_before_optimizer_step(trainer, holder, opt),
         lambda: callback.on_train_batch_end(None, holder, None, None, 0),
     )
 
@@ -58,7 +66,7 @@ def _both(before: Callable, after: Callable) -> Callable[[], None]:
 def sqrt_of_zeros(n: int, repeats: int = 30) -> float:
     """How many times longer torch.sqrt takes on n exact zeros than on n positive floats.
 
-    Adam divides by sqrt(exp_avg_sq); where our callback zeroes gradients from the start,
+    Adam divides by sqrt(exp_avg_sq); where pruned gradients are masked from the start,
     exp_avg_sq stays exactly 0, and on some CPUs (this one) sqrt of 0 takes a slow path.
     """
     zeros, values, out = torch.zeros(n), torch.rand(n) + 1e-3, torch.empty(n)
@@ -93,9 +101,9 @@ def _step(net, opt, x, y, before: Callable, after: Callable) -> Callable[[], flo
 def measure(vs: dict, rounds: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per call of each step and hook-work variant, interleaved round by round.
 
-    Steps: dense, ours, torch_prune, and with `Adam(fused=True)` (optional, not applied):
-    dense_fused and ours_fused. Hook work: hooks_ours, hooks_torch_prune. `opt_<step>` holds
-    each step's optimizer time.
+    Steps: dense, ours, torch_prune, and ours_gradmask (ours masking the pruned gradients too,
+    as under norm clipping). Hook work: hooks_ours, hooks_torch_prune. `opt_<step>` holds each
+    step's optimizer time.
     """
     dm = vs["dense"]["dm"]
     x, y = (t.to(device) for t in next(iter(dm.train_dataloader())))
@@ -114,14 +122,11 @@ def measure(vs: dict, rounds: int, device: torch.device) -> dict[str, list[float
             twin_callback = type(callback)(callback.amount)
             twin_callback.load_state_dict(callback.state_dict())
             twin = copy.deepcopy(net)
-            fused = finetune_optimizer()(twin.parameters(), fused=True)
-            fns["ours_fused"] = _step(twin, fused, x, y, *_ours_hooks(twin_callback, twin, fused))
+            twin_opt = finetune_optimizer()(twin.parameters())
+            hooks = _ours_hooks(twin_callback, twin, twin_opt, clip=True)
+            fns["ours_gradmask"] = _step(twin, twin_opt, x, y, *hooks)
         if name == "torch_prune":
             fns["hooks_torch_prune"] = _prune_prehooks(net)
-        if name == "dense":
-            dense = copy.deepcopy(net)
-            fused = finetune_optimizer()(dense.parameters(), fused=True)
-            fns["dense_fused"] = _step(dense, fused, x, y, nop, nop)
         fns[name] = _step(net, opt, x, y, before, after)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(-3, rounds):  # three warm-up rounds

@@ -24,8 +24,8 @@ from prunelab.pruning import (
 from conftest import DATA, quiet_trainer
 
 
-def _trainer(epochs: int, callbacks: list, root) -> L.Trainer:
-    return quiet_trainer(epochs, callbacks, root)
+def _trainer(epochs: int, callbacks: list, root, **kwargs) -> L.Trainer:
+    return quiet_trainer(epochs, callbacks, root, **kwargs)
 
 
 def _adam(lr):
@@ -97,6 +97,50 @@ def test_masks_hold_through_finetuning_and_save_load(baseline, data, tmp_path):
     assert mask_violations(fresh, expected) == {}
     for name, mask in expected.items():
         assert torch.equal(loaded["masks"][name], mask)
+
+
+def _finetune(baseline, data, root, **trainer_kwargs) -> tuple[torch.nn.Module, dict]:
+    """Two fine-tuning epochs at 0.5 sparsity; the net and its pruned weights' gradients."""
+    net = copy.deepcopy(baseline)
+    pruning = MagnitudePruning(0.5)
+    seen: dict = {}
+
+    class LastGradients(L.Callback):  # runs after the pruning callback's hook
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            weights = prunable_weights(pl_module.net)
+            seen.update({n: weights[n].grad[~m].clone() for n, m in pruning.masks.items()})
+
+    L.seed_everything(3)  # the same dropout draws in every call
+    trainer = _trainer(2, [pruning, LastGradients(), MaskGuard(pruning)], root, **trainer_kwargs)
+    trainer.fit(Classifier(net, 10, _adam(1e-3)), data)
+    return net, seen
+
+
+def test_unmasked_gradients_leave_surviving_weights_bit_identical(baseline, data, tmp_path):
+    # Adam is elementwise: the hold skips the gradient mask (faster, see the callback), and
+    # the result must not move by one bit against masking the gradients too, which norm
+    # clipping forces (a clip threshold far above the norm scales gradients by exactly 1).
+    fast, fast_grads = _finetune(baseline, data, tmp_path / "a")
+    masked, masked_grads = _finetune(baseline, data, tmp_path / "b", gradient_clip_val=1e30)
+    assert any(bool(g.ne(0).any()) for g in fast_grads.values()), "pruned grads were masked"
+    assert all(not bool(g.ne(0).any()) for g in masked_grads.values()), "clipping saw them"
+    for key, value in fast.state_dict().items():
+        assert torch.equal(value, masked.state_dict()[key]), key
+
+
+def test_gradients_are_masked_for_an_optimizer_that_is_not_elementwise(baseline, data, tmp_path):
+    net = copy.deepcopy(baseline)
+    pruning = MagnitudePruning(0.5)
+    holder = type("Holder", (), {"net": net})()
+    pruning.on_fit_start(None, holder)
+    for w in prunable_weights(net).values():
+        w.grad = torch.ones_like(w)
+    adam = torch.optim.Adam(net.parameters())
+    pruning.on_before_optimizer_step(None, holder, adam)
+    assert all(bool(w.grad.eq(1).all()) for w in prunable_weights(net).values())
+    pruning.on_before_optimizer_step(None, holder, torch.optim.Adafactor(net.parameters()))
+    for name, mask in pruning.masks.items():
+        assert not bool(prunable_weights(net)[name].grad[~mask].any()), name
 
 
 def test_resume_restores_masks_instead_of_repruning(baseline, data, tmp_path):
