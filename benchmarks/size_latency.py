@@ -13,6 +13,7 @@ import torch
 from common import ROOT, Section, conf, datamodule, net_for, progress, table
 
 from prunelab.evaluation import count_macs, measure_latency, size_metrics
+from prunelab.evaluation.fast import inference_copy
 from prunelab.evaluation.size import encode_sparse
 from prunelab.pruning.masks import apply_masks, global_magnitude_masks, prunable_weights
 from prunelab.pruning.structured import prune_channels
@@ -47,8 +48,12 @@ def measure(model: str, latency: dict, device: torch.device) -> list[dict]:
     dm = datamodule()
     nets = build_variants(model, dm)
     shape = tuple(dm.in_shape)
+    fold = bool(conf("config").eval.latency.fold_batchnorm)  # as a job times them
     times = measure_latency(
-        {name: copy.deepcopy(net).to(device) for name, net in nets.items()},
+        {
+            name: inference_copy(net, device, fold, channels_last=False)
+            for name, net in nets.items()
+        },
         shape,
         device,
         **latency,
@@ -133,7 +138,9 @@ def run(models: list[str], latency: dict, device: torch.device) -> Section:
         "`pruning=structured`, whose `sparsity` is the channel ratio).",
         "",
         f"Measured: `prunelab.evaluation.measure_latency` (eval mode, inference_mode, all "
-        f"variants interleaved, medians; batch 1 and batch {latency['batch']}; warm-up "
+        f"variants interleaved, medians; BatchNorm folded into the convolutions as in a job "
+        f"(`eval.latency.fold_batchnorm`: {dense_cfg.fold_batchnorm}); batch 1 and batch "
+        f"{latency['batch']}; warm-up "
         f"{latency['warmup']}, {latency['repeats_b1']} / {latency['repeats_bn']} repeats; a job "
         f"uses {dense_cfg.repeats_b1} / {dense_cfg.repeats_bN}). Theoretical: dense MACs of the "
         "dense net ÷ nonzero MACs of the variant (`count_macs`: torch's FlopCounterMode, "

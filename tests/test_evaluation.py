@@ -351,3 +351,28 @@ def test_inference_copy_folds_batchnorm_and_computes_the_same_function(trained, 
             torch.testing.assert_close(fast(x), net(x), rtol=1e-4, atol=1e-4)
         assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
         assert all(p.is_contiguous() for p in net.parameters())
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_latency_times_model_and_baseline_as_deployed(trained, make_cfg, monkeypatch, fold):
+    """`eval.latency.fold_batchnorm` times both nets with BatchNorm folded (or both unfolded),
+    records the choice, and leaves the nets themselves untouched."""
+    from prunelab.evaluation import core
+
+    cfg = make_cfg(f"eval.latency.fold_batchnorm={fold}")
+    seen: dict[str, nn.Module] = {}
+
+    def capture(nets, *args, **kwargs):
+        seen.update(nets)
+        return {name: {"latency/b1_ms": 1.0, "latency/bN_ms": 2.0} for name in nets}
+
+    monkeypatch.setattr(core, "measure_latency", capture)
+    baseline = copy.deepcopy(trained)
+    spec = {"in_shape": (1, 28, 28)}
+    out = core._latency(trained, baseline, spec, cfg, CPU)
+    assert out["latency/fold_batchnorm"] is fold
+    assert {name: _bn_count(net) == 0 for name, net in seen.items()} == {
+        "model": fold,
+        "baseline": fold,
+    }
+    assert seen["model"] is not trained and _bn_count(trained) > 0

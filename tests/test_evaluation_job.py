@@ -43,6 +43,7 @@ PLAIN = [
     "latency/bN_speedup",
     "latency/threads",
     "latency/device",
+    "latency/fold_batchnorm",
     "size/params",
     "size/nonzero",
     "size/dense_bytes",

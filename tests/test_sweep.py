@@ -75,6 +75,7 @@ EVALUATED = [
     "latency/b1_speedup",
     "latency/threads",
     "latency/device",
+    "latency/fold_batchnorm",
     "size/sparse_disk_bytes",
     "size/disk_bytes_baseline",
     "size/reduction_pct",

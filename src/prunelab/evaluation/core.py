@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -195,9 +194,11 @@ def _latency(
     net: nn.Module, baseline: nn.Module | None, spec: dict, cfg: DictConfig, device: torch.device
 ) -> dict[str, Any]:
     lat = cfg.eval.latency
-    nets = {"model": copy.deepcopy(net).to(device)}
+    fold = bool(lat.fold_batchnorm)
+    # Copies as deployed (BatchNorm folded when asked), the baseline exactly like the model.
+    nets = {"model": inference_copy(net, device, fold, channels_last=False)}
     if baseline is not None:
-        nets["baseline"] = copy.deepcopy(baseline).to(device)
+        nets["baseline"] = inference_copy(baseline, device, fold, channels_last=False)
     times = measure_latency(
         nets,
         spec["in_shape"],
@@ -216,6 +217,7 @@ def _latency(
             mine = times["model"][f"latency/{label}_ms"]
             out[f"latency/{label}_speedup"] = times["baseline"][f"latency/{label}_ms"] / mine
     out["latency/batch"] = int(lat.batch)
+    out["latency/fold_batchnorm"] = fold
     out["latency/threads"] = int(lat.get("threads") or torch.get_num_threads())
     out["latency/device"] = device_name(device)
     return out

@@ -3,8 +3,9 @@
 The test pass and the attacks run thousands of forward(-backward) passes through a frozen net
 in eval mode, where a BatchNorm is a fixed per-channel affine map; folding it into the conv
 before it removes a memory-bound pass each way (~20 % of an attack step on CPU here). The
-folded net equals the original up to float rounding. Size, FLOPs and latency are measured on
-the net as trained, not on these copies.
+folded net equals the original up to float rounding. Latency is timed on a folded copy too
+(as a deployment would run it; `eval.latency.fold_batchnorm`), without the channels-last
+wrapper; size and FLOPs are measured on the net as trained.
 """
 
 from __future__ import annotations

@@ -244,6 +244,7 @@ SHARED_KEYS = (
     "robust/n_images",
     "latency/threads",
     "latency/device",
+    "latency/fold_batchnorm",
     "prune/total_params",
     "prune/prunable_params",
     "flops/dense_macs",

@@ -149,6 +149,8 @@ def render(
     for group, rs in rows.items():
         by_data.setdefault(group.data, []).extend(rs)
     device = first_value(rows, "latency/device")
+    if device and first_value(rows, "latency/fold_batchnorm"):
+        device += " with BatchNorm folded into the convolutions, as deployed"
     out.append(
         "Chosen from the measured cells (dense included): the most accurate cell that fits the "
         "profile, unless another fitting cell within its accuracy noise is more than "
