@@ -10,10 +10,11 @@ from omegaconf import OmegaConf
 
 from prunelab.report import build
 from prunelab.report.advice import Profile, recommend
-from prunelab.report.aggregate import Group, Row, build_rows, wilson
+from prunelab.report.aggregate import Group, Row, build_rows
 from prunelab.report.collect import Job, collect, expected_cells, make_cell
 from prunelab.report.figures import pareto_front
 from prunelab.report.findings import accuracy_finding, speed_finding
+from prunelab.stats import wilson
 
 MODELS = {"simplecnn": (0.43, 1_000_000), "resnetsmall": (2.6, 2_800_000)}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
@@ -11,21 +10,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+from prunelab.stats import Z95, wilson
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion (sane at 0, 1 and small n)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # At p = 0 or 1 one bound is exactly 0 or 1; rounding would leave it a hair inside.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+    """95 % Wilson score interval of `successes` out of `n` (sane at 0, n and small n)."""
+    return wilson(successes / n if n else 0.0, n, z)
 
 
 def class_slug(name: str) -> str:

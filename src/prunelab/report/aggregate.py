@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from prunelab.report.collect import Job, norm_sparsity
-
-Z95 = 1.959964
+from prunelab.stats import wilson
 
 
 class Group(NamedTuple):
@@ -38,18 +37,6 @@ class Interval:
     def contains(self, value: float) -> bool:
         """True when `value` lies inside this band."""
         return self.lo <= value <= self.hi
-
-
-def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion p observed on n trials."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = min(max(p, 0.0), 1.0)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # At p = 0 or 1 a bound equals p exactly; rounding can leave it a hair on the wrong side.
-    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def number(value: object) -> float | None:
