@@ -73,10 +73,11 @@ class MagnitudePruning(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         # An elementwise optimizer updates each weight from its own gradient and state alone,
         # and the pruned weights are re-zeroed after the step, so their gradients need no mask:
-        # surviving weights come out bit-identical either way. Masking them would pin Adam's
-        # second moment at exactly 0, whose sqrt takes a slow path on some CPUs (+20-40 % of
-        # Adam's step here: benchmarks/RESULTS.md, section 2). Norm clipping and other
-        # optimizers see the whole gradient, so there the pruned part is zeroed first.
+        # surviving weights come out bit-identical either way (pruned ones are 0 either way;
+        # only the sign bit of such a zero can differ, which the sparse export keeps). Masking
+        # would pin Adam's second moment at exactly 0, whose sqrt takes a slow path on some CPUs
+        # (+20-40 % of Adam's step here: benchmarks/RESULTS.md, section 2). Norm clipping and
+        # other optimizers see the whole gradient, so there the pruned part is zeroed first.
         if not _needs_gradient_mask(trainer, optimizer):
             return
         params, floats = self._held(pl_module.net)
