@@ -76,3 +76,39 @@ def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     save_sparse({"w": torch.zeros(4)}, tmp_path / "c.sparse")
     for name in ("a.json", "b.pt", "c.sparse"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == FILE_MODE
+
+
+def test_key_and_eval_tag_change_with_the_code_behind_them(make_cfg, monkeypatch):
+    """An edited net (or attack) must not be served the baseline (or figures) of the old code."""
+    import prunelab.evaluation
+    import prunelab.models
+    from prunelab import fingerprint
+    from prunelab.evaluation.core import baseline_tag
+
+    cfg = make_cfg()
+    key, tag = baseline_key(cfg), baseline_tag(cfg, 100, torch.device("cpu"))
+    assert baseline_key(cfg) == key, "the fingerprint is stable"
+    real = fingerprint._source
+    for package in (prunelab.models, prunelab.evaluation):
+        monkeypatch.setattr(
+            fingerprint, "_source", lambda obj, p=package: real(obj) + ("#" if obj is p else "")
+        )
+        new_key, new_tag = baseline_key(cfg), baseline_tag(cfg, 100, torch.device("cpu"))
+        assert (new_key != key) == (package is prunelab.models)
+        assert (new_tag != tag) == (package is prunelab.evaluation)
+
+
+def test_code_fingerprint_reads_every_file_of_a_package(tmp_path, monkeypatch):
+    import importlib
+
+    from prunelab.fingerprint import code_fingerprint
+
+    pkg = tmp_path / "fp_pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "deep.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fp_pkg")
+    before = code_fingerprint(module)
+    (pkg / "sub" / "deep.py").write_text("X = 2\n")
+    assert code_fingerprint(module) != before

@@ -1,8 +1,9 @@
 """Content-addressed baseline cache: a dense model is trained once per key and reused.
 
 Key = hash of everything that determines the trained weights (architecture, data selection,
-training recipe, seed). Entries are published atomically (temp dir + rename) under a file lock,
-so concurrent jobs train a baseline once and the others wait and reuse it.
+training recipe, seed, and the source and library versions that train it). Entries are published
+atomically (temp dir + rename) under a file lock, so concurrent jobs train a baseline once and
+the others wait and reuse it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
+from prunelab.fingerprint import code_fingerprint, versions
 from prunelab.io import load_torch, read_json, save_torch, write_json
 
 CACHE_VERSION = 1
@@ -28,8 +30,20 @@ PUBLISH = "publish"
 DATA_KEYS_IGNORED = {"root", "num_workers", "download", "eval_batch_size", "test_size"}
 
 
+def training_code() -> dict:
+    """Fingerprint of the code and libraries that train a baseline (nets, data, loop, seeding)."""
+    from prunelab import data, models, module, pipeline, seeding
+
+    return {
+        "code": code_fingerprint(
+            models, data, module, seeding, pipeline.train_baseline, pipeline._trainer
+        ),
+        **versions("torch", "torchvision", "lightning"),
+    }
+
+
 def baseline_key_material(cfg: DictConfig) -> dict:
-    """Everything that determines the baseline's trained weights."""
+    """Everything that determines the baseline's trained weights, its training code included."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return {
         "version": CACHE_VERSION,
@@ -37,6 +51,7 @@ def baseline_key_material(cfg: DictConfig) -> dict:
         "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED},
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
         "seed": int(cfg.seed),
+        "training": training_code(),
     }
 
 

@@ -20,6 +20,7 @@ from prunelab.evaluation.flops import count_macs
 from prunelab.evaluation.latency import device_name, measure_latency, strip_pruning
 from prunelab.evaluation.robustness import eval_subset, measure_robustness
 from prunelab.evaluation.size import dense_file_bytes, encode_sparse, save_sparse, size_metrics
+from prunelab.fingerprint import code_fingerprint, versions
 
 log = logging.getLogger("prunelab")
 
@@ -38,6 +39,8 @@ def resolve_device(name: str | None = "auto") -> torch.device:
 
 def baseline_tag(cfg: DictConfig, test_size: int, device: torch.device) -> str:
     """Cache name of a baseline's evaluation: a hash of all that determines its figures."""
+    import prunelab.evaluation as evaluation  # this package: its code computes the figures
+
     material = {
         "version": EVAL_VERSION,
         "attack": OmegaConf.to_container(cfg.attack, resolve=True),
@@ -45,6 +48,9 @@ def baseline_tag(cfg: DictConfig, test_size: int, device: torch.device) -> str:
         "fold_batchnorm": bool(cfg.eval.fold_batchnorm),
         "test_size": int(test_size),
         "device": device.type,
+        # The code that computes a baseline's figures: an edited attack re-measures them.
+        "code": code_fingerprint(evaluation),
+        **versions("torch", "torchattacks", "torchmetrics"),
     }
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
     return f"eval-{digest}"
