@@ -242,6 +242,22 @@ def test_latency_drift_between_jobs_is_not_passed_off_as_a_speed_up(tmp_path):
     assert "latency/b1_ms_aligned" not in (sweep / "results.csv").read_text()
 
 
+def test_methods_sharing_a_baseline_share_its_dense_latency(tmp_path):
+    """Two methods' jobs ran at different machine loads but time the same dense net: both
+    dense rows get one reference (the median over all four jobs), not one each."""
+    results = []
+    for method, ms in (("magnitude", 0.40), ("gradual", 0.60)):
+        for sparsity in (0.5, 0.8):
+            r = {**fake_result("simplecnn", sparsity), "pruning": method}
+            r.update({"latency/b1_ms": ms, "latency/b1_ms_baseline": ms})
+            results.append(r)
+    sweep = make_sweep(tmp_path, results, ["pruning=magnitude,gradual", "sparsity=0.5,0.8"])
+    rows = build_rows(collect(sweep).ok)
+    dense = {g.pruning: rs[0].b1_ms() for g, rs in rows.items()}
+    assert dense == {"magnitude": pytest.approx(0.5), "gradual": pytest.approx(0.5)}
+    assert all(r.b1_ms() == pytest.approx(0.5) for rs in rows.values() for r in rs)  # speed-up 1
+
+
 def test_recommendation_names_the_closest_when_nothing_fits():
     g = Group("m", "d", "p")
     row = Row(
@@ -290,3 +306,20 @@ def test_single_method_sweep_has_no_methods_section(tmp_path):
     results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]
     report = build(make_sweep(tmp_path, results, ["sparsity=0.5,0.8"]), figures=False, wandb=False)
     assert "## Methods side by side" not in report.report.read_text()
+
+
+def test_sparsity_axis_says_what_the_fraction_is_of():
+    """A structured sweep's `sparsity` is a channel ratio: its figures must not say 'weights'."""
+    from prunelab.report.figures import (
+        CHANNEL_AXIS,
+        MIXED_AXIS,
+        SPARSITY_AXIS,
+        sparsity_axis,
+    )
+
+    def rows(*methods):
+        return {Group("simplecnn", "fashion_mnist", m): [] for m in methods}
+
+    assert sparsity_axis(rows("magnitude", "random")) == SPARSITY_AXIS
+    assert sparsity_axis(rows("structured")) == CHANNEL_AXIS
+    assert sparsity_axis(rows("magnitude", "structured")) == MIXED_AXIS

@@ -54,7 +54,7 @@ class Row:
     sparsity: float
     samples: list[dict]
     source: str  # "job", "baseline keys" (from pruned jobs' *_baseline keys) or "mixed"
-    latency_ref_ms: float | None = None  # the group's dense batch-1 median (align_latency)
+    latency_ref_ms: float | None = None  # the dense batch-1 median over its key (align_latency)
 
     @property
     def is_baseline(self) -> bool:
@@ -176,7 +176,7 @@ class Row:
             ms, value = number(s.get("latency/b1_ms")), number(s.get(key))
             speedup = 1.0 if self.is_baseline else number(s.get("latency/b1_speedup"))
             if self.latency_ref_ms is not None and ms and value is not None and speedup:
-                target = ms if self.is_baseline else self.latency_ref_ms / speedup
+                target = self.latency_ref_ms / speedup
                 values.append(value * target / ms)
         return statistics.fmean(values) if values else self.mean(key)
 
@@ -187,19 +187,36 @@ class Row:
         return min(options) if options else None
 
 
-def align_latency(group_rows: list[Row]) -> None:
-    """Give every row the dense row's median batch-1 latency as the reference of b1_ms.
+def dense_latency_by_key(jobs: list[dict]) -> dict[str, float]:
+    """Median batch-1 time of each dense baseline over every job of the sweep that timed it."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for r in jobs:
+        dense = norm_sparsity(r["sparsity"]) == 0
+        ms = number(r.get("latency/b1_ms" if dense else "latency/b1_ms_baseline"))
+        if ms is not None and r.get("baseline/key") is not None:
+            times[str(r["baseline/key"])].append(ms)
+    return {key: statistics.median(ms) for key, ms in times.items()}
+
+
+def align_latency(group_rows: list[Row], by_key: dict[str, float]) -> None:
+    """Give every row its dense baseline's median batch-1 latency as the reference of b1_ms.
 
     Every job times its model and its baseline interleaved, so the speed-up is drift-free, but
     absolute milliseconds of different jobs differ with the machine's load at the time (±35 %
     between jobs on a shared CPU). Comparing cells by their raw milliseconds would pass that
     drift off as an effect of pruning; the aligned figure (dense median ÷ the cell's in-job
-    speed-up) compares them through the speed-up.
+    speed-up) compares them through the speed-up. The median is taken over every job of the
+    sweep that timed the same baseline (`baseline/key`), so methods sharing one dense model
+    share its reference too.
     """
-    if group_rows and group_rows[0].is_baseline:
-        ref = group_rows[0].mean("latency/b1_ms")
-        for row in group_rows:
-            row.latency_ref_ms = ref
+    if not group_rows or not group_rows[0].is_baseline:
+        return
+    dense = group_rows[0]
+    refs = [by_key.get(str(s.get("baseline/key"))) for s in dense.samples]
+    known = [r for r in refs if r is not None]
+    ref = statistics.fmean(known) if known else dense.mean("latency/b1_ms")
+    for row in group_rows:
+        row.latency_ref_ms = ref
 
 
 def first_value(rows: dict[Group, list[Row]], key: str) -> object:
@@ -281,6 +298,7 @@ def build_rows(jobs: list[Job], order: list[Group] | None = None) -> dict[Group,
     for job in jobs:
         if job.results is not None:
             by_group[group_of(job.results)].append(job.results)
+    dense_ms = dense_latency_by_key([r for rs in by_group.values() for r in rs])
     rows: dict[Group, list[Row]] = {}
     rank = {g: i for i, g in enumerate(dict.fromkeys(order or []))}
     for group in sorted(by_group, key=lambda g: (rank.get(g, len(rank)), g)):
@@ -302,6 +320,6 @@ def build_rows(jobs: list[Job], order: list[Group] | None = None) -> dict[Group,
             group_rows.append(Row(group, 0.0, samples, source))
         for sparsity in sorted(by_sparsity):
             group_rows.append(Row(group, sparsity, by_sparsity[sparsity], "job"))
-        align_latency(group_rows)
+        align_latency(group_rows, dense_ms)
         rows[group] = group_rows
     return rows

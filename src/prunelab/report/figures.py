@@ -17,6 +17,8 @@ from prunelab.report.aggregate import Group, Row, first_value
 log = logging.getLogger("prunelab")
 
 SPARSITY_AXIS = "Sparsity (fraction of prunable weights set to zero)"
+CHANNEL_AXIS = "Channel ratio (fraction of channels removed: structured pruning)"
+MIXED_AXIS = "Sparsity (for structured: channel ratio)"
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
@@ -29,6 +31,14 @@ def group_label(group: Group, groups: list[Group]) -> str:
     if len({g.pruning for g in groups}) > 1:
         parts.append(group.pruning)
     return " · ".join(parts)
+
+
+def sparsity_axis(rows: dict[Group, list[Row]]) -> str:
+    """The x label: what `sparsity` is a fraction of, for the pruning methods in the figure."""
+    structured = [g.pruning == "structured" for g in rows]
+    if structured and all(structured):
+        return CHANNEL_AXIS
+    return MIXED_AXIS if any(structured) else SPARSITY_AXIS
 
 
 def _style(i: int) -> dict:
@@ -72,7 +82,7 @@ def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> 
         if rs[0].is_baseline and rs[0].acc() is not None:
             base = rs[0].acc()
             ax.axhspan(100 * base.lo, 100 * base.hi, color=style["color"], alpha=0.12, lw=0)
-    ax.set_xlabel(SPARSITY_AXIS)
+    ax.set_xlabel(sparsity_axis(rows))
     ax.set_ylabel("Test accuracy (%)")
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % interval" if seeds == 1 else "95 % interval, or ± std over seeds if wider"
@@ -181,7 +191,7 @@ def size_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool
                 label=f"{name}: sparse export",
                 **style,
             )
-    ax.set_xlabel(SPARSITY_AXIS)
+    ax.set_xlabel(sparsity_axis(rows))
     ax.set_ylabel("Size on disk (MB, 10⁶ bytes)")
     ax.set_ylim(bottom=0)
     ax.set_title("Model file size vs sparsity\n(dense torch.save file vs compressed sparse export)")
@@ -230,7 +240,7 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
                     label=f"{name}: {what}",
                     **style,
                 )
-    ax_ms.set_xlabel(SPARSITY_AXIS)
+    ax_ms.set_xlabel(sparsity_axis(rows))
     ax_ms.set_ylabel("Batch-1 latency (ms; dense median ÷ speed-up, bar to p90)")
     values = [r.b1_ms() for rs in rows.values() for r in rs if r.has("latency/b1_ms")]
     if max(values) > 10 * min(values):  # a wide spread (or a noisy run) needs a log axis
@@ -241,12 +251,17 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
     ax_ms.grid(alpha=0.3)
     ax_ms.legend(title="Model", fontsize="small")
     ax_x.axhline(1.0, color="grey", lw=1)
-    ax_x.set_xlabel(SPARSITY_AXIS)
+    ax_x.set_xlabel(sparsity_axis(rows))
     ax_x.set_ylabel("Speed-up over dense (×)")
     ax_x.set_title("Measured vs theoretical speed-up")
     ax_x.grid(alpha=0.3)
-    ax_x.legend(fontsize="small")
+    if len(ax_x.get_legend_handles_labels()[1]) > 6:  # a methods sweep: keep the curves clear
+        ax_x.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        ax_x.legend(fontsize="small")
     where = f" — {device}" + (f", {threads} threads" if threads else "") if device else ""
+    if first_value(rows, "latency/fold_batchnorm"):
+        where += ", BatchNorm folded (as deployed)"
     fig.suptitle(f"Latency vs sparsity{where}")
     _save(fig, path, dpi)
     return True
