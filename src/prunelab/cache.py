@@ -55,9 +55,12 @@ def baseline_key_material(cfg: DictConfig) -> dict:
     }
 
 
-def baseline_key(cfg: DictConfig) -> str:
-    """A readable, content-addressed key such as `simplecnn-fashion_mnist-seed0-1a2b3c4d5e6f`."""
-    material = baseline_key_material(cfg)
+def baseline_key(cfg: DictConfig, material: dict | None = None) -> str:
+    """A readable, content-addressed key such as `simplecnn-fashion_mnist-seed0-1a2b3c4d5e6f`.
+
+    `material`: baseline_key_material(cfg) when the caller has it already (it reads the source).
+    """
+    material = material or baseline_key_material(cfg)
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
     model = Path(str(material["model"]["_target_"])).suffix.lstrip(".").lower()
     data = Path(str(material["data"]["_target_"])).suffix.lstrip(".").lower()

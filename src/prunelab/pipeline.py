@@ -202,10 +202,11 @@ def run(cfg: DictConfig) -> dict:
     tracker = Tracker(cfg, names, out)
     try:
         cache = BaselineCache(cfg.paths.cache_dir)
-        key = baseline_key(cfg)
+        material = baseline_key_material(cfg)
+        key = baseline_key(cfg, material)
         state, meta, trained = cache.get_or_train(
             key,
-            baseline_key_material(cfg),
+            material,
             lambda work: train_baseline(cfg, dm, spec, tracker.loggers, work),
         )
         baseline = build_net(cfg.model, spec)
