@@ -61,8 +61,10 @@ def measure(
     from prunelab.cache import BaselineCache, baseline_key, baseline_key_material
     from prunelab.evaluation import evaluate, resolve_device
     from prunelab.pipeline import finetune, quiet_libraries, train_baseline
+    from prunelab.runtime import cheap_cuda_check
 
     quiet_libraries()
+    cheap_cuda_check()  # as the job does
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))

@@ -28,8 +28,8 @@ from common import MODELS, ROOT, Section, default_device, machine, progress, tab
 PLANS = {
     "full": {
         "throughput": {
-            "simplecnn": {"steps": 100, "rounds": 6, "bare_rounds": 3},
-            "resnetsmall": {"steps": 20, "rounds": 4, "bare_rounds": 2},
+            "simplecnn": {"steps": 100, "rounds": 16, "bare_rounds": 6},
+            "resnetsmall": {"steps": 20, "rounds": 8, "bare_rounds": 3},
         },
         "mask": {
             "simplecnn": {"warm": 3, "steps": 20, "rounds": 8, "direct": 150},
@@ -197,8 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     # measurement, Lightning or raw, runs under the same kernel choice.
     torch.use_deterministic_algorithms(True, warn_only=True)
     from prunelab.pipeline import quiet_libraries
+    from prunelab.runtime import cheap_cuda_check
 
     quiet_libraries()
+    cheap_cuda_check()  # as every job does: both sides of each ratio train the same way
     device = default_device()
     info = machine(device)
     plan = PLANS["quick" if args.quick else "full"]

@@ -68,6 +68,14 @@ def _miss_note(model: str, ratio: float, raw: float, numbers: dict, found: dict)
         + (f", {us(no_bar)} with the progress bar off" if bar is not None else "")
         + f" and the bare Trainer (Lightning's loop + `Classifier` alone) at {us(bare)}."
     )
+    if projected(job) >= TARGET:
+        return text + (
+            f" The probe projects {projected(job):.3f} for the job setup as it is, so the paired "
+            f"rounds measured {us(split['overhead_s'] - job)} per step more than Lightning's "
+            "per-step work accounts for: time that grows with the model's compute (memory and "
+            "cache effects, other load on the machine during those rounds), not Lightning "
+            "overhead; rerun `make bench` on a quiet machine to tell the two apart."
+        )
     if bar is not None and projected(no_bar) >= TARGET:
         return text + (
             " **Cheap fix**: turn the progress bar off in sweeps "
@@ -168,9 +176,9 @@ def run(plan: dict, probe: dict, root: Path, device: torch.device, wandb: bool =
         "",
         "Where the pipeline's extra time per step goes (same run; the progress bar, CSV logger "
         "and checkpoint clock their own hooks; 'rest' = paired overhead − those, i.e. "
-        "Lightning's loop and hooks and `Classifier.training_step`: the torchmetrics update, "
-        "the running loss sum, the `isfinite` check and `self.log` on logging steps; noisy, as a "
-        "difference):",
+        "Lightning's loop and hooks and `Classifier.training_step`: the argmax kept for the "
+        "epoch's accuracy, the running loss sum, the `isfinite` check and `self.log` on logging "
+        "steps; noisy, as a difference):",
         "",
         *table(
             [

@@ -59,3 +59,40 @@ def test_channels_last_training_computes_the_same_function():
     back = copy.deepcopy(net)
     back.load_state_dict(fast.net.state_dict())
     torch.testing.assert_close(back(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_training_accuracy_counts_every_image_of_the_epoch(tmp_path):
+    """`train/acc` is the accuracy of the epoch's own predictions, over all of its images."""
+    import functools
+
+    import lightning as L
+    from torch import nn
+
+    from prunelab.data import FashionMNISTDataModule
+    from prunelab.module import Classifier
+
+    from conftest import DATA
+
+    dm = FashionMNISTDataModule(str(DATA), train_size=200, val_size=100, test_size=100)
+    dm.setup()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))  # no dropout: train = eval
+    frozen = functools.partial(torch.optim.SGD, lr=0.0)  # the weights never move
+    module = Classifier(net, 10, frozen, scheduler=None)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, datamodule=dm)
+    x = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))])
+    y = torch.tensor([int(dm.train_set[i][1]) for i in range(len(dm.train_set))])
+    with torch.no_grad():
+        expected = (net(x).argmax(dim=1) == y).float().mean()
+    assert 0.0 < expected < 1.0  # an untrained net: neither extreme, so the count matters
+    torch.testing.assert_close(trainer.callback_metrics["train/acc"], expected)
+    assert module._preds == [] and module._targets == []  # nothing carried into the next epoch

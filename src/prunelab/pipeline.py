@@ -31,6 +31,7 @@ from prunelab.pruning import (
     StructuredPruning,
     measure_sparsity,
 )
+from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
 from prunelab.validate import check_sparsity
@@ -186,6 +187,7 @@ def run(cfg: DictConfig) -> dict:
     """Run one job and return its results (also written to results.json, last and atomically)."""
     sparsity = check_sparsity(cfg.sparsity)
     quiet_libraries()
+    cheap_cuda_check()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {"model": choice("model"), "data": choice("data"), "pruning": choice("pruning")}
