@@ -26,6 +26,7 @@ from prunelab.evaluation import (
 from prunelab.evaluation.size import decode_sparse, encode_sparse
 from prunelab.models import ResNetSmall, SimpleCNN
 from prunelab.pruning import apply_masks, global_magnitude_masks, prunable_weights
+from prunelab.stats import paired_difference
 
 from conftest import CONF, DATA
 
@@ -312,6 +313,32 @@ def test_compare_suffixes_follow_the_metric_contract():
     )
     assert shrunk["flops/dense_macs_baseline"] == 100
     assert shrunk["flops/theoretical_speedup"] == pytest.approx(4.0)
+
+
+def test_compare_pairs_the_images_both_models_were_scored_on():
+    """Same images, image by image: the change's interval comes from the discordant pairs."""
+    mine = {"test/acc": 0.5, "robust/pgd_acc": 0.5, "robust/n_images": 4, "size/disk_bytes": 1}
+    base = {**mine, "test/acc": 0.5, "test/acc_ci_low": 0.1, "test/acc_ci_high": 0.9}
+    mine.update({"test/acc_ci_low": 0.1, "test/acc_ci_high": 0.9})
+    out = compare(mine, base, {"test/acc": "1100" * 250}, {"test/acc": "1010" * 250})
+    low, high = paired_difference(250, 250, 1000)
+    assert (out["test/acc_delta_ci_low"], out["test/acc_delta_ci_high"]) == (100 * low, 100 * high)
+    assert out["test/acc_delta_pts"] == 0
+    assert "robust/pgd_acc_delta_ci_low" not in out  # no per-image outcomes: no interval
+    assert not [k for k in compare(mine, base) if k.endswith(("_delta_ci_low", "_delta_ci_high"))]
+
+
+def test_paired_interval_known_values_and_why_pairing_matters():
+    # Agresti & Min (2005), by hand: 30 images only the pruned model keeps, 79 only the dense.
+    low, high = paired_difference(30, 79, 1000)
+    assert (low, high) == pytest.approx((-0.06919, -0.02861), abs=1e-5)
+    assert paired_difference(79, 30, 1000) == pytest.approx((-high, -low))
+    # The same 4.9-point drop judged by two unpaired Wilson intervals (48.6 % vs 43.7 %) is
+    # "within noise"; paired, it is not.
+    dense, pruned = wilson_interval(486, 1000), wilson_interval(437, 1000)
+    assert pruned[1] > dense[0] and high < 0
+    # Identical outcomes: an interval around 0 narrower than one image in 1,000 either side.
+    assert paired_difference(0, 0, 1000) == pytest.approx((-0.00196, 0.00196), abs=1e-5)
 
 
 def test_latency_compares_nets_in_the_same_memory_layout():

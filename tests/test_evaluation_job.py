@@ -24,6 +24,9 @@ ROBUST = [
     *(f"robust/curve_acc@eps{k}" for k in (0, 1, 2, 4, 8, 16)),
 ]
 SUFFIXED = [k + s for k in ROBUST for s in ("", "_baseline", "_delta_pts", "_delta_rel")]
+# Accuracies scored image by image also carry the paired interval of their change.
+PAIRED = ["test/acc", *(k for k in ROBUST if "_acc" in k)]
+SUFFIXED += [k + s for k in PAIRED for s in ("_delta_ci_low", "_delta_ci_high")]
 PLAIN = [
     "robust/n_images",
     "test/acc",
@@ -34,6 +37,8 @@ PLAIN = [
     "test/acc_baseline_ci_low",
     "test/acc_baseline_ci_high",
     "test/acc_retention",
+    "test/acc_delta_pts",
+    "test/acc_delta_rel",
     *(
         f"latency/{k}{s}"
         for k in ("b1_ms", "b1_p90_ms", "bN_ms", "bN_p90_ms")
@@ -112,6 +117,9 @@ def test_evaluate_gives_every_contract_key_and_evaluates_the_baseline_once(job, 
     assert first["size/sparse_disk_bytes"] == (tmp_path / "s").stat().st_size
     assert first["test/acc_ci_low"] <= first["test/acc"] <= first["test/acc_ci_high"]
     assert first["flops/theoretical_speedup"] > 1
+    for key in PAIRED:
+        low, high = first[f"{key}_delta_ci_low"], first[f"{key}_delta_ci_high"]
+        assert low <= first[f"{key}_delta_pts"] <= high and low < high, key
     json.dumps(first)  # flat and serialisable
 
 
@@ -120,6 +128,8 @@ def test_a_dense_job_reuses_its_baselines_figures(job, counted):
     out = evaluate(copy.deepcopy(baseline), baseline, dm, spec, cfg)
     assert len(counted) == 1
     assert out["robust/pgd_acc_delta_pts"] == 0 and out["test/acc_retention"] == 1
+    # The same predictions on every image: a change of 0, its interval a hair either side.
+    assert -0.5 < out["test/acc_delta_ci_low"] < 0 < out["test/acc_delta_ci_high"] < 0.5
     assert out["flops/theoretical_speedup"] == pytest.approx(1.0)
 
 
@@ -127,7 +137,9 @@ def test_evaluate_without_baseline_gives_the_models_own_figures(job):
     cfg, dm, spec, _, net = job
     out = evaluate(net, None, dm, spec, cfg)
     assert "robust/pgd_acc" in out and "latency/b1_ms" in out and "size/sparse_disk_bytes" in out
-    compared = [k for k in out if k.endswith(("_baseline", "_delta_pts", "_delta_rel"))]
+    compared = [
+        k for k in out if k.endswith(("_baseline", "_delta_pts", "_delta_rel", "_delta_ci_high"))
+    ]
     assert not compared and "latency/b1_speedup" not in out
 
 

@@ -13,7 +13,8 @@ from prunelab.report.advice import Profile, recommend
 from prunelab.report.aggregate import Group, Row, build_rows
 from prunelab.report.collect import Job, collect, expected_cells, make_cell
 from prunelab.report.figures import pareto_front
-from prunelab.report.findings import accuracy_finding, speed_finding
+from prunelab.report.findings import accuracy_finding, robustness_finding, speed_finding
+from prunelab.report.tables import headline_table, robust_tables
 from prunelab.stats import wilson
 
 MODELS = {"simplecnn": (0.43, 1_000_000), "resnetsmall": (2.6, 2_800_000)}
@@ -186,6 +187,47 @@ def test_accuracy_finding_claims_nothing_within_noise():
     assert "within noise of dense at sparsity 0.5;" in text
     assert "beyond noise at sparsity 0.9" in text and "0.5 (" not in text
     assert "No accuracy difference is measurable" in accuracy_finding(_rows({0.0: 0.8, 0.5: 0.79}))
+
+
+def _pgd_rows(changes: list[tuple[float, float, float]] | None) -> list[Row]:
+    """Dense 48.6 % PGD accuracy on 1,000 images; the pruned cell 4.9 points lower per seed."""
+    g = Group("m", "d", "p")
+    dense = {"seed": 0, "robust/pgd_acc": 0.486, "robust/n_images": 1000, "test/acc": 0.88}
+    pruned = []
+    for seed, (pts, lo, hi) in enumerate(changes or [(-4.9, None, None)]):
+        sample = {**dense, "seed": seed, "robust/pgd_acc": 0.486 + pts / 100}
+        sample["robust/pgd_acc_delta_pts"] = pts
+        sample["robust/pgd_acc_delta_rel"] = pts / 0.486
+        if lo is not None:
+            sample["robust/pgd_acc_delta_ci_low"], sample["robust/pgd_acc_delta_ci_high"] = lo, hi
+        pruned.append(sample)
+    return [Row(g, 0.0, [dense], "job"), Row(g, 0.5, pruned, "job")]
+
+
+def test_a_paired_change_is_claimed_where_two_separate_intervals_overlap():
+    unpaired = _pgd_rows(None)
+    assert unpaired[1].robust("robust/pgd_acc").overlaps(unpaired[0].robust("robust/pgd_acc"))
+    assert "all lie within noise" in robustness_finding(unpaired)
+    assert "(within noise)" in headline_table(unpaired)[0]
+    paired = _pgd_rows([(-4.9, -6.9, -2.9)])
+    text = robustness_finding(paired)
+    assert "0.5 (-4.9 pts; 95 % interval -6.9 to -2.9) differs from dense beyond noise" in text
+    assert "(within noise)" not in headline_table(paired)[0]
+    assert "(-4.9)" in robust_tables(paired)[0] and "(-4.9~)" in robust_tables(unpaired)[0]
+    # A paired interval that straddles 0 claims nothing.
+    assert "all lie within noise" in robustness_finding(_pgd_rows([(-0.5, -2.4, 1.4)]))
+
+
+def test_several_seeds_judge_the_mean_change_by_its_spread_and_the_image_noise():
+    agree = _pgd_rows([(-4.9, -6.9, -2.9), (-5.7, -7.7, -3.7), (-4.6, -6.6, -2.6)])
+    band = agree[1].change("robust/pgd_acc")
+    assert band.mean == pytest.approx(-5.0667, abs=1e-4) and band.n_seeds == 3
+    assert band.hi == pytest.approx(band.mean + 2.0)  # image noise (half-width 2) > seed std
+    assert agree[1].differs("robust/pgd_acc", agree[0])
+    disagree = _pgd_rows([(-4.0, -5.0, -3.0), (4.0, 3.0, 5.0), (0.0, -1.0, 1.0)])
+    band = disagree[1].change("robust/pgd_acc")
+    assert band.lo == pytest.approx(-4.0) and band.hi == pytest.approx(4.0)  # seed std 4 wins
+    assert disagree[1].differs("robust/pgd_acc", disagree[0]) is False
 
 
 def test_several_seeds_pool_to_mean_and_std_never_narrower_than_the_test_set():

@@ -21,11 +21,12 @@ from prunelab.evaluation.latency import device_name, measure_latency, strip_prun
 from prunelab.evaluation.robustness import eval_subset, measure_robustness
 from prunelab.evaluation.size import dense_file_bytes, encode_sparse, save_sparse, size_metrics
 from prunelab.fingerprint import code_fingerprint, versions
+from prunelab.stats import paired_difference
 
 log = logging.getLogger("prunelab")
 
 # Bump when a change to this package changes any cached baseline figure.
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: records carry per-image outcomes (paired comparisons)
 # Robust keys that describe the run rather than measure the model: no baseline suffixes.
 _ROBUST_PLAIN = {"robust/n_images", "robust/cascade", "robust/pgd_target_class"}
 
@@ -78,20 +79,26 @@ def model_record(
     subset: tuple[torch.Tensor, torch.Tensor],
     clock: _Clock | None = None,
 ) -> dict[str, Any]:
-    """What one model's figures are, whoever it is compared with: {"metrics", "confusion"}."""
+    """What one model's figures are, whoever it is compared with.
+
+    {"metrics", "confusion", "per_image"}: `per_image` holds, per accuracy key, which images
+    the model got right ('0'/'1' per image, in a fixed order), for paired comparisons.
+    """
     clock = clock or _Clock(None)
     work = inference_copy(net, device, bool(cfg.eval.fold_batchnorm), bool(cfg.eval.channels_last))
     preds, labels, loss = clock.run("test", lambda: predict(work, dm.test_dataloader(), device))
     metrics, confusion = accuracy_metrics(preds, labels, loss, list(spec["class_names"]))
+    outcomes: dict[str, torch.Tensor] = {"test/acc": preds == labels}
     metrics.update(
         clock.run(
             "robust",
-            lambda: measure_robustness(work, *subset, cfg.attack, device, clock.sink),
+            lambda: measure_robustness(work, *subset, cfg.attack, device, clock.sink, outcomes),
         )
     )
     metrics.update(clock.run("size", lambda: size_metrics(net)))
     metrics.update(clock.run("flops", lambda: count_macs(net, spec["in_shape"])))
-    return {"metrics": metrics, "confusion": confusion}
+    per_image = {k: "".join("1" if v else "0" for v in m.tolist()) for k, m in outcomes.items()}
+    return {"metrics": metrics, "confusion": confusion, "per_image": per_image}
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
@@ -106,8 +113,27 @@ def _delta(value, base) -> tuple[float | None, float | None]:
     return pts, (100 * (value - base) / base if base else None)
 
 
-def compare(mine: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
-    """The job's keys: this model's figures, with `_baseline`/deltas where docs/metrics.md says."""
+def paired_change(mine: str, base: str) -> dict[str, float]:
+    """95 % interval, in points, of the change of an accuracy scored on the same images."""
+    if len(mine) != len(base) or not mine:
+        return {}
+    n10 = sum(1 for a, b in zip(mine, base, strict=True) if a == "1" and b == "0")
+    n01 = sum(1 for a, b in zip(mine, base, strict=True) if a == "0" and b == "1")
+    low, high = paired_difference(n10, n01, len(mine))
+    return {"_delta_ci_low": 100 * low, "_delta_ci_high": 100 * high}
+
+
+def compare(
+    mine: dict[str, Any],
+    base: dict[str, Any] | None,
+    mine_images: dict[str, str] | None = None,
+    base_images: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The job's keys: this model's figures, with `_baseline`/deltas where docs/metrics.md says.
+
+    With both models' per-image outcomes (`model_record`'s `per_image`), every accuracy also
+    gets its paired change against the baseline and that change's 95 % interval.
+    """
     out: dict[str, Any] = {}
     for key, value in mine.items():
         out[key] = value
@@ -124,12 +150,17 @@ def compare(mine: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]
         out["test/acc_baseline_ci_high"] = base["test/acc_ci_high"]
         acc, acc_base = mine["test/acc"], base["test/acc"]
         out["test/acc_retention"] = acc / acc_base if acc_base else None
+        out["test/acc_delta_pts"], out["test/acc_delta_rel"] = _delta(acc, acc_base)
         out["size/disk_bytes_baseline"] = base["size/disk_bytes"]
         # Against the dense baseline's MACs: a structurally shrunk net has no zeros of its own.
         if "flops/dense_macs" in base and "flops/nonzero_macs" in mine:
             dense, nonzero = base["flops/dense_macs"], mine["flops/nonzero_macs"]
             out["flops/dense_macs_baseline"] = dense
             out["flops/theoretical_speedup"] = dense / nonzero if nonzero else None
+    if base is not None and mine_images and base_images:
+        for key in sorted(mine_images.keys() & base_images.keys()):
+            change = paired_change(mine_images[key], base_images[key])
+            out.update({f"{key}{suffix}": v for suffix, v in change.items()})
     return out
 
 
@@ -182,7 +213,8 @@ def evaluate(
         record = model_record(net, dm, spec, cfg, device, subset, clock)
 
     base_metrics = base_record["metrics"] if base_record is not None else None
-    results = compare(record["metrics"], base_metrics)
+    base_images = base_record.get("per_image") if base_record is not None else None
+    results = compare(record["metrics"], base_metrics, record.get("per_image"), base_images)
     results.update(clock.run("latency", lambda: _latency(net, baseline, spec, cfg, device)))
     results.update(clock.run("size", lambda: _sparse(net, sparse_path, base_metrics)))
     if wandb_run is not None:

@@ -201,11 +201,14 @@ def measure_robustness(
     cfg,
     device: torch.device,
     stats: dict[str, float] | None = None,
+    per_image: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float | int | None]:
     """`robust/...` metrics of `net` (eval mode, on `device`) on `images` in [0, 1].
 
     `cfg` is the attack config (conf/attack/default.yaml); `stats["robust_steps"]` counts the
-    attack's forward-backward passes (images x steps), the measure of its cost.
+    attack's forward-backward passes (images x steps), the measure of its cost. `per_image`,
+    if given, receives each accuracy key's per-image outcome (a bool tensor on the CPU), so two
+    models attacked on the same images can be compared image by image.
     """
     stats = stats if stats is not None else {}
     stats.setdefault("robust_steps", 0)
@@ -227,9 +230,13 @@ def measure_robustness(
         correct = _predict(net, x, bs) == y
         n_correct = int(correct.sum())
         out["robust/clean_acc"] = share(correct)
+        if per_image is not None:
+            per_image["robust/clean_acc"] = correct.cpu()
 
         def record(key: str, robust: torch.Tensor) -> None:
             out[f"robust/{key}"] = share(robust)
+            if per_image is not None:
+                per_image[f"robust/{key}"] = robust.cpu()
             if not key.startswith("curve"):
                 asr = key.replace("_acc", "_asr")
                 flipped = int((correct & ~robust).sum())

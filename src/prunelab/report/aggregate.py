@@ -128,6 +128,49 @@ class Row:
         """A robust accuracy (on the robust/n_images subset) with its noise band."""
         return self.interval(key, "robust/n_images")
 
+    def change(self, key: str) -> Interval | None:
+        """Change of `key` against each seed's own dense baseline, in points, with its band.
+
+        Accuracies scored image by image on the same images carry a 95 % paired interval
+        (`_delta_ci_low/high`). One seed: that interval. Several seeds: mean ± std of the
+        per-seed changes, never narrower than their mean paired half-width, since seeds cannot
+        remove the noise of a finite image set. None when the jobs recorded no paired interval.
+        """
+        rows = [
+            [
+                number(s.get(f"{key}{suffix}"))
+                for suffix in ("_delta_pts", "_delta_ci_low", "_delta_ci_high")
+            ]
+            for s in self.samples
+        ]
+        rows = [r for r in rows if None not in r]
+        if not rows or len(rows) != len(self.values(f"{key}_delta_pts")):
+            return None
+        pts = [r[0] for r in rows]
+        mean = statistics.fmean(pts)
+        if len(rows) == 1:
+            return Interval(mean, rows[0][1], rows[0][2])
+        std = statistics.stdev(pts)
+        spread = max(std, statistics.fmean((hi - lo) / 2 for _, lo, hi in rows))
+        return Interval(mean, mean - spread, mean + spread, std, len(rows))
+
+    def differs(self, key: str, base: Row) -> bool | None:
+        """Whether `key` differs from the dense `base` row beyond noise (None: not measured).
+
+        The paired interval of the change must exclude 0; results without one fall back to
+        the unpaired rule (the two bands must not overlap), which misses smaller changes.
+        """
+        change = self.change(key)
+        if change is not None:
+            return not change.contains(0.0)
+        if key == "test/acc":
+            mine, ref = self.acc(), base.acc()
+        else:
+            mine, ref = self.robust(key), base.robust(key)
+        if mine is None or ref is None:
+            return None
+        return not mine.overlaps(ref)
+
     def speed_verdict(self, tolerance: float) -> str | None:
         """'faster', 'slower' or 'same' at batch 1 against the job's own dense baseline.
 

@@ -261,7 +261,14 @@ def render(
         "zero; the fuller table shows the zeros measured among those and among all parameters.",
         "- Test accuracy: 95 % Wilson interval on the test split for one seed; with several seeds "
         "mean ± std across seeds, and the band used for comparisons is never narrower than the "
-        "test-set interval. A difference is claimed only where bands do not overlap.",
+        "test-set interval.",
+        "- Changes against dense (Δ acc, Robustness Impact, the robust tables' brackets) are "
+        "judged image by image: both models are scored on the same images, and a change is "
+        "claimed only where its 95 % paired interval (`_delta_ci_low/high` in results.csv) "
+        "excludes 0; with several seeds, mean ± the larger of the seeds' std and that "
+        "interval's half-width. Results without paired intervals fall back to "
+        "non-overlapping bands. Cells compared with each other (recommendations, Pareto) use "
+        "the bands above.",
         "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file.",
         "- Speed Improvement = dense baseline time / pruned time at batch 1, measured interleaved "
         "in the same job; theoretical = dense MACs / non-zero MACs.",

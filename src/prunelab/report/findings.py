@@ -24,6 +24,16 @@ def _where(chosen: list[float], everything: list[float]) -> str:
     return "at sparsity " + ", ".join(f"{s:g}" for s in sorted(chosen))
 
 
+def _change(row: Row, key: str, difference: float) -> str:
+    """'0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)': a change with its paired band if known."""
+    text = f"{row.sparsity:g} ({signed(100 * difference, ' pts')}"
+    band = row.change(key)
+    if band is not None:
+        what = "± std band" if band.n_seeds > 1 else "95 % interval"
+        text += f"; {what} {signed(band.lo)} to {signed(band.hi)}"
+    return text + ")"
+
+
 def accuracy_finding(rows: list[Row]) -> str:
     """Where pruning costs accuracy beyond noise, and up to which sparsity it does not."""
     if not rows or not rows[0].is_baseline:
@@ -35,10 +45,11 @@ def accuracy_finding(rows: list[Row]) -> str:
     ivs = [(row, row.acc()) for row in pruned]
     ivs = [(row, iv) for row, iv in ivs if iv is not None]
     everything = [row.sparsity for row, _ in ivs]
-    overlap = [row.sparsity for row, iv in ivs if iv.overlaps(base)]
+    beyond = {row.sparsity for row, _ in ivs if row.differs("test/acc", base_row)}
+    overlap = [row.sparsity for row, _ in ivs if row.sparsity not in beyond]
     inside = [row.sparsity for row, iv in ivs if base.contains(iv.mean)]
-    below = [(row, iv) for row, iv in ivs if iv.hi < base.lo]
-    above = [(row, iv) for row, iv in ivs if iv.lo > base.hi]
+    below = [(row, iv) for row, iv in ivs if row.sparsity in beyond and iv.mean < base.mean]
+    above = [(row, iv) for row, iv in ivs if row.sparsity in beyond and iv.mean > base.mean]
     band = f"{pct(base.mean)}, band {pct(base.lo)}–{pct(base.hi)}; {_noise_note(base_row)}"
     parts = [f"Accuracy (dense {band}):"]
     if overlap:
@@ -53,16 +64,12 @@ def accuracy_finding(rows: list[Row]) -> str:
             )
         )
     else:
-        parts.append("every pruned cell's interval lies apart from the dense one.")
+        parts.append("every pruned cell differs from dense beyond noise.")
     if below:
-        worst = ", ".join(
-            f"{row.sparsity:g} ({signed(100 * (iv.mean - base.mean), ' pts')})" for row, iv in below
-        )
+        worst = ", ".join(_change(row, "test/acc", iv.mean - base.mean) for row, iv in below)
         parts.append(f"Below the dense model beyond noise at sparsity {worst}.")
     if above:
-        best = ", ".join(
-            f"{row.sparsity:g} ({signed(100 * (iv.mean - base.mean), ' pts')})" for row, iv in above
-        )
+        best = ", ".join(_change(row, "test/acc", iv.mean - base.mean) for row, iv in above)
         parts.append(f"Above the dense model beyond noise at sparsity {best}.")
     if not below and not above:
         parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
@@ -154,7 +161,7 @@ def robustness_finding(rows: list[Row]) -> str | None:
     n = rows[0].mean("robust/n_images")
     subset = f"n = {int(n)} images" if n else "subset size unknown"
     text = f"Robustness (the study's PGD, ε = 0.03; dense {pct(base.mean)}, {subset}):"
-    beyond = [(r, iv) for r, iv in pruned if not iv.overlaps(base)]
+    beyond = [(r, iv) for r, iv in pruned if r.differs(HEADLINE_ATTACK, rows[0])]
     if not beyond:
         deltas = [100 * (iv.mean - base.mean) for _, iv in pruned]
         text += (
@@ -162,12 +169,19 @@ def robustness_finding(rows: list[Row]) -> str | None:
             "all lie within noise: no robustness effect of pruning is measurable here."
         )
     else:
-        text += " " + ", ".join(
-            f"sparsity {r.sparsity:g}: {pct(iv.mean)} "
-            f"({signed(100 * (iv.mean - base.mean), ' pts')})"
-            for r, iv in beyond
+        text += " sparsity " + ", ".join(
+            _change(r, HEADLINE_ATTACK, iv.mean - base.mean) for r, iv in beyond
         )
-        text += " differ from dense beyond noise; the other sparsities do not."
+        rest = len(pruned) - len(beyond)
+        text += " differ" + ("s" if len(beyond) == 1 else "") + " from dense beyond noise"
+        text += (
+            f"; {'the other sparsities do' if rest > 1 else 'the other does'} not." if rest else "."
+        )
+    if any(r.change(HEADLINE_ATTACK) is not None for r, _ in pruned):
+        text += (
+            " (Judged image by image: both models are attacked on the same images, so the "
+            "change has a paired interval, narrower than two separate intervals.)"
+        )
     if base.mean < 0.05:
         text += (
             " The dense model is already near 0 % at this ε: read the ε curve "

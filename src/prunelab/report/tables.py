@@ -77,12 +77,23 @@ def interval_text(iv: Interval | None) -> str:
     return f"{100 * iv.mean:.1f} % ({100 * iv.lo:.1f}–{100 * iv.hi:.1f})"
 
 
-def delta_text(iv: Interval | None, base: Interval | None) -> str:
-    """Change in points against the dense row, flagged when it lies within noise."""
-    if iv is None or base is None:
+def delta_text(row: Row, base: Row | None) -> str:
+    """Accuracy change in points against the dense row, flagged when it lies within noise."""
+    iv, ref = row.acc(), base.acc() if base is not None else None
+    if iv is None or ref is None:
         return "—"
-    text = signed(100 * (iv.mean - base.mean), " pts")
-    return f"{text} (within noise)" if iv.overlaps(base) else text
+    text = signed(100 * (iv.mean - ref.mean), " pts")
+    return f"{text} (within noise)" if not row.differs("test/acc", base) else text
+
+
+def impact_text(row: Row, base: Row | None) -> str:
+    """The study's robustness impact: Δ PGD accuracy in points and relative %, noise flagged."""
+    pts = row.mean(f"{HEADLINE_ATTACK}_delta_pts")
+    if pts is None:
+        return "—"
+    text = f"{signed(pts, ' pts')} ({signed(row.mean(f'{HEADLINE_ATTACK}_delta_rel'), ' %')})"
+    quiet = base is not None and row.differs(HEADLINE_ATTACK, base) is False
+    return f"{text} (within noise)" if quiet else text
 
 
 def markdown_table(header: list[str], rows: Iterable[list[str]]) -> str:
@@ -123,9 +134,7 @@ def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[s
             size = "—" if reduction is None else "0 % (reference)"
             speed = "—" if not row.has("latency/b1_speedup") else "1.00× (reference)"
         else:
-            pts = row.mean(f"{HEADLINE_ATTACK}_delta_pts")
-            rel = row.mean(f"{HEADLINE_ATTACK}_delta_rel")
-            impact = "—" if pts is None else f"{signed(pts, ' pts')} ({signed(rel, ' %')})"
+            impact = impact_text(row, rows[0] if rows[0].is_baseline else None)
             size = "—" if reduction is None else f"{reduction:.1f} %"
             speed = speed_text(row, tolerance)
         body.append([sparsity_label(row), interval_text(row.acc()), size, speed, impact])
@@ -135,7 +144,7 @@ def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[s
 
 def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str]]:
     """Accuracy with interval, zeros, on-disk sizes, latency, measured and theoretical speed-up."""
-    base = rows[0].acc() if rows and rows[0].is_baseline else None
+    base = rows[0] if rows and rows[0].is_baseline else None
     header = [
         "Sparsity",
         "Zeros (prunable / all params)",
@@ -161,7 +170,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
                 sparsity_label(row),
                 zeros,
                 interval_text(row.acc()),
-                "reference" if row.is_baseline else delta_text(row.acc(), base),
+                "reference" if row.is_baseline else delta_text(row, base),
                 megabytes(row.mean("size/disk_bytes")),
                 megabytes(row.mean("size/sparse_disk_bytes")),
                 "—" if reduction is None else f"{reduction:.1f} %",
@@ -219,7 +228,7 @@ def _robust_table(rows: list[Row], keys: list[tuple[str, str]]) -> str | None:
                 cells.append(pct(iv.mean))
             else:
                 ref = base.robust(key)
-                flag = "" if not iv.overlaps(ref) else "~"
+                flag = "" if row.differs(key, base) else "~"
                 cells.append(f"{pct(iv.mean)} ({signed(100 * (iv.mean - ref.mean))}{flag})")
         body.append(cells)
     return markdown_table(["Sparsity", *(title for _, title in keys)], body)
@@ -297,12 +306,10 @@ def methods_table(rows: dict, tolerance: float = 0.1) -> list[tuple[str, str]]:
             continue
         cells = []
         for method, rs in methods:
-            base = rs[0].acc() if rs and rs[0].is_baseline else None
+            base = rs[0] if rs and rs[0].is_baseline else None
             for row in rs:
                 if row.is_baseline:
                     continue
-                pts = row.mean(f"{HEADLINE_ATTACK}_delta_pts")
-                rel = row.mean(f"{HEADLINE_ATTACK}_delta_rel")
                 reduction = row.mean("size/reduction_pct")
                 cells.append(
                     (
@@ -311,8 +318,8 @@ def methods_table(rows: dict, tolerance: float = 0.1) -> list[tuple[str, str]]:
                             f"{row.sparsity:g}",
                             method,
                             interval_text(row.acc()),
-                            delta_text(row.acc(), base),
-                            "—" if pts is None else f"{signed(pts, ' pts')} ({signed(rel, ' %')})",
+                            delta_text(row, base),
+                            impact_text(row, base),
                             speed_text(row, tolerance),
                             times(row.mean("flops/theoretical_speedup")),
                             "—" if reduction is None else f"{reduction:.1f} %",
