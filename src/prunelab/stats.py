@@ -34,3 +34,10 @@ def paired_difference(n10: int, n01: int, n: int, z: float = Z95) -> tuple[float
     a, b = (n10 + 0.5) / m, (n01 + 0.5) / m
     half = z * math.sqrt(max(a + b - (a - b) ** 2, 0.0) / m)
     return (max(-1.0, a - b - half), min(1.0, a - b + half))
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5 % quantile with `df` degrees of freedom (two-sided 95 % intervals)."""
+    from scipy.stats import t  # imported here: the report's other paths need no scipy
+
+    return float(t.ppf(0.975, df))

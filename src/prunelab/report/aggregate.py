@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from prunelab.report.collect import Job, norm_sparsity
-from prunelab.stats import wilson
+from prunelab.stats import t975, wilson
 
 
 class Group(NamedTuple):
@@ -129,12 +129,13 @@ class Row:
         return self.interval(key, "robust/n_images")
 
     def change(self, key: str) -> Interval | None:
-        """Change of `key` against each seed's own dense baseline, in points, with its band.
+        """Change of `key` against each seed's own dense baseline, in points, with its 95 % band.
 
         Accuracies scored image by image on the same images carry a 95 % paired interval
-        (`_delta_ci_low/high`). One seed: that interval. Several seeds: mean ± std of the
-        per-seed changes, never narrower than their mean paired half-width, since seeds cannot
-        remove the noise of a finite image set. None when the jobs recorded no paired interval.
+        (`_delta_ci_low/high`). One seed: that interval. Several seeds: the mean change ± the
+        root sum of squares of the seeds' half-width (Student t over the per-seed changes) and
+        the images' (the mean paired half-width, kept whole: every seed is scored on the same
+        images, so averaging seeds does not shrink it). None without paired intervals.
         """
         rows = [
             [
@@ -150,9 +151,11 @@ class Row:
         mean = statistics.fmean(pts)
         if len(rows) == 1:
             return Interval(mean, rows[0][1], rows[0][2])
-        std = statistics.stdev(pts)
-        spread = max(std, statistics.fmean((hi - lo) / 2 for _, lo, hi in rows))
-        return Interval(mean, mean - spread, mean + spread, std, len(rows))
+        k, std = len(rows), statistics.stdev(pts)
+        seeds = t975(k - 1) * std / math.sqrt(k)
+        images = statistics.fmean((hi - lo) / 2 for _, lo, hi in rows)
+        spread = math.hypot(seeds, images)
+        return Interval(mean, mean - spread, mean + spread, std, k)
 
     def differs(self, key: str, base: Row) -> bool | None:
         """Whether `key` differs from the dense `base` row beyond noise (None: not measured).

@@ -265,10 +265,10 @@ def render(
         "- Changes against dense (Δ acc, Robustness Impact, the robust tables' brackets) are "
         "judged image by image: both models are scored on the same images, and a change is "
         "claimed only where its 95 % paired interval (`_delta_ci_low/high` in results.csv) "
-        "excludes 0; with several seeds, mean ± the larger of the seeds' std and that "
-        "interval's half-width. Results without paired intervals fall back to "
-        "non-overlapping bands. Cells compared with each other (recommendations, Pareto) use "
-        "the bands above.",
+        "excludes 0; with several seeds, the mean change ± the root sum of squares of the "
+        "seeds' 95 % half-width (Student t) and that interval's. Results without paired "
+        "intervals fall back to non-overlapping bands. Cells compared with each other "
+        "(recommendations, Pareto) use the bands above.",
         "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file.",
         "- Speed Improvement = dense baseline time / pruned time at batch 1, measured interleaved "
         "in the same job; theoretical = dense MACs / non-zero MACs.",

@@ -29,7 +29,7 @@ def _change(row: Row, key: str, difference: float) -> str:
     text = f"{row.sparsity:g} ({signed(100 * difference, ' pts')}"
     band = row.change(key)
     if band is not None:
-        what = "band over seeds and images" if band.n_seeds > 1 else "95 % interval"
+        what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
         text += f"; {what} {signed(band.lo)} to {signed(band.hi)}"
     return text + ")"
 
