@@ -44,6 +44,11 @@ def fake_result(model: str, sparsity: float, seed: int = 0, acc: float = 0.88) -
         "robust/pgd_acc_baseline": 0.12,
         "robust/pgd_acc_delta_pts": -2.0,
         "robust/pgd_acc_delta_rel": -16.7,
+        "robust/pgd_acc_delta_ci_low": -3.5,
+        "robust/pgd_acc_delta_ci_high": -0.5,
+        "test/acc_delta_pts": 100 * (acc - base),
+        "test/acc_delta_ci_low": 100 * (acc - base) - 0.5,
+        "test/acc_delta_ci_high": 100 * (acc - base) + 0.5,
         "latency/b1_ms": ms,
         "latency/b1_ms_baseline": ms,
         "latency/b1_speedup": 1.0,
@@ -120,13 +125,13 @@ def test_expected_cells_expand_sweeps_and_ranges():
     assert expected_cells(None) is None
 
 
-def test_full_sweep_renders_every_section_and_five_figures(tmp_path):
+def test_full_sweep_renders_every_section_and_six_figures(tmp_path):
     results = [
         fake_result(m, s, acc=0.89 - 0.05 * (s > 0.6)) for m in MODELS for s in (0.2, 0.5, 0.8)
     ]
     sweep = make_sweep(tmp_path, results, ["model=simplecnn,resnetsmall", "sparsity=0.2,0.5,0.8"])
     result = build(sweep)
-    assert len(result.figures) == 5 and not result.omitted_figures
+    assert len(result.figures) == 6 and not result.omitted_figures
     report = (sweep / "report.md").read_text()
     for heading in ("## Key findings", "## Deployment recommendations", "### simplecnn"):
         assert heading in report
@@ -150,7 +155,7 @@ def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp
         r.update({"robust/n_images": 1000, "robust/curve_acc@eps0": 1.0})
         r.update({"robust/curve_acc@eps16": 0.0, "robust/curve_acc@eps16_baseline": 0.0})
     sweep = make_sweep(tmp_path, results, ["model=resnetsmall", "sparsity=0.2,0.5"])
-    assert len(build(sweep, wandb=False).figures) == 5
+    assert len(build(sweep, wandb=False).figures) == 6
 
     def broken(*_args) -> bool:
         raise ValueError("bad bars")
@@ -159,7 +164,7 @@ def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp
     drawer["robust_vs_eps.png"] = (broken, "robust/curve_acc@epsK keys")
     monkeypatch.setattr(figures, "FIGURES", drawer)
     result = build(sweep, wandb=False)
-    assert len(result.figures) == 4 and not (sweep / "robust_vs_eps.png").exists()
+    assert len(result.figures) == 5 and not (sweep / "robust_vs_eps.png").exists()
     assert "robust_vs_eps.png: drawing failed (ValueError: bad bars)" in result.omitted_figures
     assert "drawing failed (ValueError: bad bars)" in (sweep / "report.md").read_text()
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from prunelab.io import atomic_write_bytes
 from prunelab.report.aggregate import Group, Row, first_value
+from prunelab.report.tables import HEADLINE_ATTACK
 
 log = logging.getLogger("prunelab")
 
@@ -89,6 +90,51 @@ def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> 
     ax.set_title(f"Test accuracy vs sparsity ({_test_n(rows)})\nbars: {bars}; shaded: dense band")
     ax.grid(alpha=0.3)
     ax.legend(title="Model")
+    _save(fig, path, dpi)
+    return True
+
+
+CHANGE_PANELS = (
+    ("test/acc", "Δ test accuracy (points)", "Test accuracy"),
+    (HEADLINE_ATTACK, "Δ PGD accuracy, ε = 0.03 (points)", "Robustness impact (the study's PGD)"),
+)
+
+
+def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
+    """Change of test and PGD accuracy against each model's own dense baseline, paired bands."""
+    fig, axes = _new(len(CHANGE_PANELS), width=5.6)
+    groups, drawn = list(rows), False
+    for ax, (key, ylabel, title) in zip(axes, CHANGE_PANELS, strict=True):
+        for i, (group, rs) in enumerate(rows.items()):
+            pts = [(r.sparsity, r.change(key)) for r in rs if not r.is_baseline]
+            pts = [(x, band) for x, band in pts if band is not None]
+            if not pts:
+                continue
+            drawn = True
+            shift = 0.006 * (i - (len(groups) - 1) / 2)  # side by side, not on top of each other
+            ax.errorbar(
+                [x + shift for x, _ in pts],
+                [b.mean for _, b in pts],
+                yerr=[[b.mean - b.lo for _, b in pts], [b.hi - b.mean for _, b in pts]],
+                capsize=4,
+                label=group_label(group, groups),
+                **_style(i),
+            )
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel(sparsity_axis(rows))
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(title="Model", fontsize="small")
+    if not drawn:
+        return False
+    seeds = max(len(r.samples) for rs in rows.values() for r in rs)
+    bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
+    fig.suptitle(
+        f"Change against the model's own dense baseline, same images (bars: {bars}; "
+        "a bar that crosses 0 is within noise)"
+    )
     _save(fig, path, dpi)
     return True
 
@@ -360,6 +406,7 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
 # file name -> (drawer, the keys it needs: named when the figure is omitted)
 FIGURES: dict[str, tuple[Callable[..., bool], str]] = {
     "accuracy_vs_sparsity.png": (accuracy_vs_sparsity, "test/acc"),
+    "change_vs_sparsity.png": (change_vs_sparsity, "paired intervals (`*_delta_ci_low/high`)"),
     "robust_vs_eps.png": (robust_vs_eps, "robust/curve_acc@epsK keys"),
     "size_vs_sparsity.png": (size_vs_sparsity, "size/disk_bytes or size/sparse_disk_bytes"),
     "latency_vs_sparsity.png": (latency_vs_sparsity, "latency/b1_ms"),
