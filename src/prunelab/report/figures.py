@@ -132,8 +132,8 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
     fig.suptitle(
-        f"Change against the model's own dense baseline, same images (bars: {bars}; "
-        "a bar that crosses 0 is within noise)"
+        "Change against the model's own dense baseline, on the same images\n"
+        f"bars: {bars}; a bar that crosses 0 is within noise"
     )
     _save(fig, path, dpi)
     return True
