@@ -71,10 +71,10 @@ def _miss_note(model: str, ratio: float, raw: float, numbers: dict, found: dict)
     if projected(job) >= TARGET:
         return text + (
             f" The probe projects {projected(job):.3f} for the job setup as it is, so the paired "
-            f"rounds measured {us(split['overhead_s'] - job)} per step more than Lightning's "
-            "per-step work accounts for: time that grows with the model's compute (memory and "
-            "cache effects, other load on the machine during those rounds), not Lightning "
-            "overhead; rerun `make bench` on a quiet machine to tell the two apart."
+            f"rounds measured {us(split['overhead_s'] - job)} per step more than the probe "
+            "accounts for: an excess its near-zero-compute net does not reproduce, not traced "
+            "yet (machine load during those rounds is one candidate); rerun `make bench` on a "
+            "quiet machine to tell."
         )
     if bar is not None and projected(no_bar) >= TARGET:
         return text + (

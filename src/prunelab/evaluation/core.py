@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,8 @@ def paired_change(mine: str, base: str) -> dict[str, float]:
     """95 % interval, in points, of the change of an accuracy scored on the same images."""
     if len(mine) != len(base) or not mine:
         return {}
-    n10 = sum(1 for a, b in zip(mine, base, strict=True) if a == "1" and b == "0")
-    n01 = sum(1 for a, b in zip(mine, base, strict=True) if a == "0" and b == "1")
-    low, high = paired_difference(n10, n01, len(mine))
+    pairs = Counter(zip(mine, base, strict=True))
+    low, high = paired_difference(pairs["1", "0"], pairs["0", "1"], len(mine))
     return {"_delta_ci_low": 100 * low, "_delta_ci_high": 100 * high}
 
 
