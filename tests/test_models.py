@@ -95,4 +95,53 @@ def test_training_accuracy_counts_every_image_of_the_epoch(tmp_path):
         expected = (net(x).argmax(dim=1) == y).float().mean()
     assert 0.0 < expected < 1.0  # an untrained net: neither extreme, so the count matters
     torch.testing.assert_close(trainer.callback_metrics["train/acc"], expected)
-    assert module._preds == [] and module._targets == []  # nothing carried into the next epoch
+    # Nothing carried into the next epoch.
+    assert module._logits == [] and module._targets == [] and module._losses == []
+
+
+def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
+    """A NaN loss stops training naming the step it appeared at, whatever the logging window."""
+    import functools
+
+    import lightning as L
+    from torch import nn
+
+    from prunelab.data import FashionMNISTDataModule
+    from prunelab.errors import PrunelabError
+    from prunelab.module import Classifier
+
+    from conftest import DATA
+
+    class NanAfter(nn.Module):
+        """A linear classifier whose logits turn NaN from its `bad`-th training call on."""
+
+        def __init__(self, bad: int | None) -> None:
+            super().__init__()
+            self.linear = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+            self.bad, self.calls = bad, 0
+
+        def forward(self, x):
+            self.calls += self.training
+            out = self.linear(x)
+            return out * float("nan") if self.bad is not None and self.calls > self.bad else out
+
+    def fit(bad: int | None, epochs: int = 2) -> Classifier:
+        dm = FashionMNISTDataModule(str(DATA), train_size=128, val_size=50, test_size=50)
+        module = Classifier(NanAfter(bad), 10, functools.partial(torch.optim.SGD, lr=0.0), None)
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            log_every_n_steps=3,  # windows of 3 over 4-step epochs: ends mid-window and on one
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=str(tmp_path),
+        )
+        trainer.fit(module, datamodule=dm)
+        return module
+
+    fit(None, epochs=3)  # 12 steps, no NaN: windows that end with and between epochs pass
+    for bad, epoch in ((4, 1), (6, 1)):  # step 4 (epoch 1's first) and step 6 (mid-window)
+        with pytest.raises(PrunelabError, match=f"loss became nan at epoch {epoch}, step {bad}:"):
+            fit(bad)

@@ -7,10 +7,14 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from prunelab.errors import PrunelabError
+
+# Attributes that only ever hold plain Python values; see Classifier.__setattr__.
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_step_count", "_checked"})
 
 
 class Classifier(L.LightningModule):
@@ -40,16 +44,28 @@ class Classifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler = scheduler
         self.prefix = prefix
-        self.loss = nn.CrossEntropyLoss()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self._loss_sum: torch.Tensor | None = None  # this epoch's summed training loss
-        self._seen = 0
-        # This epoch's predicted and true labels: train_acc is updated once per epoch, since a
-        # torchmetrics update per step costs ~80 µs (0.4 % of a SimpleCNN step on CPU).
-        self._preds: list[torch.Tensor] = []
+        # This epoch's per-step outputs, kept as they are (an append is ~1 µs): argmax, loss sum
+        # and the finiteness check run on whole windows of steps (a few ops per window instead
+        # of a few per step, ~150 µs per SimpleCNN step on CPU; benchmarks/RESULTS.md section 1).
+        self._logits: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
+        self._losses: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self._checked = 0  # steps of this epoch whose loss is known to be finite
+        self._step_count = 0  # global step, counted here (the property walks the trainer)
+        self._log_every = 1  # the trainer's log_every_n_steps, read when an epoch starts
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets `_current_fx_name` before and after every hook it calls, ~40 times a
+        # training step; nn.Module.__setattr__ first tests each value against Parameter, Buffer
+        # and Module (~100 µs per SimpleCNN step on CPU), pointless for a str or an int.
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def setup(self, stage: str) -> None:
         # Before configure_optimizers; `.to` keeps the Parameter objects, so masks and
@@ -69,7 +85,7 @@ class Classifier(L.LightningModule):
     def _step(self, batch, split: str, metric: MulticlassAccuracy) -> torch.Tensor:
         x, y = batch
         logits = self.net(self._input(x))
-        loss = self.loss(logits, y)
+        loss = F.cross_entropy(logits, y)
         metric.update(logits.detach(), y)
         self.log(f"{self.prefix}{split}/loss", loss, on_epoch=True, batch_size=len(y))
         self.log(
@@ -83,38 +99,54 @@ class Classifier(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum, self._seen = None, 0
-        self._preds, self._targets = [], []
+        self._logits, self._targets, self._losses, self._sizes = [], [], [], []
+        self._checked = 0
+        self._step_count = self.global_step  # also right after a resume
+        self._log_every = max(1, int(self.trainer.log_every_n_steps))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self.net(self._input(x))
-        loss = self.loss(logits, y)
-        self._preds.append(logits.detach().argmax(dim=1))
+        loss = F.cross_entropy(logits, y)
+        self._logits.append(logits.detach())
         self._targets.append(y)
-        if self._loss_sum is None:  # also after a mid-epoch resume
-            self._loss_sum = torch.zeros((), device=loss.device)
-        self._loss_sum += loss.detach() * len(y)
-        self._seen += len(y)
+        self._losses.append(loss.detach())
+        self._sizes.append(len(y))
+        self._step_count += 1
         # self.log walks Lightning's result collection (several % of a SimpleCNN step), so log
         # the step loss only on the steps Lightning writes (RESULTS.md of e5b7006, section 1).
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        if self._step_count % self._log_every == 0:
+            self._check_finite()
             self.log(f"{self.prefix}train/loss_step", loss, prog_bar=True)
-        if not torch.isfinite(loss):
-            raise PrunelabError(
-                f"loss became {loss.item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}: "
-                "lower the learning rate"
-            )
         return loss
 
+    def _check_finite(self) -> None:
+        """Stop with a clear message if a loss since the last check is NaN or infinite."""
+        if self._checked == len(self._losses):
+            return
+        window = torch.stack(self._losses[self._checked :])
+        finite = torch.isfinite(window)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            step = self._step_count - len(window) + first
+            raise PrunelabError(
+                f"loss became {window[first].item()} at epoch {self.current_epoch}, "
+                f"step {step}: lower the learning rate"
+            )
+        self._checked = len(self._losses)
+
     def on_train_epoch_end(self) -> None:
-        if self._seen:
-            self.train_acc.update(torch.cat(self._preds), torch.cat(self._targets))
-            self.log(f"{self.prefix}train/loss_epoch", self._loss_sum / self._seen)
+        if self._losses:
+            self._check_finite()
+            losses = torch.stack(self._losses)
+            sizes = torch.tensor(self._sizes, dtype=losses.dtype, device=losses.device)
+            mean = (losses * sizes).sum() / sizes.sum()
+            preds = torch.cat(self._logits).argmax(dim=1)
+            self.train_acc.update(preds, torch.cat(self._targets))
+            self.log(f"{self.prefix}train/loss_epoch", mean)
             self.log(f"{self.prefix}train/acc", self.train_acc.compute(), prog_bar=True)
         self.train_acc.reset()
-        self._preds, self._targets = [], []
+        self._logits, self._targets, self._losses, self._sizes = [], [], [], []
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val", self.val_acc)
