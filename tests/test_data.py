@@ -39,6 +39,30 @@ def test_validation_split_does_not_depend_on_train_size():
     assert len(full.train_set) == 59_500 and len(full.test_set) == 10_000
 
 
+def test_batched_loader_gives_the_images_a_per_image_loader_gives():
+    """TensorBatches: the same batches, in the same order, per epoch, as per-image loading."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    dm = FashionMNISTDataModule(str(DATA), train_size=100, val_size=50, test_size=70)
+    dm.setup()
+    fast = dm.train_dataloader()
+    assert fast.batch_size is None  # the batched path: the dataset gets whole index lists
+    plain = DataLoader(dm.train_set, batch_size=32, sampler=dm.train_sampler)
+    orders = []
+    for epoch in (0, 1):
+        _set_sampler_epoch(fast, epoch)  # what Lightning calls at each epoch start
+        assert dm.train_sampler.epoch == epoch
+        got, want = list(fast), list(plain)
+        assert [len(y) for _, y in got] == [32, 32, 32, 4]
+        for (x, y), (x0, y0) in zip(got, want, strict=True):
+            assert torch.equal(x, x0) and torch.equal(y, y0) and y.dtype == y0.dtype
+        orders.append(torch.cat([y for _, y in got]))
+    assert not torch.equal(orders[0], orders[1])  # each epoch its own shuffle
+    test = torch.cat([x for x, _ in dm.test_dataloader()])
+    assert torch.equal(test, torch.stack([dm.test_set[i][0] for i in range(70)]))
+
+
 def test_missing_fashion_mnist_is_one_clear_line(tmp_path):
     dm = FashionMNISTDataModule(str(tmp_path / "nowhere"))
     with pytest.raises(PrunelabError, match="make data") as err:

@@ -6,14 +6,48 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
 
-from prunelab.data.sampling import EpochShuffleSampler
+from prunelab.data.sampling import EpochBatchSampler, EpochShuffleSampler
 
 
 def seeded_indices(n: int, seed: int) -> torch.Tensor:
     """A permutation of range(n) that depends only on `seed`."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+class TensorBatches(Dataset):
+    """A TensorDataset, or Subsets of one, read a whole batch at a time.
+
+    `dataset[list_of_positions]` returns the batch `(images, labels)` with one index op per
+    tensor, where a DataLoader would look up each image and stack them (~150 µs per batch of
+    32 on CPU). The values and their order are the same.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        index: torch.Tensor | None = None  # position -> row of the base tensors
+        while isinstance(dataset, Subset):
+            rows = torch.as_tensor(dataset.indices, dtype=torch.long)
+            index = rows if index is None else rows[index]
+            dataset = dataset.dataset
+        self.tensors = dataset.tensors
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index) if self.index is not None else len(self.tensors[0])
+
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(positions, dtype=torch.long)
+        if self.index is not None:
+            rows = self.index[rows]
+        return tuple(t.index_select(0, rows) for t in self.tensors)
+
+
+def in_memory(dataset: Dataset) -> bool:
+    """True for tensors held in memory (a TensorDataset, or Subsets of one): no per-image code."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return isinstance(dataset, TensorDataset)
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -89,16 +123,18 @@ class ImageDataModule(L.LightningDataModule):
         self.test_set = test
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler=None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            # Its own generator: creating an iterator must not draw from the global RNG
-            # (DataLoader draws a worker base seed), or resumed runs would diverge.
-            generator=torch.Generator().manual_seed(self.shuffle_seed),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        # Its own generator: creating an iterator must not draw from the global RNG
+        # (DataLoader draws a worker base seed), or resumed runs would diverge.
+        common = {
+            "generator": torch.Generator().manual_seed(self.shuffle_seed),
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if in_memory(dataset):
+            order = sampler if sampler is not None else SequentialSampler(dataset)
+            batches = EpochBatchSampler(order, batch_size, drop_last=False)
+            return DataLoader(TensorBatches(dataset), batch_size=None, sampler=batches, **common)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, self.train_sampler)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import BatchSampler, Sampler
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -30,3 +30,17 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+class EpochBatchSampler(BatchSampler):
+    """Batches of indices from `sampler`, passing `set_epoch` on (Lightning calls it per epoch).
+
+    A DataLoader with `batch_size=None` and this as its sampler hands each list of indices to
+    the dataset at once, so in-memory tensors are gathered with one indexing op per batch.
+    """
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the epoch to the wrapped sampler, if it shuffles by epoch."""
+        set_epoch = getattr(self.sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
