@@ -124,8 +124,9 @@ def run(plan: dict, device: torch.device) -> Section:
             rows,
         ),
         "",
-        "The loader is a `DataLoader` over `Subset(TensorDataset)` with `num_workers=0` (the "
-        "default config): per image one `Subset` and one `TensorDataset` index, per batch one "
-        "`default_collate` stack of 32 tensors. 'Loader alone' iterates it without training.",
+        "The loader is a `DataLoader` with `num_workers=0` (the default config) over the "
+        "training `Subset` of the in-memory Fashion-MNIST tensors, read a batch at a time "
+        "(`TensorBatches`: per batch one index op per tensor, no per-image lookup or stack). "
+        "'Loader alone' iterates it without training.",
     ]
     return section

@@ -1,11 +1,12 @@
-"""Section 1's machinery: a Lightning fit with a raw PyTorch twin epoch before each epoch.
+"""Section 1's machinery: a Lightning fit with a raw PyTorch twin step before each of its steps.
 
-Both run in one process and alternate epoch by epoch: a callback runs one raw epoch at the start
-of every Lightning epoch, so each Lightning epoch has a raw twin measured seconds before it.
-A Lightning epoch is timed from one `on_train_epoch_start` to the next, which bills it for all
-per-epoch work (epoch-end logging, checkpoint, scheduler, the next loader iterator). The job's
-progress bar, CSV logger and checkpoint are subclasses that also clock their own hooks, so the
-overhead can be split by component from the same run.
+Both run in one process and alternate step by step (ABAB...): a callback runs one raw step at
+the start of every Lightning step, so machine load that drifts over seconds falls on both sides
+alike. A Lightning step is timed from one `on_train_batch_start` to the next, so an epoch's
+Lightning seconds hold all of its per-step and per-epoch work (hooks, logging, checkpoint,
+scheduler, the next loader iterator). Both sides also clock the phases of their steps, and the
+job's progress bar, CSV logger and checkpoint are subclasses that clock their own hooks, so
+the overhead can be split by phase and by component from the same run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 
 import lightning as L
@@ -59,51 +59,123 @@ ClockedCheckpoint = clocked(ModelCheckpoint, ("on_train_batch_end", "on_train_ep
 ClockedCSV = clocked(CSVLogger, ("log_metrics", "log_hyperparams", "save"))
 
 
-def raw_epoch(
-    net: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loader: DataLoader,
-    steps: int,
-    device: torch.device,
-) -> Callable[[], float]:
-    """A function that trains `steps` batches the plain PyTorch way and returns the seconds."""
+# Phases of one training step, each side's clock points in order (see AlternateWithRaw).
+PHASES = ("forward", "zero_grad", "backward", "optimizer", "between")
 
-    def run() -> float:
-        net.train()
-        sync(device)
-        start = time.perf_counter()
+
+class RawStep:
+    """One plain PyTorch training step per call, over a loader restarted when it runs out.
+
+    A call returns the step's seconds and leaves each phase's seconds in `phases`: `between`
+    is fetching the batch, `forward` the net and the loss, then `zero_grad`, `backward` and the
+    optimizer's update.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loader: DataLoader,
+        device: torch.device,
+    ) -> None:
+        self.net, self.optimizer, self.loader, self.device = net, optimizer, loader, device
+        self._batches = iter(())
+        self.phases: dict[str, float] = {}  # the last call's
+
+    def __call__(self) -> float:
+        self.net.train()
+        sync(self.device)
+        t0 = time.perf_counter()
+        batch = next(self._batches, None)
+        if batch is None:  # an epoch of the raw loop ends: a new iterator, as a loop would
+            self._batches = iter(self.loader)
+            batch = next(self._batches)
+        x, y = (t.to(self.device) for t in batch)
         with torch.enable_grad():
-            for x, y in islice(loader, steps):
-                x, y = x.to(device), y.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(net(x), y).backward()
-                optimizer.step()
-        sync(device)
-        return time.perf_counter() - start
-
-    return run
+            t1 = time.perf_counter()
+            loss = F.cross_entropy(self.net(x), y)
+            t2 = time.perf_counter()
+            self.optimizer.zero_grad(set_to_none=True)
+            t3 = time.perf_counter()
+            loss.backward()
+            t4 = time.perf_counter()
+            self.optimizer.step()
+        sync(self.device)
+        t5 = time.perf_counter()
+        bounds = zip(PHASES, (t1, t2, t3, t4, t0), (t2, t3, t4, t5, t1), strict=True)
+        self.phases = {name: b - a for name, a, b in bounds}
+        return t5 - t0
 
 
 class AlternateWithRaw(L.Callback):
-    """Runs a raw epoch at each Lightning epoch start; times both, alternating (ABAB...)."""
+    """Runs one raw step at each Lightning step start; times both, alternating (ABAB...).
 
-    def __init__(self, raw: Callable[[], float], device: torch.device) -> None:
+    `raw_s` and `lightning_s` hold seconds per epoch (each Lightning step with the interval up
+    to the next step's start, so per-epoch work counts in the epoch it ends). The Lightning
+    step's phases come from its hooks: `forward` = batch start to `on_before_zero_grad`
+    (Lightning's way into the optimizer closure and `training_step`), `zero_grad`, `backward`,
+    `optimizer` = `on_after_backward` to `on_train_batch_end` (the update and the hooks around
+    it), `between` = the rest up to the next step (the next batch, logging, per-epoch work).
+    """
+
+    def __init__(self, raw: RawStep, device: torch.device) -> None:
         self.raw = raw
         self.device = device
         self.raw_s: list[float] = []
         self.lightning_s: list[float] = []
+        # Summed seconds per phase of both sides, over the steps after the warm-up epoch.
+        self.phases = {"raw": dict.fromkeys(PHASES, 0.0), "lightning": dict.fromkeys(PHASES, 0.0)}
+        self.phase_steps = 0
+        # On a GPU a phase clock would need a synchronisation of its own, which changes the
+        # timing it measures: phases are clocked on the CPU only.
+        self.clock_phases = device.type == "cpu"
+        self._marks: dict[str, float] = {}
         self._start: float | None = None
+        self._epoch = 0
+        self._raw_phases: dict[str, float] = {}
+
+    def _mark(self, name: str) -> None:
+        if self.clock_phases:
+            self._marks[name] = time.perf_counter()
 
     def _lap(self) -> None:
         sync(self.device)
+        now = time.perf_counter()
         if self._start is not None:
-            self.lightning_s.append(time.perf_counter() - self._start)
+            self.lightning_s[self._epoch] += now - self._start
+            m = self._marks
+            if self.clock_phases and self._epoch > 0 and len(m) == 4:
+                points = (self._start, m["zero"], m["backward"], m["after"], m["end"], now)
+                for name, a, b in zip(PHASES, points[:-1], points[1:], strict=True):
+                    self.phases["lightning"][name] += b - a
+                for name, seconds in self._raw_phases.items():
+                    self.phases["raw"][name] += seconds
+                self.phase_steps += 1
+        self._marks = {}
         self._start = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.raw_s.append(0.0)
+        self.lightning_s.append(0.0)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._lap()
-        self.raw_s.append(self.raw())
+        self._epoch = len(self.raw_s) - 1
+        self.raw_s[-1] += self.raw()
+        self._raw_phases = self.raw.phases
         self._start = time.perf_counter()
+
+    def on_before_zero_grad(self, trainer, pl_module, optimizer) -> None:
+        self._mark("zero")
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self._mark("backward")
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self._mark("after")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._mark("end")
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._lap()
@@ -176,9 +248,8 @@ def measure_pair(
         shuffle=True,
         generator=torch.Generator().manual_seed(0),
     )
-    clock = AlternateWithRaw(
-        raw_epoch(twin, finetune_optimizer()(twin.parameters()), plain, steps, device), device
-    )
+    raw = RawStep(twin, finetune_optimizer()(twin.parameters()), plain, device)
+    clock = AlternateWithRaw(raw, device)
     loggers = _loggers(extras, root, model)
     trainer = instantiate(
         conf("trainer/default"),
@@ -216,4 +287,9 @@ def measure_pair(
         # Component seconds over every epoch (warm-up included), and the steps they cover.
         "component_s": {k: v for k, v in seconds.items() if k in extras},
         "steps_total": steps * (rounds + 1),
+        # Mean seconds per step of each phase, both sides (the warm-up epoch dropped).
+        "phases_s": {
+            side: {k: v / max(clock.phase_steps, 1) for k, v in per.items()}
+            for side, per in clock.phases.items()
+        },
     }
