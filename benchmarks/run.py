@@ -135,8 +135,23 @@ def eval_cost_section(quick: bool, threads: int, epochs: int) -> Section:
                 word = "n/a (smoke size)"
             elif k == "ratio":
                 word = "**met**" if v <= 0.5 else "**missed**"
+                word += _eval_spread(result, section)
             section.summary.append([f"5. eval_cost `{k}`", target, f"{v:.3f}", word])
     return section
+
+
+def _eval_spread(result: dict, section: Section) -> str:
+    """Flag a verdict that the run's own two fine-tuning timings put on both sides of 0.5."""
+    times = [result.get(f"finetune_s_{when}") for when in ("before", "after")]
+    if not all(isinstance(t, int | float) and t > 0 for t in times):
+        return ""
+    low, high = sorted(result["eval_s"] / t for t in times)
+    section.lines += [
+        "",
+        f"The fine-tuning epochs timed before and after the evaluation give ratios {low:.3f} "
+        f"and {high:.3f}: the spread of one run, one timing of each side.",
+    ]
+    return " (within noise: the two fine-tuning timings straddle 0.5)" if low <= 0.5 <= high else ""
 
 
 def failed(title: str, err: BaseException) -> Section:
