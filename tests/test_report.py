@@ -81,6 +81,20 @@ def test_summary_run_is_offline_in_the_sweep_dir(smoke_sweep):
     assert f"wandb sync {runs[0]}" in (smoke_sweep / "report.md").read_text()
 
 
+def test_regenerating_the_report_updates_the_same_summary_run(smoke_sweep, tmp_path):
+    """One W&B summary run per sweep: a second report logs to the first one's run id."""
+    from prunelab.report.wandb_summary import summary_run_id
+
+    copy = copy_sweep(smoke_sweep, tmp_path)  # without the wandb folder
+    build(copy, wandb=True, figures=False)
+    build(copy, wandb=True, figures=False)
+    runs = sorted((copy / "wandb").glob("offline-run-*"))
+    expected = summary_run_id("prunelab", smoke_sweep.name)
+    assert len(runs) == 2 and all(r.name.endswith(f"-{expected}") for r in runs), runs
+    first = list((smoke_sweep / "wandb").glob("offline-run-*"))[0]
+    assert first.name.endswith(f"-{expected}")  # the sweep's own report: the same id
+
+
 def test_builder_on_a_copy_gives_the_same_csv(smoke_sweep, tmp_path):
     copy = copy_sweep(smoke_sweep, tmp_path)
     result = build(copy, wandb=False)

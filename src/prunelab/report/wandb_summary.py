@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ def wandb_target(cfg: DictConfig | None) -> dict[str, Any] | None:
     return out
 
 
+def summary_run_id(project: str, group: str) -> str:
+    """The summary run's W&B id: fixed by project and group, so a regenerated report updates
+    the sweep's one summary run (on `wandb sync` or online) instead of adding another."""
+    digest = hashlib.sha1(f"{project}/{group}".encode()).hexdigest()[:20]
+    return f"report-{digest}"
+
+
 def _usable_mode(requested: str) -> str:
     """The jobs' rule: online falls back to offline when it cannot work (no key, no network)."""
     try:
@@ -89,7 +97,7 @@ def log_summary(
     figures: list[Path],
     target: dict[str, Any],
 ) -> WandbOutcome:
-    """Log the sweep's results to a new run in the sweep's group; always finish it."""
+    """Log the sweep's results to the sweep's summary run, in its group; always finish it."""
     import wandb
 
     outcome = WandbOutcome(mode=_usable_mode(str(target["mode"])))
@@ -106,6 +114,8 @@ def log_summary(
         group=outcome.group,
         job_type="report",
         name=f"report-{data.name}",
+        id=summary_run_id(str(target["project"]), outcome.group),
+        resume="allow",
         dir=str(data.sweep_dir),
         config={
             "sweep_dir": str(data.sweep_dir),
