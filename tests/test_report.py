@@ -88,11 +88,15 @@ def test_regenerating_the_report_updates_the_same_summary_run(smoke_sweep, tmp_p
     copy = copy_sweep(smoke_sweep, tmp_path)  # without the wandb folder
     build(copy, wandb=True, figures=False)
     build(copy, wandb=True, figures=False)
-    runs = sorted((copy / "wandb").glob("offline-run-*"))
     expected = summary_run_id("prunelab", smoke_sweep.name)
-    assert len(runs) == 2 and all(r.name.endswith(f"-{expected}") for r in runs), runs
-    first = list((smoke_sweep / "wandb").glob("offline-run-*"))[0]
-    assert first.name.endswith(f"-{expected}")  # the sweep's own report: the same id
+
+    def run_ids(sweep: Path) -> list[str]:
+        # The id from each run's data file: two runs in one second get folders `…-<id>-1`.
+        files = sorted(sweep.glob("wandb/offline-run-*/run-*.wandb"))
+        return [f.name.removeprefix("run-").removesuffix(".wandb") for f in files]
+
+    assert run_ids(copy) == [expected, expected]
+    assert run_ids(smoke_sweep) == [expected]  # the sweep's own report: the same id
 
 
 def test_builder_on_a_copy_gives_the_same_csv(smoke_sweep, tmp_path):

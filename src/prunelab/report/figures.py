@@ -102,8 +102,9 @@ CHANGE_PANELS = (
 
 def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Change of test and PGD accuracy against each model's own dense baseline, paired bands."""
-    fig, axes = _new(len(CHANGE_PANELS), width=5.6)
     groups, drawn = list(rows), False
+    legend_rows = -(-len(groups) // 3)
+    fig, axes = _new(len(CHANGE_PANELS), width=5.6, height=4.4 + 0.25 * legend_rows)
     for ax, (key, ylabel, title) in zip(axes, CHANGE_PANELS, strict=True):
         for i, (group, rs) in enumerate(rows.items()):
             pts = [(r.sparsity, r.change(key)) for r in rs if not r.is_baseline]
@@ -125,10 +126,17 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(title="Model", fontsize="small")
     if not drawn:
         return False
+    # One legend below both panels: the series are the same, and inside an axes it covered bars.
+    series: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            series.setdefault(label, handle)
+    fig.legend(
+        list(series.values()), list(series), title="Model", fontsize="small",
+        loc="outside lower center", ncols=min(3, len(series)),
+    )  # fmt: skip
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
     fig.suptitle(
