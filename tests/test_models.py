@@ -61,11 +61,25 @@ def test_channels_last_training_computes_the_same_function():
     torch.testing.assert_close(back(x), plain(x), rtol=1e-4, atol=1e-5)
 
 
+def _bare_trainer(tmp_path, **kwargs):
+    """A Lightning Trainer with no validation, logger, checkpoint, bar or summary."""
+    import lightning as L
+
+    return L.Trainer(
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        **kwargs,
+    )
+
+
 def test_training_accuracy_counts_every_image_of_the_epoch(tmp_path):
     """`train/acc` is the accuracy of the epoch's own predictions, over all of its images."""
     import functools
 
-    import lightning as L
     from torch import nn
 
     from prunelab.data import FashionMNISTDataModule
@@ -79,15 +93,7 @@ def test_training_accuracy_counts_every_image_of_the_epoch(tmp_path):
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))  # no dropout: train = eval
     frozen = functools.partial(torch.optim.SGD, lr=0.0)  # the weights never move
     module = Classifier(net, 10, frozen, scheduler=None)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
+    trainer = _bare_trainer(tmp_path, max_epochs=1)
     trainer.fit(module, datamodule=dm)
     x = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))])
     y = torch.tensor([int(dm.train_set[i][1]) for i in range(len(dm.train_set))])
@@ -103,7 +109,6 @@ def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
     """A NaN loss stops training naming the step it appeared at, whatever the logging window."""
     import functools
 
-    import lightning as L
     from torch import nn
 
     from prunelab.data import FashionMNISTDataModule
@@ -128,17 +133,8 @@ def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
     def fit(bad: int | None, epochs: int = 2) -> Classifier:
         dm = FashionMNISTDataModule(str(DATA), train_size=128, val_size=50, test_size=50)
         module = Classifier(NanAfter(bad), 10, functools.partial(torch.optim.SGD, lr=0.0), None)
-        trainer = L.Trainer(
-            max_epochs=epochs,
-            log_every_n_steps=3,  # windows of 3 over 4-step epochs: ends mid-window and on one
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=str(tmp_path),
-        )
-        trainer.fit(module, datamodule=dm)
+        # Windows of 3 steps over 4-step epochs: one ends mid-window, one on a window's end.
+        _bare_trainer(tmp_path, max_epochs=epochs, log_every_n_steps=3).fit(module, datamodule=dm)
         return module
 
     fit(None, epochs=3)  # 12 steps, no NaN: windows that end with and between epochs pass

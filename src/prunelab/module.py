@@ -53,7 +53,6 @@ class Classifier(L.LightningModule):
         self._logits: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._losses: list[torch.Tensor] = []
-        self._sizes: list[int] = []
         self._checked = 0  # steps of this epoch whose loss is known to be finite
         self._step_count = 0  # global step, counted here (the property walks the trainer)
         self._log_every = 1  # the trainer's log_every_n_steps, read when an epoch starts
@@ -99,7 +98,7 @@ class Classifier(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._logits, self._targets, self._losses, self._sizes = [], [], [], []
+        self._logits, self._targets, self._losses = [], [], []
         self._checked = 0
         self._step_count = self.global_step  # also right after a resume
         self._log_every = max(1, int(self.trainer.log_every_n_steps))
@@ -111,7 +110,6 @@ class Classifier(L.LightningModule):
         self._logits.append(logits.detach())
         self._targets.append(y)
         self._losses.append(loss.detach())
-        self._sizes.append(len(y))
         self._step_count += 1
         # self.log walks Lightning's result collection (several % of a SimpleCNN step), so log
         # the step loss only on the steps Lightning writes (RESULTS.md of e5b7006, section 1).
@@ -139,14 +137,15 @@ class Classifier(L.LightningModule):
         if self._losses:
             self._check_finite()
             losses = torch.stack(self._losses)
-            sizes = torch.tensor(self._sizes, dtype=losses.dtype, device=losses.device)
+            sizes = [len(y) for y in self._targets]  # the last batch may be smaller
+            sizes = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
             mean = (losses * sizes).sum() / sizes.sum()
             preds = torch.cat(self._logits).argmax(dim=1)
             self.train_acc.update(preds, torch.cat(self._targets))
             self.log(f"{self.prefix}train/loss_epoch", mean)
             self.log(f"{self.prefix}train/acc", self.train_acc.compute(), prog_bar=True)
         self.train_acc.reset()
-        self._logits, self._targets, self._losses, self._sizes = [], [], [], []
+        self._logits, self._targets, self._losses = [], [], []
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val", self.val_acc)
