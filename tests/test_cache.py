@@ -14,6 +14,10 @@ def test_key_ignores_sparsity_and_paths_but_not_recipe(make_cfg, tmp_path):
     assert baseline_key(make_cfg("seed=1")) != base
     assert baseline_key(make_cfg("model=resnetsmall")) != base
     assert baseline_key(make_cfg("data.train_size=100")) != base
+    assert baseline_key(make_cfg("trainer.precision=bf16-mixed")) != base
+    assert baseline_key(make_cfg("+trainer.gradient_clip_val=1.0")) != base
+    assert baseline_key(make_cfg("trainer.enable_progress_bar=false")) == base
+    assert baseline_key(make_cfg("trainer.profiler=simple")) == base
     assert base.startswith("simplecnn-fashionmnist-seed0-")
 
 

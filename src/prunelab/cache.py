@@ -28,6 +28,14 @@ CACHE_VERSION = 1
 PUBLISH = "publish"
 # Data keys that do not change which images train the baseline or how.
 DATA_KEYS_IGNORED = {"root", "num_workers", "download", "eval_batch_size", "test_size"}
+# Trainer keys that only change what is shown or recorded; the rest (precision, devices,
+# gradient clipping, accumulation, ...) change the trained weights.
+TRAINER_KEYS_IGNORED = {
+    "enable_progress_bar",
+    "enable_model_summary",
+    "log_every_n_steps",
+    "profiler",
+}
 
 
 def training_code() -> dict:
@@ -45,11 +53,13 @@ def training_code() -> dict:
 def baseline_key_material(cfg: DictConfig) -> dict:
     """Everything that determines the baseline's trained weights, its training code included."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     return {
         "version": CACHE_VERSION,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED},
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
+        "trainer": {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_IGNORED},
         "seed": int(cfg.seed),
         "training": training_code(),
     }
