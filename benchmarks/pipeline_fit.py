@@ -23,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from common import conf, datamodule, finetune_optimizer, net_for, sync, train_tensors
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
+from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.seeding import EpochSeed
 

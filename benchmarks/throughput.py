@@ -241,8 +241,9 @@ def run(plan: dict, probe: dict, root: Path, device: torch.device, wandb: bool =
         "- **Pipeline (job setup)**: `Classifier` (fine-tuning optimizer and cosine schedule of "
         "conf/config.yaml) + `FashionMNISTDataModule(...).train_dataloader()` "
         "(conf/data/fashion_mnist.yaml) + the `lightning.Trainer` of conf/trainer/default.yaml "
-        "(`log_every_n_steps`, `deterministic`, ...) with the fine-tuning stage's callbacks "
-        "minus pruning (`EpochSeed`, per-epoch `ModelCheckpoint(save_last)`), "
+        "(`log_every_n_steps`, `deterministic`, the `NullProfiler` of prunelab/lean.py, ...) "
+        "with the fine-tuning stage's callbacks minus pruning (`EpochSeed`, per-epoch "
+        "`ModelCheckpoint(save_last)`, prunelab/lean.py's, as in a job), "
         + (
             "CSV logger (conf/logger/csv.yaml) + offline W&B logger (this run: `--wandb`), "
             if wandb

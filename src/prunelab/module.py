@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from prunelab.errors import PrunelabError
+from prunelab.lean import fixed_signature
 
 # Attributes that only ever hold plain Python values; see Classifier.__setattr__.
 _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_step_count", "_checked"})
@@ -103,6 +104,7 @@ class Classifier(L.LightningModule):
         self._step_count = self.global_step  # also right after a resume
         self._log_every = max(1, int(self.trainer.log_every_n_steps))
 
+    @fixed_signature  # Lightning reads it at every step to decide whether to pass batch_idx
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self.net(self._input(x))

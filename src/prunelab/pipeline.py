@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.build import build_datamodule, build_net, choice, data_spec
@@ -23,6 +23,7 @@ from prunelab.cache import PUBLISH, BaselineCache, baseline_key, baseline_key_ma
 from prunelab.errors import PrunelabError
 from prunelab.evaluation import evaluate
 from prunelab.io import load_torch, read_json, save_torch, write_json
+from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.pruning import (
     LotteryRewinding,
