@@ -2,8 +2,8 @@
 
 Lightning wraps every hook call in `trainer.profiler.profile(...)` (~70 per step) and names each
 callback by its `state_key`; with nothing profiled that is pure overhead, paid cache-cold right
-after the step's kernels. Together with Classifier's fixed training_step signature these cut
-SimpleCNN's per-step Lightning overhead by about a tenth (benchmarks/RESULTS.md, section 1).
+after the step's kernels. With Classifier's fixed training_step signature these cut SimpleCNN's
+per-step Lightning overhead from ~1.5 to ~1.1 ms on this CPU (README, Benchmarks).
 """
 
 from __future__ import annotations
