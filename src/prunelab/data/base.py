@@ -25,12 +25,12 @@ class TensorBatches(Dataset):
     """
 
     def __init__(self, dataset: Dataset) -> None:
+        base, chain = _unwrap(dataset)
         index: torch.Tensor | None = None  # position -> row of the base tensors
-        while isinstance(dataset, Subset):
-            rows = torch.as_tensor(dataset.indices, dtype=torch.long)
+        for indices in chain:
+            rows = torch.as_tensor(indices, dtype=torch.long)
             index = rows if index is None else rows[index]
-            dataset = dataset.dataset
-        self.tensors = dataset.tensors
+        self.tensors = base.tensors
         self.index = index
 
     def __len__(self) -> int:
@@ -43,11 +43,18 @@ class TensorBatches(Dataset):
         return tuple(t.index_select(0, rows) for t in self.tensors)
 
 
+def _unwrap(dataset: Dataset) -> tuple[Dataset, list[Sequence[int]]]:
+    """The dataset under any Subsets, and the Subsets' indices from the outermost in."""
+    chain = []
+    while isinstance(dataset, Subset):
+        chain.append(dataset.indices)
+        dataset = dataset.dataset
+    return dataset, chain
+
+
 def in_memory(dataset: Dataset) -> bool:
     """True for tensors held in memory (a TensorDataset, or Subsets of one): no per-image code."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return isinstance(dataset, TensorDataset)
+    return isinstance(_unwrap(dataset)[0], TensorDataset)
 
 
 class ImageDataModule(L.LightningDataModule):
