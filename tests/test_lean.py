@@ -1,6 +1,7 @@
 """prunelab.lean: the cheaper Lightning parts behave, to Lightning, as the ones they replace."""
 
 import inspect
+import logging
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 
 from prunelab.lean import ModelCheckpoint, NullProfiler
 from prunelab.module import Classifier
+from prunelab.pipeline import quiet_libraries
 
 
 @pytest.mark.parametrize(
@@ -38,3 +40,10 @@ def test_job_trainer_uses_the_null_profiler_and_a_user_can_pick_lightnings(make_
     assert trainer.profiler.summary() == ""
     trainer = instantiate(make_cfg("trainer.profiler=simple").trainer, logger=False)
     assert isinstance(trainer.profiler, SimpleProfiler)
+
+
+def test_a_chosen_profilers_report_is_not_silenced():
+    quiet_libraries()
+    assert not logging.getLogger("lightning.pytorch.trainer").isEnabledFor(logging.INFO)
+    # Lightning's profilers print their report at INFO (trainer.profiler=simple).
+    assert logging.getLogger("lightning.pytorch.profilers.profiler").isEnabledFor(logging.INFO)

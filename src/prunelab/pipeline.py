@@ -44,6 +44,8 @@ def quiet_libraries() -> None:
     """Keep the console to progress bars and our own lines (Lightning's tips, known noise)."""
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A profiler the user picked (trainer.profiler=simple) reports at INFO: keep that.
+    logging.getLogger("lightning.pytorch.profilers").setLevel(logging.INFO)
     for pattern in (
         ".*isinstance\\(treespec, LeafSpec\\).*",
         ".*smaller than the logging interval.*",
