@@ -2,6 +2,10 @@
 
 import pytest
 
+from prunelab.errors import PrunelabError
+from prunelab.pipeline import run
+from prunelab.validate import check_config
+
 from conftest import run_train
 
 
@@ -16,6 +20,10 @@ from conftest import run_train
         (["model=vgg"], "unknown model 'vgg'; choose one of: resnetsmall, simplecnn"),
         (["data=imagenet"], "unknown data 'imagenet'"),
         (["-m", "model=simplecnn,resnet"], "unknown model 'resnet'"),
+        (["seed=abc"], "seed must be a whole number >= 0 and < 4294967296, got 'abc'"),
+        (["-m", "seed=0,1,x"], "seed must be a whole number"),
+        (["data.train_size=-5"], "data.train_size must be a whole number >= 1 or null, got -5"),
+        (["attack.fgsm_eps=[0.1,-1]"], "attack.fgsm_eps must be a number >= 0, got -1"),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):
@@ -35,3 +43,17 @@ def test_misspelt_key_is_one_line(tmp_path):
         "prunelab: error: unknown config key 'data.trian_size' (check its spelling)"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path):
+    check_config(make_cfg())  # the shipped smoke experiment passes
+    for override, expected in [
+        ("data.batch_size=0", "data.batch_size must be a whole number >= 1, got 0"),
+        ("finetune.max_epochs=0", "finetune.max_epochs must be"),
+        ("eval.latency.threads=0", "eval.latency.threads must be a whole number >= 1 or null"),
+        ("baseline.optimizer.lr=-1e-3", "baseline.optimizer.lr must be a number >= 0"),
+    ]:
+        out = tmp_path / override.split("=")[0]
+        with pytest.raises(PrunelabError, match=expected):
+            run(make_cfg(override, out=out))
+        assert not out.exists()

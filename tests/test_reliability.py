@@ -275,3 +275,28 @@ def test_corrupt_resume_checkpoint_is_set_aside(tmp_path):
     ckpt.write_bytes(b"PK\x03\x04 truncated")
     assert resume_path(ckpt) is None
     assert not ckpt.exists() and (tmp_path / "last.ckpt.corrupt").is_file()
+
+
+def test_unloadable_files_give_one_line_naming_them(tmp_path):
+    import argparse
+
+    import torch
+
+    from prunelab.errors import PrunelabError
+    from prunelab.io import load_torch
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(8)}, good)
+    (tmp_path / "half.pt").write_bytes(good.read_bytes()[:200])
+    (tmp_path / "text.pt").write_text("not weights\n")
+    torch.save({"ns": argparse.Namespace(x=1)}, tmp_path / "object.pt")
+    for name, why in [
+        ("half.pt", "PytorchStreamReader failed"),
+        ("text.pt", "not a file written by torch.save"),
+        ("object.pt", "(argparse.Namespace) that weights_only=True refuses"),
+    ]:
+        with pytest.raises(PrunelabError) as err:
+            load_torch(tmp_path / name)
+        message = str(err.value)
+        assert "\n" not in message and str(tmp_path / name) in message and why in message
+        assert "weights_only` set to `False`" not in message  # never relay the unsafe advice

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
-from prunelab.validate import CONF_DIR, check_option, check_sparsity
+from prunelab.validate import CONF_DIR, check_config, check_option, check_value
 
 GROUPS = ("model", "data", "pruning", "attack", "trainer", "logger", "experiment", "hydra/launcher")
 
@@ -46,7 +46,7 @@ def check_writable(path: str) -> None:
 
 
 def check_overrides(args: Sequence[str]) -> None:
-    """Raise PrunelabError for a bad sparsity or an unknown config option in `args`."""
+    """Raise PrunelabError for a bad value, an unknown config option or key in `args`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -64,13 +64,13 @@ def check_overrides(args: Sequence[str]) -> None:
             value = override.value()
             # Interpolated values (${now:...}) resolve later; check their fixed prefix.
             written[key] = str(value).split("${")[0] or "."
-        if key == "sparsity":
-            for value in _values(override):
-                check_sparsity(value)
-        elif key in GROUPS and (CONF_DIR / key).is_dir():
+        if key in GROUPS and (CONF_DIR / key).is_dir():
             for value in _values(override):
                 if value is not None:
                     check_option(key, str(value))
+        else:  # a bad sparsity, seed, size, ... in any value of a sweep
+            for value in _values(override):
+                check_value(key, value)
     for path in written.values():
         check_writable(path)
     check_composes(overrides)
@@ -93,7 +93,7 @@ def check_composes(overrides: list) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose("config", overrides=first, return_hydra_config=True)
+            cfg = compose("config", overrides=first, return_hydra_config=True)
     except (OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         match = re.match(r"Could not override '([^']+)'", lines[0] if lines else "")
@@ -104,6 +104,7 @@ def check_composes(overrides: list) -> None:
         raise PrunelabError(f"bad override: {detail}") from None
     finally:
         GlobalHydra.instance().clear()
+    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
 
 
 def check_argv(args: Sequence[str]) -> None:

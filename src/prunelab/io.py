@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -81,4 +82,19 @@ def load_torch(path: str | Path) -> Any:
     except FileNotFoundError:
         raise
     except Exception as err:
-        raise PrunelabError(f"cannot load {path}: corrupt, truncated or unsafe ({err})") from err
+        why = _why(err)
+        raise PrunelabError(f"cannot load {path}: corrupt, truncated or unsafe ({why})") from err
+
+
+def _why(err: Exception) -> str:
+    """One line on why torch.load failed (its own messages run to a dozen lines)."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        # torch's advice (weights_only=False) would run the file's code: never relay it.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            return f"it holds a Python object ({found.group(1)}) that weights_only=True refuses"
+        return "not a file written by torch.save"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first.split(". ")[0]
+    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__

@@ -35,7 +35,7 @@ from prunelab.pruning import (
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
-from prunelab.validate import check_sparsity
+from prunelab.validate import check_config, check_sparsity
 
 log = logging.getLogger("prunelab")
 
@@ -188,6 +188,7 @@ def completed_results(out: Path, names: dict, sparsity: float, seed: int) -> dic
 
 def run(cfg: DictConfig) -> dict:
     """Run one job and return its results (also written to results.json, last and atomically)."""
+    check_config(cfg)
     sparsity = check_sparsity(cfg.sparsity)
     quiet_libraries()
     cheap_cuda_check()

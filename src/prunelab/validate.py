@@ -34,3 +34,83 @@ def check_option(group: str, value: str, conf_dir: Path = CONF_DIR) -> str:
     if known and value not in known:
         raise PrunelabError(f"unknown {group} '{value}'; choose one of: {', '.join(known)}")
     return value
+
+
+# Numeric knobs a typo can turn into a silent wrong run (data.train_size=-5 slices off the last
+# 5 images; seed=abc fails deep inside). Each is checked before any data loads.
+WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
+    "seed": (0, False),
+    "data.batch_size": (1, False),
+    "data.eval_batch_size": (1, False),
+    "data.num_workers": (0, False),
+    "data.train_size": (1, True),
+    "data.val_size": (1, True),
+    "data.test_size": (1, True),
+    "data.split_seed": (0, False),
+    "baseline.max_epochs": (1, False),
+    "baseline.patience": (1, False),
+    "finetune.max_epochs": (1, False),
+    "attack.n_images": (1, True),
+    "attack.seed": (0, False),
+    "attack.batch_size": (1, False),
+    "attack.pgd.steps": (1, False),
+    "attack.curve.steps": (1, False),
+    "attack.targeted_class": (0, True),
+    "eval.latency.batch": (1, False),
+    "eval.latency.warmup": (0, False),
+    "eval.latency.repeats_b1": (1, False),
+    "eval.latency.repeats_bN": (1, False),
+    "eval.latency.threads": (1, True),
+}
+NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "attack.pgd.eps",
+               "attack.pgd.alpha", "baseline.optimizer.weight_decay",
+               "finetune.optimizer.weight_decay")  # fmt: skip
+SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
+
+
+def check_whole(key: str, value: object, low: int, nullable: bool) -> None:
+    """`value` must be a whole number >= low (or None where `nullable`)."""
+    if value is None and nullable:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    high = SEED_LIMIT if key.endswith("seed") else None
+    if ok and high is not None:
+        ok = value < high  # type: ignore[operator]
+    if not ok:
+        rule = f"a whole number >= {low}" + (f" and < {high}" if high else "")
+        rule += " or null" if nullable else ""
+        raise PrunelabError(f"{key} must be {rule}, got {value!r}")
+
+
+def check_number(key: str, value: object) -> None:
+    """`value` must be a finite number >= 0."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:  # type: ignore[arg-type]
+        raise PrunelabError(f"{key} must be a number >= 0, got {value!r}")
+
+
+def check_value(key: str, value: object) -> None:
+    """Check one config value if `key` is a checked knob (sparsity included)."""
+    if key == "sparsity":
+        check_sparsity(value)
+    elif key in WHOLE:
+        check_whole(key, value, *WHOLE[key])
+    elif key in NONNEGATIVE:
+        check_number(key, value)
+    elif key == "attack.fgsm_eps" or key == "attack.curve.eps_255":
+        for eps in value if isinstance(value, (list, tuple)) else [value]:
+            check_number(key, eps)
+
+
+def check_config(cfg) -> None:
+    """Raise PrunelabError for the first bad value of a composed job config."""
+    from omegaconf import OmegaConf
+
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, "attack.fgsm_eps", "attack.curve.eps_255"]
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=KeyError)
+        if value is KeyError:  # a key this config does not have (e.g. a custom data module)
+            continue
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        check_value(key, value)
