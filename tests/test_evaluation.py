@@ -154,10 +154,14 @@ def test_fgsm_for_every_eps_from_one_gradient_is_torchattacks_fgsm(trained, fmni
 def test_targeted_pgd_option(trained, fmnist):
     cfg = attack_cfg(n_images=64, fgsm_eps=[], curve={"eps_255": []}, targeted_class=3)
     images, labels, _ = eval_subset(fmnist.test_set, 64, cfg.seed)
-    out = measure_robustness(trained, images, labels, cfg, CPU)
+    per_image: dict = {}
+    out = measure_robustness(trained, images, labels, cfg, CPU, per_image=per_image)
     assert out["robust/pgd_target_class"] == 3
     assert 0 <= out["robust/pgd_targeted_asr"] <= 1
     assert out["robust/pgd_targeted_acc"] <= out["robust/clean_acc"]
+    # Per-image outcomes feed the paired interval against the baseline, like every other attack.
+    right = per_image["robust/pgd_targeted_acc"]
+    assert right.float().mean().item() == pytest.approx(out["robust/pgd_targeted_acc"])
 
 
 def test_attacks_leave_the_model_as_they_found_it(trained, fmnist):

@@ -155,6 +155,9 @@ def test_gradual_masks_grow_monotonically_to_the_exact_target(trained, data, tmp
     assert all(not torch.equal(weights[n][kept[n]], before[n][kept[n]]) for n in weights)
 
 
+# The mid-epoch save is the point here (the pipeline saves at epoch ends only).
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
+@pytest.mark.filterwarnings("ignore:Be aware that when using")
 def test_gradual_resume_mid_schedule_restores_schedule_and_masks(trained, data, tmp_path):
     first = GradualMagnitudePruning(0.8, every=2, end=0.7)
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=5)

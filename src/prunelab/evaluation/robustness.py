@@ -268,14 +268,19 @@ def measure_robustness(
             record(spec.name, robust)
 
         if cfg.get("targeted_class") is not None:
-            targeted, image_steps = _targeted(net, x, y, correct, cfg, bs)
+            targeted, still_right, image_steps = _targeted(net, x, y, correct, cfg, bs)
             out.update(targeted)
+            if per_image is not None:
+                per_image["robust/pgd_targeted_acc"] = still_right.cpu()
             spent(image_steps)
     return out
 
 
-def _targeted(net, x, y, correct, cfg, bs) -> tuple[dict[str, float | int | None], int]:
-    """PGD (the study's settings) steering correctly classified images to one class."""
+def _targeted(net, x, y, correct, cfg, bs) -> tuple[dict, torch.Tensor, int]:
+    """PGD (the study's settings) steering correctly classified images to one class.
+
+    Returns the figures, which images stay correctly classified, and the attack's image-steps.
+    """
     with torch.no_grad():
         target, classes = int(cfg.targeted_class), int(net(x[:1]).shape[1])
     if not 0 <= target < classes:
@@ -292,8 +297,9 @@ def _targeted(net, x, y, correct, cfg, bs) -> tuple[dict[str, float | int | None
     still_right = correct & ~todo | (todo & (preds == y))
     n_todo = int(todo.sum())
     hits = int((todo & (preds == target)).sum())
-    return {
+    figures = {
         "robust/pgd_target_class": target,
         "robust/pgd_targeted_acc": float(still_right.sum()) / len(y),
         "robust/pgd_targeted_asr": hits / n_todo if n_todo else None,
-    }, attack.image_steps
+    }
+    return figures, still_right, attack.image_steps
