@@ -1,5 +1,6 @@
 """prunelab.lean: the cheaper Lightning parts behave, to Lightning, as the ones they replace."""
 
+import functools
 import inspect
 import logging
 
@@ -47,3 +48,41 @@ def test_a_chosen_profilers_report_is_not_silenced():
     assert not logging.getLogger("lightning.pytorch.trainer").isEnabledFor(logging.INFO)
     # Lightning's profilers print their report at INFO (trainer.profiler=simple).
     assert logging.getLogger("lightning.pytorch.profilers.profiler").isEnabledFor(logging.INFO)
+
+
+class _Seen(callbacks.Callback):
+    """The epoch stored in last.ckpt at the start of every training epoch (None: no file)."""
+
+    def __init__(self, path):
+        self.path, self.epochs = path, []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        found = self.path.is_file()
+        self.epochs.append(torch.load(self.path, weights_only=True)["epoch"] if found else None)
+
+
+class _Val(Classifier):
+    """Validation accuracy that only falls, so a monitored checkpoint improves once only."""
+
+    def on_validation_epoch_end(self):
+        self.log("val/score", -float(self.current_epoch))
+
+
+@pytest.mark.parametrize("kwargs", [{"save_top_k": 0}, {"monitor": "val/score", "mode": "max"}])
+def test_last_checkpoint_is_written_after_every_epoch(kwargs, tmp_path):
+    # Lightning alone writes last.ckpt only with a top-k save: a killed fine-tune (top-k 0) or a
+    # baseline past its best epoch would resume from nothing or from an older epoch.
+    import lightning as L
+
+    x, y = torch.rand(16, 4), torch.randint(0, 3, (16,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_on_train_epoch_end=True, **kwargs)
+    seen = _Seen(tmp_path / "last.ckpt")
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[ckpt, seen], logger=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    module = _Val(torch.nn.Linear(4, 3), 3, functools.partial(torch.optim.SGD, lr=0.1))
+    trainer.fit(module, loader, loader)
+    assert seen.epochs == [None, 0, 1]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 2

@@ -60,7 +60,7 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     second = None
     while time.time() < deadline and child.poll() is None:
         second = next(iter(sweep.glob("*-s0.8-*/checkpoints/last.ckpt")), None)
-        if second is not None:  # the second job finished a fine-tuning epoch: kill it now
+        if second is not None:  # the second job finished fine-tuning epoch 1 of 3: kill it now
             child.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
@@ -77,6 +77,9 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
 
     proc = run_train(_args(sweep, cache))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The killed job went on from its fine-tuning checkpoint rather than starting over.
+    log = (second.parents[1] / "train.log").read_text()
+    assert f"resuming from {second}" in log, log[-2000:]
     resumed = _results(sweep)
     assert len(resumed) == 2
     assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_mtime

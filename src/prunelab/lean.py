@@ -31,7 +31,12 @@ class NullProfiler(PassThroughProfiler):
 
 
 class ModelCheckpoint(callbacks.ModelCheckpoint):
-    """Lightning's ModelCheckpoint, its `state_key` (a dict repr, built at every hook) built once.
+    """Lightning's ModelCheckpoint writing `last.ckpt` every epoch, its `state_key` built once.
+
+    Lightning 2.6 writes `last.ckpt` only in a step that also saved a top-k file: with
+    `save_top_k=0` (fine-tuning) not before the run ends, and with a monitor (the baseline)
+    only in epochs that improved it. A killed run would then start over or repeat epochs;
+    with `save_last` set and saving at train-epoch end, this one saves it after every epoch.
 
     The key depends only on constructor arguments (monitor, mode, save intervals). The class
     keeps Lightning's name, so that the key, under which checkpoints store this callback's
@@ -42,6 +47,16 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
     def state_key(self) -> str:
         """`ModelCheckpoint.state_key`, computed on first use."""
         return super().state_key
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Lightning's epoch-end save, then `last.ckpt` if Lightning did not write it."""
+        super().on_train_epoch_end(trainer, pl_module)
+        if (
+            self.save_last
+            and self._should_save_on_train_epoch_end(trainer)
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def fixed_signature(fn: F) -> F:
