@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -80,6 +81,10 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     # The killed job went on from its fine-tuning checkpoint rather than starting over.
     log = (second.parents[1] / "train.log").read_text()
     assert f"resuming from {second}" in log, log[-2000:]
+    # Its training log kept the epoch run before the kill and goes on after it.
+    with open(second.parents[1] / "csv" / "metrics.csv") as fh:
+        epochs = {row["epoch"] for row in csv.DictReader(fh) if row.get("epoch")}
+    assert {"0", "1", "2"} <= epochs, epochs
     resumed = _results(sweep)
     assert len(resumed) == 2
     assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_mtime
@@ -303,3 +308,22 @@ def test_unloadable_files_give_one_line_naming_them(tmp_path):
         message = str(err.value)
         assert "\n" not in message and str(tmp_path / name) in message and why in message
         assert "weights_only` set to `False`" not in message  # never relay the unsafe advice
+
+
+def test_rerun_with_other_settings_runs_again_and_keeps_the_old_results(make_cfg, tmp_path, capsys):
+    out = tmp_path / "job"
+    first = run(make_cfg(out=out))
+    mtime = (out / "results.json").stat().st_mtime_ns
+    assert run(make_cfg(out=out)) == first  # same settings: skipped, file untouched
+    assert (out / "results.json").stat().st_mtime_ns == mtime
+    # Only where files go or how runs are shown changed: still the same job.
+    assert run(make_cfg("trainer.enable_progress_bar=true", out=out)) == first
+
+    second = run(make_cfg("finetune.max_epochs=2", out=out))
+    assert second["config/hash"] != first["config/hash"]
+    assert "finetune.max_epochs: 1 -> 2" in capsys.readouterr().err
+    kept = out / f"results.{first['config/hash']}.json"
+    assert json.loads(kept.read_text()) == json.loads(json.dumps(first))
+    old_log = (out / f"csv.{first['config/hash']}" / "metrics.csv").read_text()
+    assert old_log.count("\n") > 1 and "prune/sparsity_measured" in old_log.splitlines()[0]
+    assert json.loads((out / "config.json").read_text())["finetune"]["max_epochs"] == 2

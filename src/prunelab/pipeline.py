@@ -22,7 +22,8 @@ from prunelab.build import build_datamodule, build_net, choice, data_spec
 from prunelab.cache import PUBLISH, BaselineCache, baseline_key, baseline_key_material
 from prunelab.errors import PrunelabError
 from prunelab.evaluation import evaluate
-from prunelab.io import load_torch, read_json, save_torch, write_json
+from prunelab.identity import config_hash, job_config, previous_results
+from prunelab.io import load_torch, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.pruning import (
@@ -171,21 +172,6 @@ def finetune(
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
 
 
-def completed_results(out: Path, names: dict, sparsity: float, seed: int) -> dict | None:
-    """This job's results.json if a previous run finished it (same cell), else None."""
-    path = out / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        found = read_json(path)
-    except PrunelabError:
-        return None
-    same = {**names, "sparsity": sparsity, "seed": seed}
-    if any(found.get(k) != v for k, v in same.items()) or "time/total_s" not in found:
-        return None
-    return found
-
-
 def run(cfg: DictConfig) -> dict:
     """Run one job and return its results (also written to results.json, last and atomically)."""
     check_config(cfg)
@@ -195,7 +181,8 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {"model": choice("model"), "data": choice("data"), "pruning": choice("pruning")}
-    done = completed_results(out, names, sparsity, int(cfg.seed))
+    settings = job_config(cfg)
+    done = previous_results(out, {**names, "sparsity": sparsity, "seed": int(cfg.seed)}, settings)
     if done is not None:
         log.info("%s: complete results.json found, skipping", out.name)
         return done
@@ -227,6 +214,7 @@ def run(cfg: DictConfig) -> dict:
             **names,
             "sparsity": sparsity,
             "seed": int(cfg.seed),
+            "config/hash": config_hash(settings),
             "prune/sparsity_target": sparsity,
             **measure_sparsity(net),
             # Structured: a shrunk net has no zeros; these are the shares of the dense model gone.
