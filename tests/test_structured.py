@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import lightning as L
 import pytest
@@ -20,7 +21,10 @@ from prunelab.pruning.shapes import conform
 from prunelab.pruning.structured import (
     StructuredPruning,
     classifier_layer,
+    kept_channels,
+    max_channel_ratio,
     measure_removed,
+    prunable_layers,
     prune_channels,
 )
 
@@ -87,6 +91,84 @@ def test_removes_the_share_of_channels_and_keeps_a_valid_forward(arch, amount, d
     # Both the inputs and the outputs of inner layers shrink: roughly 1 - (1 - a)^2 goes.
     assert removed["prune/macs_removed"] == pytest.approx(1 - (1 - amount) ** 2, abs=0.01)
     assert removed["prune/sparsity_measured"] == pytest.approx(1 - (1 - amount) ** 2, abs=0.01)
+
+
+def _widths(net: nn.Module) -> dict[str, int]:
+    return {name: m.weight.shape[0] for name, m in _layers(net).items()}
+
+
+@pytest.mark.parametrize("amount", [0.1, 0.7, 0.9, 0.968])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_layer_keeps_floor_of_its_channels_up_to_high_ratios(arch, amount, data, batch):
+    net = _net(arch, data)
+    before = _widths(net)
+    prune_channels(net, amount, data.in_shape)
+    head = next(n for n, m in net.named_modules() if m is classifier_layer(net))
+    expected = {n: c if n == head else int(c * (1 - amount)) for n, c in before.items()}
+    assert _widths(net) == expected
+    assert min(expected.values()) >= 1
+    net.eval()
+    with torch.no_grad():
+        assert net(batch[0]).shape == (len(batch[0]), data.num_classes)
+
+
+def _stated_ratio(message: str) -> float:
+    return float(re.search(r"the largest ratio that keeps .* is ([0-9.]+)$", message).group(1))
+
+
+@pytest.mark.parametrize(("arch", "smallest"), [(SimpleCNN, "features.1"), (ResNetSmall, "stem.1")])
+def test_a_ratio_that_empties_a_layer_is_refused_with_the_largest_that_works(arch, smallest, data):
+    # Torch-Pruning would leave these layers whole in silence and report a ratio it did not get.
+    net = _net(arch, data)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(PrunelabError) as err:
+        prune_channels(net, 0.99, data.in_shape)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"every channel of {smallest} (32 channels: floor(32 * 0.01) = 0)" in message
+    assert _stated_ratio(message) == 0.968  # 1 - 1/32 = 0.96875, to three decimals
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "net untouched"
+
+    prune_channels(net, 0.968, data.in_shape)
+    assert min(m.weight.shape[0] for m in prunable_layers(net).values()) == 1
+    with pytest.raises(PrunelabError, match="the largest ratio .* is 0.968$"):
+        prune_channels(_net(arch, data), 0.969, data.in_shape)
+
+
+def test_the_largest_ratio_counts_round_to(data):
+    with pytest.raises(PrunelabError, match="rounded down to a multiple of round_to=8: 0") as err:
+        prune_channels(_net(ResNetSmall, data), 0.76, data.in_shape, round_to=8)
+    assert _stated_ratio(str(err.value)) == 0.75
+    net = prune_channels(_net(ResNetSmall, data), 0.75, data.in_shape, round_to=8)
+    assert {m.weight.shape[0] for m in prunable_layers(net).values()} == {8, 16, 32}
+
+
+def test_the_stated_largest_ratio_survives_float_rounding():
+    # 1 - 0.9 is 0.0999... in floats: floor(10 * it) = 0, so 0.9 itself must not be stated.
+    assert kept_channels(10, 0.9) == 0
+    assert max_channel_ratio([10, 40]) == 0.899 and kept_channels(10, 0.899) == 1
+    assert max_channel_ratio([2048]) == 0.9995  # enough decimals to reach one channel's step
+    assert max_channel_ratio([16], round_to=16) is None
+
+
+class _GroupedConvNet(nn.Module):
+    """A grouped conv: Torch-Pruning removes channels per group, not by the documented rule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 32, 3, padding=1)
+        self.grouped = nn.Conv2d(32, 32, 3, padding=1, groups=2)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.grouped(torch.relu(self.conv(x))).mean((2, 3)))
+
+
+def test_a_layer_torch_pruning_prunes_otherwise_than_documented_is_an_error():
+    # floor(32 * 0.8) = 25, but each of the two groups keeps floor(16 * 0.8) = 12: 24 channels.
+    torch.manual_seed(0)
+    with pytest.raises(PrunelabError, match="left conv with 24 of 32 channels, not the 25"):
+        prune_channels(_GroupedConvNet(), 0.2, (1, 8, 8))
 
 
 def test_round_to_keeps_channel_counts_aligned(data, batch):
@@ -263,6 +345,14 @@ def test_other_stages_do_not_prune(data, tmp_path):
     net = _net(SimpleCNN, data)
     _trainer(1, tmp_path, [StructuredPruning(0.5)]).test(Classifier(net, 10), data, verbose=False)
     assert net.features[1].out_channels == 32
+
+
+def test_a_ratio_too_small_to_drop_a_channel_names_no_checkpoint(data, tmp_path):
+    # 1 - 1e-17 == 1.0: no layer loses a channel; a fresh run has no checkpoint to blame.
+    trainer = _trainer(1, tmp_path, [StructuredPruning(1e-17)])
+    with pytest.raises(PrunelabError, match="removed no channel") as err:
+        trainer.fit(Classifier(_net(SimpleCNN, data), 10, _adam), data)
+    assert "checkpoint" not in str(err.value)
 
 
 @resume_warning

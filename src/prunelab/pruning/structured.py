@@ -12,12 +12,18 @@ Torch-Pruning does (kept = floor(C * (1 - amount))). A layer whose inputs and ou
 shrink loses about 1 - (1 - amount)^2 of its weights, so amount 0.5 removes ~75 % of the
 weights and ~75 % of the multiply-accumulates; `measure_removed` reports both exactly. The
 network input (and so the first conv's input channels and the Normalize layer) is never pruned.
+
+Torch-Pruning silently leaves a layer whole where the rule would keep no channel, so
+`prune_channels` refuses such a ratio up front (naming the largest one that works) and checks
+afterwards that every layer has exactly the channels the rule gives.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import lightning as L
@@ -42,6 +48,76 @@ def classifier_layer(net: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
+def prunable_layers(net: nn.Module) -> dict[str, nn.Module]:
+    """The Conv2d and Linear layers that lose output channels, by name: all but the classifier."""
+    skip = classifier_layer(net)
+    return {
+        name: m
+        for name, m in net.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Linear) and m is not skip
+    }
+
+
+def kept_channels(channels: int, amount: float, round_to: int | None = None) -> int:
+    """Output channels a layer of `channels` keeps at `amount`: floor(C * (1 - amount))."""
+    # The same float expression as Torch-Pruning's MetaPruner, so the two never disagree by one.
+    kept = int(channels * (1 - amount))
+    if round_to and kept < channels:  # Torch-Pruning rounds only a layer that loses channels
+        kept -= kept % round_to
+    return kept
+
+
+def max_channel_ratio(widths: Iterable[int], round_to: int | None = None) -> float | None:
+    """The largest ratio (to 3+ decimals) keeping a channel in every layer; None if only 0 does."""
+    widths = list(widths)
+    least = round_to or 1  # a rounded layer keeps a multiple of round_to, so at least round_to
+    smallest = min(widths)
+    # kept >= least  <=>  C * (1 - ratio) >= least  <=>  ratio <= 1 - least / C, exactly.
+    bound = 1 - Fraction(least, smallest)
+    unit = Fraction(1, 10 ** max(3, len(str(smallest))))  # finer than one channel of the layer
+    ratio = math.floor(bound / unit) * unit
+    # The float nearest a decimal can fall just above it (1 - 0.9 < 0.1): step down until the
+    # stated ratio is one that prune_channels itself accepts.
+    while ratio > 0 and any(kept_channels(c, float(ratio), round_to) < 1 for c in widths):
+        ratio -= unit
+    return float(ratio) if ratio > 0 else None
+
+
+def _factor(channels: int, amount: float) -> str:
+    """1 - amount, printed with just the digits that keep floor(C * it) what the float gives."""
+    exact = 1 - amount
+    for digits in range(3, 18):
+        shown = f"{exact:.{digits}g}"
+        if int(channels * float(shown)) == int(channels * exact):
+            return shown
+    return repr(exact)
+
+
+def _check_keeps_a_channel(
+    widths: dict[str, int], amount: float, round_to: int | None
+) -> dict[str, int]:
+    """Channels each layer will keep; PrunelabError if any would keep none."""
+    kept = {name: kept_channels(c, amount, round_to) for name, c in widths.items()}
+    starved = [name for name in widths if kept[name] < 1]
+    if not starved:
+        return kept
+    name = min(starved, key=widths.__getitem__)  # the smallest layer decides the largest ratio
+    c = widths[name]
+    floor = int(c * (1 - amount))
+    rule = f"floor({c} * {_factor(c, amount)}) = {floor}"
+    if round_to and floor > 0:
+        rule += f", rounded down to a multiple of round_to={round_to}: 0"
+    message = (
+        f"structured pruning at channel ratio {amount} would remove every channel of {name} "
+        f"({c} channels: {rule})"
+    )
+    keeps = f"{round_to} channels (round_to)" if round_to and round_to > 1 else "one channel"
+    best = max_channel_ratio(widths.values(), round_to)
+    if best is None:
+        raise PrunelabError(f"{message}; no ratio above 0 keeps {keeps} in {name}: lower round_to")
+    raise PrunelabError(f"{message}; the largest ratio that keeps {keeps} in every layer is {best}")
+
+
 def _check_amount(amount: float) -> float:
     if not 0.0 <= float(amount) < 1.0:
         raise PrunelabError(f"structured sparsity (channel ratio) must be in [0, 1), got {amount}")
@@ -61,6 +137,10 @@ def prune_channels(
         raise PrunelabError(f"structured pruning norm must be one of {NORMS}, got {norm}")
     if amount == 0.0:
         return net
+    head = classifier_layer(net)
+    widths = {name: m.weight.shape[0] for name, m in prunable_layers(net).items()}
+    expected = _check_keeps_a_channel(widths, amount, round_to)
+    head_width = head.weight.shape[0]
     was_training = net.training
     device = next(net.parameters()).device
     example = torch.zeros(1, *in_shape, device=device)
@@ -78,7 +158,28 @@ def prune_channels(
         )
         pruner.step()
     net.train(was_training)
+    _check_kept(net, widths, expected, amount)
+    if head.weight.shape[0] != head_width:
+        raise PrunelabError(f"structured pruning removed classes from the classifier at {amount}")
     return net
+
+
+def _check_kept(
+    net: nn.Module, widths: dict[str, int], expected: dict[str, int], amount: float
+) -> None:
+    """PrunelabError unless every prunable layer has exactly the channels the rule gives."""
+    # Torch-Pruning skips a group it deems over-pruned without a word; a net it cannot follow
+    # (grouped convs, odd couplings) must fail here rather than report a ratio it did not get.
+    layers = prunable_layers(net)
+    wrong = [name for name, m in layers.items() if m.weight.shape[0] != expected.get(name)]
+    if wrong:
+        name = wrong[0]
+        raise PrunelabError(
+            f"structured pruning at channel ratio {amount} left {name} with "
+            f"{layers[name].weight.shape[0]} of {widths[name]} channels, not the "
+            f"{expected[name]} that floor(C * (1 - ratio)) gives ({len(wrong)} layers differ); "
+            "Torch-Pruning cannot prune this net as documented"
+        )
 
 
 @torch.no_grad()
@@ -94,12 +195,7 @@ def macs_per_image(net: nn.Module, in_shape: Sequence[int]) -> int:
 
 
 def _out_channels(net: nn.Module) -> int:
-    skip = classifier_layer(net)
-    return sum(
-        m.weight.shape[0]
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear) and m is not skip
-    )
+    return sum(m.weight.shape[0] for m in prunable_layers(net).values())
 
 
 def measure_removed(
@@ -203,11 +299,17 @@ class StructuredPruning(L.Callback):
             self.stats = {"prune/channel_ratio": self.amount, **removed}
             self._reference = None
             if self.amount > 0 and removed["prune/channels_removed"] == 0:
-                # floor(C * (1 - amount)) < C: pruning always removes channels, so an unshrunk
-                # net here came from a dense checkpoint, which would fine-tune dense in silence.
+                # prune_channels checks its own result, so an unshrunk net after resuming came
+                # from a dense checkpoint, which would fine-tune dense in silence.
+                if trainer.ckpt_path:
+                    raise PrunelabError(
+                        f"structured pruning at {self.amount} left the net dense: the checkpoint "
+                        f"{trainer.ckpt_path} holds unpruned weights; resume only a structured run"
+                    )
+                # Fresh: only a ratio so small that 1 - ratio rounds to 1.0 gets here.
                 raise PrunelabError(
-                    f"structured pruning at {self.amount} left the net dense: the checkpoint "
-                    f"{trainer.ckpt_path} holds unpruned weights; resume only a structured run"
+                    f"structured pruning at channel ratio {self.amount} removed no channel: "
+                    "floor(C * (1 - ratio)) = C in every layer; use a larger ratio"
                 )
 
     def state_dict(self) -> dict:
