@@ -14,9 +14,10 @@ from omegaconf import OmegaConf
 
 from prunelab.report import build
 from prunelab.report.__main__ import main as report_main
+from prunelab.report.collect import collect
 from prunelab.report.hydra_callback import ReportCallback
 
-from conftest import job_results
+from conftest import DATA, job_results, run_train
 
 HEAVY = shutil.ignore_patterns("model.pt", "checkpoints", "wandb", "csv", "*.ckpt")
 
@@ -158,3 +159,74 @@ def test_cli_rejects_a_non_sweep_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "is not a directory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def relaunched_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(methods, relaunched): a two-method smoke sweep with dense jobs, as launched; and the
+    same folder after a second launch into it added one seed-1 cell (multirun.yaml: 1 cell)."""
+    base = tmp_path_factory.mktemp("relaunch")
+    sweep = base / "sweep"
+    common = [
+        "experiment=smoke",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.cache_dir={base / 'cache'}",
+        f"paths.data_dir={DATA}",
+    ]
+    first = ["-m", "model=simplecnn", "pruning=magnitude,random", "sparsity=0,0.5"]
+    proc = run_train([*first, *common])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    methods = copy_sweep(sweep, base / "methods")
+    proc = run_train(["-m", "model=simplecnn", "sparsity=0.5", "seed=1", *common])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return methods, sweep
+
+
+def _advice(report: str) -> list[str]:
+    section = report.split("## Deployment recommendations", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("- **")]
+
+
+def test_methods_sharing_a_dense_baseline_count_it_once_in_the_advice(relaunched_sweep):
+    """Two methods, each with a dense job of the same baseline: 3 distinct models, not 4."""
+    methods, _ = relaunched_sweep
+    results = job_results(methods)
+    assert len({r["baseline/key"] for r in results}) == 1  # one trained dense network
+    result = build(methods, wandb=False, figures=False)
+    report = result.report.read_text()
+    assert "### simplecnn · magnitude" in report and "### simplecnn · random" in report
+    lines = _advice(report)
+    assert len(lines) == 3  # mobile, edge, server
+    for line in lines:
+        assert "(magnitude, dense)" not in line and "(random, dense)" not in line
+        once = " of 3 measured cells fit (the dense baseline the methods share counted once)"
+        assert once in line or "nothing measured fits" in line  # smoke latency on a busy CPU
+        assert line.count("**simplecnn** (dense)") <= 1
+    server = next(line for line in lines if line.startswith("- **server**"))
+    assert "3 of 3 measured cells fit" in server  # no limits: every distinct model fits
+    dense_acc = next(r["test/acc"] for r in results if r["sparsity"] == 0)
+    best = max(r["test/acc"] for r in results)
+    if best == dense_acc:
+        assert server.split(" — ", 1)[0].endswith("**simplecnn** (dense)")
+
+
+def test_a_relaunch_into_the_folder_is_counted_honestly(relaunched_sweep, smoke_sweep, tmp_path):
+    """multirun.yaml names only the last launch's cell; the earlier four jobs are named as
+    such, tabulated, and a job written by another sweep folder is still kept out."""
+    _, sweep = relaunched_sweep
+    assert len(collect(sweep).expected) == 1  # the latest launch's grid only
+    report = (sweep / "report.md").read_text()  # written by the multirun-end callback
+    assert "All 1 expected cells" not in report
+    assert "The one expected cell of the latest launch (`multirun.yaml`) has results." in report
+    assert "4 jobs outside that grid (4 with results), from earlier launches" in report
+    assert "`simplecnn-fashion_mnist-random-s0.5-seed0`" in report
+    assert "(5 jobs)" in report and "seeds: 0, 1." in report
+    assert len(read_csv(sweep / "results.csv")) == 5
+    copy = copy_sweep(sweep, tmp_path)
+    stranger = sorted(p.parent for p in smoke_sweep.glob("*/results.json"))[0]
+    shutil.copytree(stranger, copy / stranger.name, ignore=HEAVY)
+    result = build(copy, wandb=False, figures=False)
+    assert result.jobs == 5 and not result.problems
+    assert [name for name, _ in result.excluded] == [stranger.name]
+    text = (copy / "report.md").read_text()
+    assert f"EXCLUDED `{stranger.name}`" in text and "4 jobs outside that grid" in text

@@ -307,6 +307,31 @@ def test_methods_sharing_a_baseline_share_its_dense_latency(tmp_path):
     assert all(r.b1_ms() == pytest.approx(0.5) for rs in rows.values() for r in rs)  # speed-up 1
 
 
+def test_advice_keeps_one_dense_row_per_model_and_seeds():
+    """A seed run for one method only: its dense row (seeds 0, 1) stands for the other
+    method's (seed 0); dense rows over disjoint seeds both stay, told apart by their seeds."""
+    from prunelab.report.advice import distinct_rows
+
+    def rows_of(pairs: list[tuple[str, int]]) -> list[Row]:
+        samples = [{**fake_result("simplecnn", 0.5, seed), "pruning": m} for m, seed in pairs]
+        return [r for rs in build_rows([_job(r) for r in samples]).values() for r in rs]
+
+    rows = rows_of([("magnitude", 0), ("magnitude", 1), ("random", 0)])
+    kept, merged = distinct_rows(rows)
+    assert merged == 1 and [r.group.pruning for r in kept if r.is_baseline] == ["magnitude"]
+    text = recommend(Profile("server"), rows)
+    assert "3 of 3 measured cells fit (the dense baseline the methods share counted once)" in text
+    rows = rows_of([("magnitude", 0), ("random", 1)])
+    kept, merged = distinct_rows(rows)
+    assert merged == 0 and len(kept) == 4
+    text = recommend(Profile("server"), rows)
+    assert "**simplecnn** (dense, seed 0)" in text and "**simplecnn** (dense, seed 1)" in text
+
+
+def _job(results: dict) -> Job:
+    return Job(make_cell(results).label, Path("."), make_cell(results), results)
+
+
 def test_recommendation_names_the_closest_when_nothing_fits():
     g = Group("m", "d", "p")
     row = Row(

@@ -71,12 +71,16 @@ class Candidate:
     latency_ms: float | None
     size_mb: float | None
     with_pruning: bool = False  # name the pruning method (the sweep compared several)
+    seed_note: str = ""  # e.g. "seeds 0, 1": tells apart dense rows over different seeds
 
     @property
     def name(self) -> str:
-        """'**simplecnn** (sparsity 0.5)', or '**simplecnn** (magnitude, sparsity 0.5)'."""
+        """'**simplecnn** (sparsity 0.5)', '**simplecnn** (magnitude, sparsity 0.5)' or dense."""
         g = self.row.group
-        kind = "dense" if self.row.is_baseline else f"sparsity {self.row.sparsity:g}"
+        if self.row.is_baseline:
+            # The dense model is no method's own: every method of the model starts from it.
+            return f"**{g.model}** (dense{', ' + self.seed_note if self.seed_note else ''})"
+        kind = f"sparsity {self.row.sparsity:g}"
         return f"**{g.model}** ({g.pruning + ', ' if self.with_pruning else ''}{kind})"
 
     def numbers(self) -> str:
@@ -124,6 +128,48 @@ def _needs_size(p: Profile) -> bool:
     return p.max_size_mb is not None or p.prefer == "size"
 
 
+def _dense_identity(row: Row) -> tuple[str, str, frozenset[tuple[int, str | None]]]:
+    """(model, data, {(seed, baseline/key)}): equal for dense rows that hold the same models."""
+    samples = frozenset(
+        (int(s["seed"]), None if s.get("baseline/key") is None else str(s["baseline/key"]))
+        for s in row.samples
+    )
+    return row.group.model, row.group.data, samples
+
+
+def distinct_rows(rows: list[Row]) -> tuple[list[Row], int]:
+    """`rows` with each dense baseline once, and how many dense duplicates were dropped.
+
+    Every pruning method of a model gets its own dense row, but for a (model, data, seed) it is
+    one trained network (one `baseline/key`): counted per method it would inflate the number of
+    options and list one model several times. A dense row whose seeds are all in another's (a
+    seed added to some methods only) is the same model measured on fewer seeds: the fuller
+    row stands for it.
+    """
+    dense = [r for r in rows if r.is_baseline]
+    ids = [_dense_identity(r) for r in dense]
+    keep: set[int] = set()
+    for i, (model, data, samples) in enumerate(ids):
+        covered = any(
+            (model, data) == (m, d) and (samples < other or samples == other and j < i)
+            for j, (m, d, other) in enumerate(ids)
+            if j != i
+        )
+        if not covered:
+            keep.add(id(dense[i]))
+    out = [r for r in rows if not r.is_baseline or id(r) in keep]
+    return out, len(rows) - len(out)
+
+
+def _seed_note(row: Row, rows: list[Row]) -> str:
+    """'seeds 0, 1' when another kept dense row of the same model and data has other seeds."""
+    twins = [r for r in rows if r is not row and r.is_baseline and r.group[:2] == row.group[:2]]
+    if not twins:
+        return ""
+    seeds = sorted(set(row.seeds))
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
+
+
 def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
     """A markdown paragraph: the chosen cell and why, or that nothing fits and the closest.
 
@@ -131,13 +177,15 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
     """
     head = f"**{p.name}** ({p.limits()}{'; ' + p.description if p.description else ''}):"
     several = len({r.group.pruning for r in rows}) > 1
+    rows, merged = distinct_rows(rows)
     cands = []
     for row in rows:
         if row.acc() is None:
             continue
         size = row.size_bytes()
         mb = None if size is None else size / 1e6
-        cands.append(Candidate(row, row.b1_ms(), mb, several))
+        note = _seed_note(row, rows) if row.is_baseline else ""
+        cands.append(Candidate(row, row.b1_ms(), mb, several, note))
     usable = [
         c
         for c in cands
@@ -174,7 +222,9 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
         if _metric(leader, p.prefer) * (1 + tolerance) < _metric(best, p.prefer):
             chosen = leader
     text = f"{head} {chosen.name} — {chosen.numbers()}."
-    text += f" {len(fit)} of {len(usable)} measured cells fit."
+    text += f" {len(fit)} of {len(usable)} measured cells fit"
+    # Say why the count is below the table's rows: the methods' dense rows are one model.
+    text += " (the dense baseline the methods share counted once)." if merged else "."
     if chosen is not best:
         gain = 100 * (1 - _metric(chosen, p.prefer) / _metric(best, p.prefer))
         what = "latency" if p.prefer == "latency" else "file size"

@@ -107,6 +107,18 @@ class SweepData:
         return [c for c in self.expected if c not in present]
 
     @property
+    def outside(self) -> list[Job]:
+        """Jobs of this folder outside the expected grid: earlier runs into the same folder.
+
+        multirun.yaml holds the latest launch's grid only; a launch into an existing sweep folder
+        (a seed added) keeps the earlier jobs, which Hydra recorded as writing to this folder.
+        """
+        if self.expected is None:
+            return []
+        grid = set(self.expected)
+        return [j for j in self.jobs if j.cell not in grid]
+
+    @property
     def name(self) -> str:
         """The sweep folder's name (also the W&B group of its jobs)."""
         return self.sweep_dir.name

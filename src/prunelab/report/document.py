@@ -31,21 +31,42 @@ def completeness(data: SweepData) -> list[str]:
     lines = ["## Sweep completeness", ""]
     expected = len(data.expected) if data.expected is not None else None
     ok = len(data.ok)
+    outside = data.outside
+    # Count the grid's own cells only: jobs of earlier launches into this folder are no part
+    # of the latest grid, and counting them gave "5 of 1" or "All 1" beside five results.
+    grid = set(data.expected or [])
+    ok_in_grid = len({j.cell for j in data.ok if j.cell in grid})
+    of_latest = " of the latest launch (`multirun.yaml`)" if outside else ""
     if expected is None:
         lines.append(
             f"{ok} job{'s' if ok != 1 else ''} with results; the expected grid is unknown "
             "(no readable `multirun.yaml`), so only what is present is reported."
         )
-    elif not (data.failed or data.missing or data.incomplete):
-        lines.append(f"All {expected} expected cells have results.")
+    elif ok_in_grid == expected == 1:
+        lines.append(f"The one expected cell{of_latest} has results.")
+    elif ok_in_grid == expected:
+        lines.append(f"All {expected} expected cells{of_latest} have results.")
     else:
-        lines.append(f"**{ok} of {expected} expected cells have results.** The rest:")
+        lines.append(f"**{ok_in_grid} of {expected} expected cells{of_latest} have results.**")
+    if outside:
+        extra_ok = sum(j.status == "ok" for j in outside)
+        names = ", ".join(f"`{j.name}`" for j in outside[:6]) + (" …" if len(outside) > 6 else "")
+        lines[-1] += (
+            f" This folder also holds {len(outside)} job{'s' if len(outside) != 1 else ''} "
+            f"outside that grid ({extra_ok} with results), from earlier launches into the same "
+            f"folder: {names}. Their results are tabulated with the rest."
+        )
+    if expected is not None and (data.failed or data.missing or data.incomplete):
+        lines[-1] += " The rest:" if not outside else " Without results:"
     lines.append("")
+    earlier = {id(j) for j in outside}
     for job in data.failed:
-        lines.append(f"- FAILED `{job.name}`: {job.failed}")
+        tag = " (earlier launch)" if id(job) in earlier else ""
+        lines.append(f"- FAILED `{job.name}`{tag}: {job.failed}")
     for job in data.incomplete:
+        tag = " (earlier launch)" if id(job) in earlier else ""
         lines.append(
-            f"- UNFINISHED `{job.name}`: neither results.json nor FAILED (killed or running)"
+            f"- UNFINISHED `{job.name}`{tag}: neither results.json nor FAILED (killed or running)"
         )
     for cell in data.missing:
         lines.append(f"- MISSING `{cell.label}`: no job folder in this sweep")

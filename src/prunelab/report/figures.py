@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib import colormaps
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from prunelab.io import atomic_write_bytes
 from prunelab.report.aggregate import Group, Row, first_value
@@ -53,7 +57,46 @@ def _new(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple[Figur
     return fig, list(axes)
 
 
+def _wrap(text: Text, room: float, renderer: RendererBase, vertical: bool = False) -> bool:
+    """Re-wrap `text` to at most `room` pixels long (tall if `vertical`); True if it changed."""
+    extent = text.get_window_extent(renderer)
+    width = extent.height if vertical else extent.width
+    if width <= room or not text.get_text():
+        return False
+    lines = text.get_text().split("\n")
+    # Characters per line from the measured width: exact enough, and re-measured by the caller.
+    chars = max(12, int(max(map(len, lines)) * room / width * 0.95))
+    wrapped = "\n".join(
+        textwrap.fill(line, chars, break_long_words=False, break_on_hyphens=False) for line in lines
+    )
+    if wrapped == text.get_text():
+        return False
+    text.set_text(wrapped)
+    return True
+
+
+def fit_titles(fig: Figure) -> None:
+    """Wrap titles and axis labels longer than their axes, so the PNG crops no text.
+
+    The figure-level title of a one-panel figure is wider than the panel, and the constrained
+    layout only moves axes: it neither shrinks nor wraps text, so savefig cut it at both edges.
+    """
+    for _ in range(3):  # wrapping changes the layout, which changes the room: settle it
+        fig.draw_without_rendering()  # runs the constrained layout: final axes positions
+        renderer = fig.canvas.get_renderer()
+        changed = False
+        for text in fig.texts:  # the suptitle and any other figure-level text
+            changed |= _wrap(text, 0.96 * fig.bbox.width, renderer)
+        for ax in fig.axes:
+            for text in (ax.title, ax.xaxis.label):
+                changed |= _wrap(text, ax.bbox.width, renderer)
+            changed |= _wrap(ax.yaxis.label, ax.bbox.height, renderer, vertical=True)
+        if not changed:
+            return
+
+
 def _save(fig: Figure, path: Path, dpi: int) -> None:
+    fit_titles(fig)
     atomic_write_bytes(path, lambda fh: fig.savefig(fh, dpi=dpi, format="png"))
 
 
@@ -204,7 +247,7 @@ def robust_vs_eps(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
         if r.has("robust/n_images")
     }
     subset = f"n = {n.pop()} images" if len(n) == 1 else "subset"
-    fig.suptitle(f"Robust accuracy vs attack strength (PGD; bars: 95 % interval, {subset})")
+    fig.suptitle(f"Robust accuracy vs attack strength (PGD)\nbars: 95 % interval, {subset}")
     _save(fig, path, dpi)
     return True
 
@@ -354,6 +397,13 @@ def _label_clusters(
     return [(xy, names) for xy, _, names in clusters]
 
 
+def _axis_share(x: float, xs: list[float], log: bool) -> float:
+    """Where `x` lies between min(xs) (0) and max(xs) (1), on a log axis if `log`."""
+    f = (lambda v: math.log(max(v, 1e-9))) if log else (lambda v: v)
+    lo, hi = f(min(xs)), f(max(xs))
+    return (f(x) - lo) / (hi - lo) if hi > lo else 0.5
+
+
 def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Accuracy vs batch-1 latency for every cell, the Pareto front marked."""
     cells = [
@@ -378,10 +428,16 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
             **_style(i),
         )
     pts = [(r.b1_ms(), r.acc().mean) for r in cells]
+    lats = [p[0] for p in pts]
+    log_x = max(lats) / max(min(lats), 1e-9) > 10
+    if log_x:
+        ax.set_xscale("log")
     for (x, y), names in _label_clusters(pts, cells):
+        # A label right of the rightmost points ran past the figure's edge: put those left.
+        left = _axis_share(x, lats, log_x) > 0.8
         ax.annotate(
-            ", ".join(names), (x, 100 * y), textcoords="offset points", xytext=(6, 4),
-            fontsize="small",
+            ", ".join(names), (x, 100 * y), textcoords="offset points",
+            xytext=(-6 if left else 6, 4), ha="right" if left else "left", fontsize="small",
         )  # fmt: skip
     front = pareto_front(pts)
     ax.plot(
@@ -396,9 +452,6 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
         label="Pareto front",
         drawstyle="steps-post",
     )
-    lats = [p[0] for p in pts]
-    if max(lats) / max(min(lats), 1e-9) > 10:
-        ax.set_xscale("log")
     ax.set_xlabel("Batch-1 latency (ms; dense median ÷ speed-up; lower is better)")
     ax.set_ylabel("Test accuracy (%)")
     ax.set_title(
