@@ -57,3 +57,14 @@ def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path
         with pytest.raises(PrunelabError, match=expected):
             run(make_cfg(override, out=out))
         assert not out.exists()
+
+
+def test_a_bad_model_setting_names_target_and_cause(tmp_path):
+    proc = run_train(["experiment=smoke", "model.dropout=1.5", f"hydra.run.dir={tmp_path}/run",
+                      f"paths.cache_dir={tmp_path}/cache"])  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "prunelab: error: Error in call to target 'prunelab.models.simple_cnn.SimpleCNN': "
+        "ValueError: dropout probability has to be between 0 and 1, but got 1.5"
+    )
+    assert not (tmp_path / "run" / "results.json").exists()

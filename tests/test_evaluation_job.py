@@ -159,6 +159,16 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     assert result["robust/n_images"] == 16 and result["sparsity"] == 0.8
     assert (job / "results.json").read_bytes() == before
     assert format_table(result).count("\n") > 20
+    # The job's identity and measured sparsity, so eval.json can be matched to its method.
+    recorded = json.loads(before)
+    for key in ("pruning", "prune/sparsity_measured", "prune/sparsity_overall"):
+        assert result[key] == recorded[key], key
+
+    # Another architecture's weights as the baseline: one line, not a traceback.
+    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt"))))
+    assert main([f"ckpt={job / 'model.pt'}", f"baseline={other}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
 
 
 def test_standalone_cli_errors_are_one_line(tmp_path, capsys):

@@ -1,8 +1,11 @@
 """Architectures: shapes, sizes near the study's, normalisation as the first layer."""
 
+import re
+
 import pytest
 import torch
 
+from prunelab.errors import PrunelabError
 from prunelab.models import Normalize, ResNetSmall, SimpleCNN
 from prunelab.pruning import prunable_weights
 
@@ -141,3 +144,19 @@ def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
     for bad, epoch in ((4, 1), (6, 1)):  # step 4 (epoch 1's first) and step 6 (mid-window)
         with pytest.raises(PrunelabError, match=f"loss became nan at epoch {epoch}, step {bad}:"):
             fit(bad)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "expected"),
+    [
+        (SimpleCNN, {"hidden": 0}, "model.hidden must be a whole number >= 1, got 0"),
+        (SimpleCNN, {"widths": [8, 0, 16]}, "model.widths must be a non-empty list"),
+        (SimpleCNN, {"widths": []}, "model.widths must be a non-empty list"),
+        (SimpleCNN, {"widths": [8] * 5}, "give model.widths at most 4 entries"),
+        (ResNetSmall, {"blocks": 0}, "model.blocks must be a whole number >= 1"),
+        (ResNetSmall, {"widths": [16, -1]}, "model.widths must be a non-empty list"),
+    ],
+)
+def test_bad_sizes_are_one_clear_error(cls, kwargs, expected):
+    with pytest.raises(PrunelabError, match=re.escape(expected)):
+        cls((1, 28, 28), 10, [0.5], [0.25], **kwargs)

@@ -327,3 +327,29 @@ def test_rerun_with_other_settings_runs_again_and_keeps_the_old_results(make_cfg
     old_log = (out / f"csv.{first['config/hash']}" / "metrics.csv").read_text()
     assert old_log.count("\n") > 1 and "prune/sparsity_measured" in old_log.splitlines()[0]
     assert json.loads((out / "config.json").read_text())["finetune"]["max_epochs"] == 2
+
+
+def test_ctrl_c_says_how_to_go_on(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    args = ["experiment=smoke", "data.train_size=2048", "baseline.max_epochs=3",
+            "baseline.patience=3", f"paths.data_dir={DATA}", f"paths.cache_dir={cache}",
+            f"hydra.run.dir={out}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(cache.glob(".*.work/last.ckpt")):  # inside the baseline's training
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last == "prunelab: interrupted; run the same command again to resume where it stopped"
+    assert "Traceback" not in err
+    assert (out / "FAILED").is_file() and not (out / "results.json").exists()

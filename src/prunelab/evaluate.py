@@ -74,6 +74,10 @@ def compose_config(overrides: list[str]):
         return compose("config", overrides=overrides)
 
 
+# The job's identity, copied from model.pt into eval.json (`pruning`: None in older files).
+JOB_KEYS = ("model", "data", "pruning", "sparsity", "seed", "baseline/key")
+
+
 def load_job_model(path: Path) -> dict:
     """A job's model.pt, checked for the fields the evaluation needs."""
     from prunelab.io import load_torch
@@ -81,8 +85,9 @@ def load_job_model(path: Path) -> dict:
     if not path.is_file():
         raise PrunelabError(f"no checkpoint at {path}")
     saved = load_torch(path)
-    missing = [k for k in ("state_dict", "model", "data", "meta") if k not in saved]
-    if not isinstance(saved, dict) or missing:
+    fields = ("state_dict", "model", "data", "meta")
+    missing = [k for k in fields if k not in saved] if isinstance(saved, dict) else list(fields)
+    if missing:
         raise PrunelabError(f"{path} is not a prunelab job model (missing: {', '.join(missing)})")
     return saved
 
@@ -177,6 +182,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     from prunelab.evaluation import evaluate
     from prunelab.io import write_json
     from prunelab.pipeline import quiet_libraries
+    from prunelab.pruning import measure_sparsity
     from prunelab.validate import CONF_DIR
 
     quiet_libraries()
@@ -199,13 +205,21 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     baseline = None
     if state is not None:
         baseline = build_net(saved["model"], saved["data"])
-        baseline.load_state_dict(state)
+        try:
+            baseline.load_state_dict(state)
+        except RuntimeError as err:  # another model's, or a structurally shrunk one
+            first = str(err).splitlines()[0].rstrip(":")
+            raise PrunelabError(
+                f"the baseline does not fit {ckpt}'s architecture ({first}); pass the dense "
+                "model.pt of the same model and config, or baseline=none"
+            ) from None
 
     start = time.perf_counter()
     metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key)
     results = {
-        **{k: meta.get(k) for k in ("model", "data", "sparsity", "seed", "baseline/key")},
+        **{k: meta.get(k) for k in JOB_KEYS},
         "checkpoint": str(ckpt),
+        **measure_sparsity(net),
         **dm.describe(),
         **metrics,
         "time/eval_s": time.perf_counter() - start,

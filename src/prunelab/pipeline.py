@@ -235,7 +235,8 @@ def run(cfg: DictConfig) -> dict:
                 "model": OmegaConf.to_container(cfg.model, resolve=True),
                 "data": spec,
                 "meta": {
-                    k: results[k] for k in ("model", "data", "sparsity", "seed", "baseline/key")
+                    k: results[k]
+                    for k in ("model", "data", "pruning", "sparsity", "seed", "baseline/key")
                 },
             },
         )
@@ -277,8 +278,20 @@ def main(cfg: DictConfig) -> dict | None:
         cause = err.__cause__
         if isinstance(cause, PrunelabError):  # a bad knob of a config group (e.g. pruning.every)
             message = f"prunelab: error: {cause}"
-        else:
-            message = f"prunelab: error: {err}".splitlines()[0]
+        else:  # Hydra's first line names the target, the cause says what was wrong with it
+            where = str(err).splitlines()[0].rstrip(": ")
+            why = f"{type(cause).__name__}: {cause}".splitlines()[0] if cause else ""
+            message = f"prunelab: error: {where}" + (f": {why}" if why else "")
+    except (KeyboardInterrupt, SystemExit) as err:
+        if isinstance(err, SystemExit) and err.code in (0, None):
+            raise
+        # Ctrl-C (Lightning turns it into SystemExit(1) after its own clean-up): say so, stop
+        # the whole sweep, and say how to go on.
+        message = "prunelab: interrupted; run the same command again to resume where it stopped"
+        if out.is_dir():
+            (out / "FAILED").write_text(message + "\n")
+        print(message, file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     except Exception as err:
         message = f"prunelab: error: {type(err).__name__}: {err}"
         if out.is_dir():

@@ -18,3 +18,20 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def check_sizes(widths: Sequence[int], **counts: int) -> list[int]:
+    """`widths` a non-empty list and every count a whole number >= 1, else one clear error."""
+    from prunelab.errors import PrunelabError
+
+    def whole(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    widths = list(widths)
+    if not widths or not all(whole(w) for w in widths):
+        rule = "a non-empty list of whole numbers >= 1"
+        raise PrunelabError(f"model.widths must be {rule}, got {widths}")
+    for name, value in counts.items():
+        if not whole(value):
+            raise PrunelabError(f"model.{name} must be a whole number >= 1, got {value!r}")
+    return widths

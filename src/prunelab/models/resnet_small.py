@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from prunelab.models.layers import Normalize
+from prunelab.models.layers import Normalize, check_sizes
 
 
 class BasicBlock(nn.Module):
@@ -44,6 +44,7 @@ class ResNetSmall(nn.Module):
         stem_stride: int = 1,
     ) -> None:
         super().__init__()
+        widths = check_sizes(widths, blocks=blocks, stem_stride=stem_stride)
         channels = in_shape[0]
         self.stem = nn.Sequential(
             Normalize(mean, std),

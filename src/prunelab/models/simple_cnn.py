@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from prunelab.models.layers import Normalize
+from prunelab.errors import PrunelabError
+from prunelab.models.layers import Normalize, check_sizes
 
 
 class SimpleCNN(nn.Module):
@@ -22,7 +23,13 @@ class SimpleCNN(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        widths = check_sizes(widths, hidden=hidden)
         channels, height, width = in_shape
+        if height >> len(widths) == 0 or width >> len(widths) == 0:
+            raise PrunelabError(
+                f"SimpleCNN's {len(widths)} conv blocks halve {height}x{width} images to nothing; "
+                f"give model.widths at most {min(height, width).bit_length() - 1} entries"
+            )
         layers: list[nn.Module] = [Normalize(mean, std)]
         for out in widths:
             layers += [
