@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from common import conf, datamodule, finetune_optimizer, net_for, sync, train_tensors
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.seeding import EpochSeed
+from prunelab.tracking import CSVLog
 
 
 def clocked(base: type, methods: tuple[str, ...]) -> type:
@@ -57,7 +57,7 @@ ClockedBar = clocked(
     ("on_train_start", "on_train_epoch_start", "on_train_batch_end", "on_train_epoch_end"),
 )
 ClockedCheckpoint = clocked(ModelCheckpoint, ("on_train_batch_end", "on_train_epoch_end"))
-ClockedCSV = clocked(CSVLogger, ("log_metrics", "log_hyperparams", "save"))
+ClockedCSV = clocked(CSVLog, ("log_metrics", "log_hyperparams", "save"))
 
 
 # Phases of one training step, each side's clock points in order (see AlternateWithRaw).
@@ -190,7 +190,7 @@ def _loggers(extras: frozenset[str], root: Path, model: str) -> list:
     if "csv" in extras:
         csv = OmegaConf.to_container(conf("logger/csv").csv)  # as conf/logger/csv.yaml says
         target = csv.pop("_target_")
-        assert target.endswith("CSVLogger"), f"section 1 clocks a CSVLogger, config has {target}"
+        assert target == "prunelab.tracking.CSVLog", f"section 1 clocks CSVLog, config has {target}"
         loggers.append(ClockedCSV(**{**csv, "save_dir": str(root)}))
     if "wandb" in extras:
         from prunelab.tracking import WandbRunLogger
