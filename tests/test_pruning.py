@@ -143,6 +143,8 @@ def test_gradients_are_masked_for_an_optimizer_that_is_not_elementwise(baseline,
         assert not bool(prunable_weights(net)[name].grad[~mask].any()), name
 
 
+# The resuming Trainer has no ModelCheckpoint on purpose: Lightning's note about it is expected.
+@pytest.mark.filterwarnings("ignore:Be aware that when using")
 def test_resume_restores_masks_instead_of_repruning(baseline, data, tmp_path):
     net = copy.deepcopy(baseline)
     first = MagnitudePruning(0.8)

@@ -232,6 +232,8 @@ RESUMED = {  # a second instance that would prune (or rewind) differently if ask
 }
 
 
+# The resuming Trainer has no ModelCheckpoint on purpose: Lightning's note about it is expected.
+@pytest.mark.filterwarnings("ignore:Be aware that when using")
 @pytest.mark.parametrize("method", sorted(ONE_SHOT))
 def test_one_shot_methods_hold_masks_and_restore_them_on_resume(method, trained, data, tmp_path):
     net = copy.deepcopy(trained[0])
@@ -314,6 +316,8 @@ def test_init_rebuild_matches_what_train_baseline_builds(make_cfg, monkeypatch, 
     assert all(torch.equal(built[0][k], rebuilt[k]) for k in rebuilt)
 
 
+# The resuming Trainer has no ModelCheckpoint on purpose: Lightning's note about it is expected.
+@pytest.mark.filterwarnings("ignore:Be aware that when using")
 def test_save_weights_at_and_rewind_to_an_early_epoch(data, tmp_path):
     L.seed_everything(0)
     net = SimpleCNN(data.in_shape, 10, data.mean, data.std)
