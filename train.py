@@ -19,4 +19,9 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Ctrl-C under a parallel launcher (joblib) reaches this process too; each job has
+        # already printed "prunelab: interrupted; ..." and marked itself FAILED.
+        raise SystemExit(130) from None

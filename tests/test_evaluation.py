@@ -407,3 +407,11 @@ def test_latency_times_model_and_baseline_as_deployed(trained, make_cfg, monkeyp
         "baseline": fold,
     }
     assert seen["model"] is not trained and _bn_count(trained) > 0
+
+
+def test_no_curve_and_no_fgsm_are_valid_settings(trained, fmnist):
+    # attack.curve.eps_255=[] and attack.fgsm_eps=[] run the other attacks only.
+    cfg = attack_cfg(n_images=16, fgsm_eps=[], curve={"eps_255": []})
+    images, labels, _ = eval_subset(fmnist.test_set, 16, cfg.seed)
+    out = measure_robustness(trained, images, labels, cfg, CPU)
+    assert "robust/pgd_acc" in out and not any("curve" in k or "fgsm" in k for k in out)

@@ -353,3 +353,19 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
     assert last == "prunelab: interrupted; run the same command again to resume where it stopped"
     assert "Traceback" not in err
     assert (out / "FAILED").is_file() and not (out / "results.json").exists()
+
+
+def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
+    # Killed during the baseline: config.json and a CSV log, no results.json, no checkpoints.
+    from prunelab.identity import config_hash, previous_results
+
+    old = {"baseline": {"lr": 1e-3}, "seed": 0}
+    new = {"baseline": {"lr": 2e-3}, "seed": 0}
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,val/loss\n0,0.658\n")
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert previous_results(tmp_path, {"seed": 0}, new) is None
+    kept = tmp_path / f"csv.{config_hash(old)}" / "metrics.csv"
+    assert kept.read_text() == "epoch,val/loss\n0,0.658\n" and not (tmp_path / "csv").exists()
+    assert "baseline.lr: 0.001 -> 0.002" in capsys.readouterr().err
+    assert json.loads((tmp_path / "config.json").read_text()) == new

@@ -78,8 +78,11 @@ def previous_results(out: Path, identity: dict, settings: dict) -> dict | None:
             return found
     before = _read(out / "config.json")
     old_digest = config_hash(before) if before is not None else None
-    if old_digest != digest and (found is not None or (out / "checkpoints").exists()):
-        what = "; ".join(changed_keys(before, settings)[:4]) if before else "settings not recorded"
+    left = [found is not None, *((out / d).exists() for d in ("checkpoints", "csv"))]
+    if old_digest != digest and any(left):  # a run of other settings, finished or killed
+        changes = changed_keys(before, settings) if before else ["settings not recorded"]
+        more = f"; and {len(changes) - 4} more" if len(changes) > 4 else ""
+        what = "; ".join(changes[:4]) + more
         tag = (found or {}).get("config/hash") or old_digest or "old"
         kept = ""
         if found is not None:

@@ -73,7 +73,8 @@ def check_whole(key: str, value: object, low: int, nullable: bool) -> None:
     if value is None and nullable:
         return
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    high = SEED_LIMIT if key.endswith("seed") else None
+    # The run seed must leave room for the fine-tune's seed + 1.
+    high = SEED_LIMIT - 1 if key == "seed" else SEED_LIMIT if key.endswith("seed") else None
     if ok and high is not None:
         ok = value < high  # type: ignore[operator]
     if not ok:

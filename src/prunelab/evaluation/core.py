@@ -296,18 +296,18 @@ def log_wandb(run, record: dict, base_record: dict | None, class_names, cfg) -> 
     series = {"model": [mine.get(f"robust/curve_acc@eps{k}") for k in eps]}
     if base:
         series["baseline"] = [base.get(f"robust/curve_acc@eps{k}") for k in eps]
-    run.log(
-        {
-            "test/confusion_matrix": wandb.plot.confusion_matrix(
-                y_true=y_true, preds=y_pred, class_names=names, title="test confusion matrix"
-            ),
-            "test/per_class": per_class,
-            "robust/curve": wandb.plot.line_series(
-                xs=eps,
-                ys=list(series.values()),
-                keys=list(series),
-                title="PGD accuracy vs eps",
-                xname="eps (x 1/255)",
-            ),
-        }
-    )
+    panels = {
+        "test/confusion_matrix": wandb.plot.confusion_matrix(
+            y_true=y_true, preds=y_pred, class_names=names, title="test confusion matrix"
+        ),
+        "test/per_class": per_class,
+    }
+    if eps:  # attack.curve.eps_255=[] runs no curve: nothing to plot
+        panels["robust/curve"] = wandb.plot.line_series(
+            xs=eps,
+            ys=list(series.values()),
+            keys=list(series),
+            title="PGD accuracy vs eps",
+            xname="eps (x 1/255)",
+        )
+    run.log(panels)
