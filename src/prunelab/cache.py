@@ -8,8 +8,6 @@ the others wait and reuse it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -20,7 +18,7 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
-from prunelab.fingerprint import code_fingerprint, versions
+from prunelab.fingerprint import code_fingerprint, content_hash, versions
 from prunelab.io import load_torch, read_json, save_torch, write_json
 
 CACHE_VERSION = 1
@@ -71,7 +69,7 @@ def baseline_key(cfg: DictConfig, material: dict | None = None) -> str:
     `material`: baseline_key_material(cfg) when the caller has it already (it reads the source).
     """
     material = material or baseline_key_material(cfg)
-    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+    digest = content_hash(material)
     model = Path(str(material["model"]["_target_"])).suffix.lstrip(".").lower()
     data = Path(str(material["data"]["_target_"])).suffix.lstrip(".").lower()
     return f"{model}-{data.removesuffix('datamodule')}-seed{material['seed']}-{digest}"

@@ -74,10 +74,6 @@ def compose_config(overrides: list[str]):
         return compose("config", overrides=overrides)
 
 
-# The job's identity, copied from model.pt into eval.json (`pruning`: None in older files).
-JOB_KEYS = ("model", "data", "pruning", "sparsity", "seed", "baseline/key")
-
-
 def load_job_model(path: Path) -> dict:
     """A job's model.pt, checked for the fields the evaluation needs."""
     from prunelab.io import load_torch
@@ -181,7 +177,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
     from prunelab.evaluation import evaluate
     from prunelab.io import write_json
-    from prunelab.pipeline import quiet_libraries
+    from prunelab.pipeline import META_KEYS, quiet_libraries
     from prunelab.pruning import measure_sparsity
     from prunelab.validate import CONF_DIR
 
@@ -217,7 +213,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     start = time.perf_counter()
     metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key)
     results = {
-        **{k: meta.get(k) for k in JOB_KEYS},
+        **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
         **measure_sparsity(net),
         **dm.describe(),

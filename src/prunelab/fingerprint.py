@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import inspect
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,11 @@ def code_fingerprint(*objects: Any) -> str:
     for obj in objects:
         digest.update(_source(obj).encode())
     return digest.hexdigest()[:16]
+
+
+def content_hash(material: Any) -> str:
+    """A short hash of JSON-able `material` (key order does not matter)."""
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def versions(*distributions: str) -> dict[str, str]:

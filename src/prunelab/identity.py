@@ -7,8 +7,6 @@ so the job keeps its own: `config.json` (the settings below) and `config/hash` i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.cache import TRAINER_KEYS_IGNORED
 from prunelab.errors import PrunelabError
+from prunelab.fingerprint import content_hash
 from prunelab.io import read_json, write_json
 
 # Where files go, how runs are shown or logged, and the sweep report: none changes a number.
@@ -41,7 +40,7 @@ def job_config(cfg: DictConfig) -> dict:
 
 def config_hash(settings: dict) -> str:
     """A short content hash of `job_config`'s output."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return content_hash(settings)
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:

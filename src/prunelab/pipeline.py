@@ -39,6 +39,8 @@ from prunelab.tracking import Tracker
 from prunelab.validate import check_config, check_sparsity
 
 log = logging.getLogger("prunelab")
+# The job's identity, kept in model.pt (and copied into eval.json by prunelab.evaluate).
+META_KEYS = ("model", "data", "pruning", "sparsity", "seed", "baseline/key")
 
 
 def quiet_libraries() -> None:
@@ -234,10 +236,7 @@ def run(cfg: DictConfig) -> dict:
                 "masks": masks,
                 "model": OmegaConf.to_container(cfg.model, resolve=True),
                 "data": spec,
-                "meta": {
-                    k: results[k]
-                    for k in ("model", "data", "pruning", "sparsity", "seed", "baseline/key")
-                },
+                "meta": {k: results[k] for k in META_KEYS},
             },
         )
         # After model.pt is safe: `python -m prunelab.evaluate` can redo a failed evaluation.

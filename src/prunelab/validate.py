@@ -65,14 +65,20 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
 NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "attack.pgd.eps",
                "attack.pgd.alpha", "baseline.optimizer.weight_decay",
                "finetune.optimizer.weight_decay")  # fmt: skip
+EPS_LISTS = ("attack.fgsm_eps", "attack.curve.eps_255")  # lists of eps values, each >= 0
 SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
+
+
+def is_whole(value: object, low: int) -> bool:
+    """True for an int (not a bool) of at least `low`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def check_whole(key: str, value: object, low: int, nullable: bool) -> None:
     """`value` must be a whole number >= low (or None where `nullable`)."""
     if value is None and nullable:
         return
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    ok = is_whole(value, low)
     # The run seed must leave room for the fine-tune's seed + 1.
     high = SEED_LIMIT - 1 if key == "seed" else SEED_LIMIT if key.endswith("seed") else None
     if ok and high is not None:
@@ -98,7 +104,7 @@ def check_value(key: str, value: object) -> None:
         check_whole(key, value, *WHOLE[key])
     elif key in NONNEGATIVE:
         check_number(key, value)
-    elif key == "attack.fgsm_eps" or key == "attack.curve.eps_255":
+    elif key in EPS_LISTS:
         for eps in value if isinstance(value, (list, tuple)) else [value]:
             check_number(key, eps)
 
@@ -107,7 +113,7 @@ def check_config(cfg) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
-    keys = ["sparsity", *WHOLE, *NONNEGATIVE, "attack.fgsm_eps", "attack.curve.eps_255"]
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_LISTS]
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)

@@ -23,15 +23,12 @@ class Normalize(nn.Module):
 def check_sizes(widths: Sequence[int], **counts: int) -> list[int]:
     """`widths` a non-empty list and every count a whole number >= 1, else one clear error."""
     from prunelab.errors import PrunelabError
-
-    def whole(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    from prunelab.validate import check_whole, is_whole
 
     widths = list(widths)
-    if not widths or not all(whole(w) for w in widths):
+    if not widths or not all(is_whole(w, 1) for w in widths):
         rule = "a non-empty list of whole numbers >= 1"
         raise PrunelabError(f"model.widths must be {rule}, got {widths}")
     for name, value in counts.items():
-        if not whole(value):
-            raise PrunelabError(f"model.{name} must be a whole number >= 1, got {value!r}")
+        check_whole(f"model.{name}", value, 1, nullable=False)
     return widths
