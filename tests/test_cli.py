@@ -25,6 +25,11 @@ from conftest import run_train
         (["-m", "seed=0,1,x"], "seed must be a whole number"),
         (["data.train_size=-5"], "data.train_size must be a whole number >= 1 or null, got -5"),
         (["attack.fgsm_eps=[0.1,-1]"], "attack.fgsm_eps must be a number >= 0, got -1"),
+        # Jobs are told apart by the cell keys only: a sweep over another key would share folders.
+        (["-m", "finetune.optimizer.lr=1e-4,1e-3"], "cannot sweep finetune.optimizer.lr"),
+        (["-m", "experiment=smoke,paper"], "cannot sweep experiment"),
+        (["trainer.devices=2"], "trainer.devices must be 1, got 2: a prunelab job runs on one"),
+        (["trainer.devices=auto"], "trainer.devices must be 1, got 'auto'"),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):

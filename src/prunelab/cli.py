@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
-from prunelab.validate import CONF_DIR, check_config, check_option, check_value
+from prunelab.validate import CELL_KEYS, CONF_DIR, check_config, check_option, check_value
 
 GROUPS = ("model", "data", "pruning", "attack", "trainer", "logger", "experiment", "hydra/launcher")
 
@@ -64,6 +64,7 @@ def check_overrides(args: Sequence[str]) -> None:
             value = override.value()
             # Interpolated values (${now:...}) resolve later; check their fixed prefix.
             written[key] = str(value).split("${")[0] or "."
+        check_swept(override)
         if key in GROUPS and (CONF_DIR / key).is_dir():
             for value in _values(override):
                 if value is not None:
@@ -74,6 +75,23 @@ def check_overrides(args: Sequence[str]) -> None:
     for path in written.values():
         check_writable(path)
     check_composes(overrides)
+
+
+def check_swept(override) -> None:
+    """Only the cell keys may take several values in one sweep.
+
+    Jobs differing in any other key would share one folder and one row of the report: the later
+    would set the earlier's results aside (or overwrite them under a parallel launcher).
+    """
+    key = override.key_or_group
+    if key in CELL_KEYS or not override.is_sweep_override():
+        return
+    if len({str(v) for v in _values(override)}) > 1:
+        raise PrunelabError(
+            f"cannot sweep {key} in one sweep: its jobs are told apart by "
+            f"{', '.join(CELL_KEYS)} only; run one sweep per value of {key}, "
+            "each with its own hydra.sweep.dir=..."
+        )
 
 
 def check_composes(overrides: list) -> None:

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from prunelab.errors import PrunelabError
 
+# What tells the jobs of one sweep apart: their folder names (conf/hydra/default.yaml) and the
+# report's grid are built from these keys only.
+CELL_KEYS = ("model", "data", "pruning", "sparsity", "seed")
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -104,16 +108,36 @@ def check_value(key: str, value: object) -> None:
         check_whole(key, value, *WHOLE[key])
     elif key in NONNEGATIVE:
         check_number(key, value)
+    elif key in ("trainer.devices", "trainer.num_nodes"):
+        check_devices(key, value)
     elif key in EPS_LISTS:
         for eps in value if isinstance(value, (list, tuple)) else [value]:
             check_number(key, eps)
+
+
+ONE_DEVICE = (1, "1")
+
+
+def check_devices(key: str, value: object) -> None:
+    """One device and one node per job: the job is not written for multi-process strategies.
+
+    Under DDP every rank would run the whole job (cache lock, evaluation, results.json and a W&B
+    run each); a net this small gains nothing from it. Jobs run in parallel instead.
+    """
+    single = value in ONE_DEVICE or isinstance(value, (list, tuple)) and len(value) == 1
+    if not single or isinstance(value, bool):
+        raise PrunelabError(
+            f"{key} must be 1, got {value!r}: a prunelab job runs on one device; to use several "
+            "GPUs, run jobs side by side (hydra/launcher=joblib, or submitit_slurm with one GPU "
+            "per job)"
+        )
 
 
 def check_config(cfg) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
-    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_LISTS]
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_LISTS, "trainer.devices", "trainer.num_nodes"]
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
+from prunelab.validate import CELL_KEYS
 
-CELL_KEYS = ("model", "data", "pruning", "sparsity", "seed")
 # The job folder name written by conf/hydra/default.yaml (hydra.sweep.subdir); a last resort only.
 SUBDIR = re.compile(
     r"^(?P<model>[^-]+)-(?P<data>[^-]+)-(?P<pruning>[^-]+)-s(?P<sparsity>[0-9.eE+-]+)-seed(?P<seed>-?\d+)$"
