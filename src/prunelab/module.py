@@ -21,8 +21,8 @@ _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_step_count", "_checked"})
 class Classifier(L.LightningModule):
     """Cross-entropy classification of any `net`; logs `<prefix><split>/{loss,acc}`.
 
-    Training logs `train/loss_step` (every `log_every_n_steps`), `train/loss_epoch` and
-    `train/acc`; validation and test log `val/loss`, `val/acc`, `test/loss`, `test/acc`.
+    Training logs `train/loss` (every `log_every_n_steps`), `train/loss_epoch` (the epoch's
+    mean) and `train/acc`; validation and test log `val/loss`, `val/acc`, `test/loss`, `test/acc`.
 
     `optimizer` is a partial (params -> Optimizer), `scheduler` either None or "cosine"
     (cosine annealing over the trainer's max_epochs). `prefix` keeps the baseline's curves
@@ -117,7 +117,7 @@ class Classifier(L.LightningModule):
         # the step loss only on the steps Lightning writes (RESULTS.md of e5b7006, section 1).
         if self._step_count % self._log_every == 0:
             self._check_finite()
-            self.log(f"{self.prefix}train/loss_step", loss, prog_bar=True)
+            self.log(f"{self.prefix}train/loss", loss, prog_bar=True)
         return loss
 
     def _check_finite(self) -> None:

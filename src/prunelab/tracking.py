@@ -111,6 +111,8 @@ class Tracker:
         self.loggers = []
         self.wandb: WandbLogger | None = None
         for name, logger_cfg in (cfg.logger or {}).items():
+            if logger_cfg is None:  # switched off, e.g. logger=csv sets wandb: null
+                continue
             kwargs = {}
             if name == "wandb":
                 kwargs = {

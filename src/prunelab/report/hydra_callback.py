@@ -20,9 +20,6 @@ class ReportCallback(Callback):
     SystemExit, which it lets pass.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write report.md, results.csv, figures and the W&B run; exit 1 on failed jobs."""
         from prunelab.report import build, problems, settings
@@ -33,7 +30,7 @@ class ReportCallback(Callback):
         if not sweep.is_dir():
             return  # no job ran (e.g. an empty sweep)
         try:
-            if not (self.enabled and settings(config).enabled):
+            if not settings(config).enabled:
                 data = collect(sweep)
                 self._judge(problems(data.failed, data.incomplete, data.missing), None)
                 return

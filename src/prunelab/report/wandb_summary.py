@@ -67,10 +67,8 @@ def summary_run_id(project: str, group: str) -> str:
 
 def _usable_mode(requested: str) -> str:
     """The jobs' rule: online falls back to offline when it cannot work (no key, no network)."""
-    try:
-        from prunelab.tracking import resolve_mode
-    except ImportError:  # an older tracking module: take the mode as configured
-        return requested
+    from prunelab.tracking import resolve_mode
+
     return resolve_mode(requested)
 
 
