@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from prunelab.models import ResNetSmall, SimpleCNN
-from prunelab.pruning import measure_sparsity
+from prunelab.pruning import mask_violations, measure_sparsity
 
 from conftest import job_results
 
@@ -60,6 +60,12 @@ def test_saved_model_loads_with_weights_only_and_keeps_its_sparsity(smoke_sweep)
         net.load_state_dict(saved["state_dict"])
         measured = measure_sparsity(net)["prune/sparsity_measured"]
         assert abs(measured - saved["meta"]["sparsity"]) < 1e-3
+        masks = saved["masks"]  # the masks the fine-tune held, saved beside the weights
+        if saved["meta"]["sparsity"] > 0:
+            assert masks and mask_violations(net, masks) == {}
+            assert sum(int((~m).sum()) for m in masks.values()) == round(
+                saved["meta"]["sparsity"] * sum(m.numel() for m in masks.values())
+            )
 
 
 EVALUATED = [
