@@ -93,7 +93,9 @@ def _net_state(checkpoint: dict) -> dict:
     }
 
 
-def train_baseline(cfg: DictConfig, dm, spec: dict, loggers: list, work: Path) -> tuple[dict, dict]:
+def train_baseline(
+    cfg: DictConfig, dm: L.LightningDataModule, spec: dict, loggers: list, work: Path
+) -> tuple[dict, dict]:
     """Train the dense model with early stopping on validation accuracy; keep the best epoch."""
     L.seed_everything(cfg.seed, workers=True)
     net = build_net(cfg.model, spec)
@@ -133,7 +135,13 @@ def train_baseline(cfg: DictConfig, dm, spec: dict, loggers: list, work: Path) -
 
 
 def finetune(
-    cfg: DictConfig, net, dm, spec: dict, loggers: list, out: Path, rewind_dir: Path | None = None
+    cfg: DictConfig,
+    net: torch.nn.Module,
+    dm: L.LightningDataModule,
+    spec: dict,
+    loggers: list,
+    out: Path,
+    rewind_dir: Path | None = None,
 ) -> tuple[dict | None, dict, dict]:
     """Prune (callback) and fine-tune with the masks held; returns (masks, timing, removed).
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prunelab.errors import PrunelabError
+
+if TYPE_CHECKING:  # omegaconf loads lazily: the command-line checks run before it
+    from omegaconf import DictConfig
 
 # What tells the jobs of one sweep apart: their folder names (conf/hydra/default.yaml) and the
 # report's grid are built from these keys only.
@@ -133,7 +137,7 @@ def check_devices(key: str, value: object) -> None:
         )
 
 
-def check_config(cfg) -> None:
+def check_config(cfg: DictConfig) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
