@@ -319,6 +319,24 @@ def test_compare_suffixes_follow_the_metric_contract():
     assert shrunk["flops/theoretical_speedup"] == pytest.approx(4.0)
 
 
+def test_compare_gives_the_dense_models_own_export_and_counts():
+    """The dense baseline's sparse export is measured like the model's: the share of the
+    reduction that compression alone gives; its parameter count is the dense one."""
+    mine = {"test/acc": 0.8, "test/acc_ci_low": 0.7, "test/acc_ci_high": 0.9}
+    mine.update({"size/disk_bytes": 250, "size/params": 60, "robust/pgd_eps": 0.05})
+    mine.update({"robust/pgd_steps": 7, "robust/pgd_alpha": 0.01, "robust/pgd_acc": 0.2})
+    base = {**mine, "size/disk_bytes": 1000, "size/params": 240, "size/sparse_disk_bytes": 920}
+    out = compare(mine, base)
+    assert out["size/params_baseline"] == 240 and out["size/sparse_disk_bytes_baseline"] == 920
+    assert out["size/reduction_pct_baseline"] == pytest.approx(8.0)
+    # The attack's settings describe the measurement: no baseline twin, no delta.
+    assert out["robust/pgd_eps"] == 0.05 and out["robust/pgd_steps"] == 7
+    assert not [k for k in out if k.startswith(("robust/pgd_eps_", "robust/pgd_steps_"))]
+    assert "size/reduction_pct_baseline" not in compare(
+        mine, {**base, "size/sparse_disk_bytes": None}
+    )
+
+
 def test_compare_pairs_the_images_both_models_were_scored_on():
     """Same images, image by image: the change's interval comes from the discordant pairs."""
     mine = {"test/acc": 0.5, "robust/pgd_acc": 0.5, "robust/n_images": 4, "size/disk_bytes": 1}
@@ -407,6 +425,15 @@ def test_latency_times_model_and_baseline_as_deployed(trained, make_cfg, monkeyp
         "baseline": fold,
     }
     assert seen["model"] is not trained and _bn_count(trained) > 0
+
+
+def test_robustness_records_the_pgd_it_ran(trained, fmnist):
+    """results.json names the study's PGD as configured, so the report labels it right."""
+    pgd = {"eps": 0.05, "alpha": 0.02, "steps": 2}
+    cfg = attack_cfg(n_images=8, fgsm_eps=[], curve={"eps_255": []}, pgd=pgd)
+    images, labels, _ = eval_subset(fmnist.test_set, 8, cfg.seed)
+    out = measure_robustness(trained, images, labels, cfg, CPU)
+    assert {k: out[f"robust/pgd_{k}"] for k in pgd} == pgd
 
 
 def test_no_curve_and_no_fgsm_are_valid_settings(trained, fmnist):

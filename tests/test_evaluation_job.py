@@ -7,13 +7,24 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
 from prunelab.evaluate import format_table, main, merge_overrides
 from prunelab.evaluation import evaluate, load_sparse
-from prunelab.pruning import apply_masks, global_magnitude_masks, prunable_weights
+from prunelab.evaluation.size import encode_sparse
+from prunelab.io import save_torch
+from prunelab.pruning import (
+    apply_masks,
+    global_magnitude_masks,
+    measure_removed,
+    prunable_weights,
+    prune_channels,
+)
+
+from conftest import DATA
 
 FGSM = ("0.01", "0.03", "0.05", "0.1")
 ROBUST = [
@@ -56,6 +67,12 @@ PLAIN = [
     "size/sparse_disk_bytes",
     "size/disk_bytes_baseline",
     "size/reduction_pct",
+    "size/params_baseline",
+    "size/sparse_disk_bytes_baseline",
+    "size/reduction_pct_baseline",
+    "robust/pgd_eps",
+    "robust/pgd_alpha",
+    "robust/pgd_steps",
     "flops/dense_macs",
     "flops/nonzero_macs",
     "flops/theoretical_speedup",
@@ -131,6 +148,10 @@ def test_a_dense_job_reuses_its_baselines_figures(job, counted):
     # The same predictions on every image: a change of 0, its interval a hair either side.
     assert -0.5 < out["test/acc_delta_ci_low"] < 0 < out["test/acc_delta_ci_high"] < 0.5
     assert out["flops/theoretical_speedup"] == pytest.approx(1.0)
+    # Its export is measured as every job measures its baseline's: compression alone.
+    assert out["size/sparse_disk_bytes_baseline"] == len(encode_sparse(baseline.state_dict()))
+    assert out["size/reduction_pct_baseline"] == pytest.approx(out["size/reduction_pct"])
+    assert 0 < out["size/reduction_pct_baseline"] < 50
 
 
 def test_evaluate_without_baseline_gives_the_models_own_figures(job):
@@ -169,6 +190,29 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     assert main([f"ckpt={job / 'model.pt'}", f"baseline={other}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
+
+
+def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path):
+    """eval.json's prune keys mean what results.json's do: the share of the dense weights
+    gone, not the zeros of the shrunk net (it has none)."""
+    cfg = make_cfg("pruning=structured", "sparsity=0.5")
+    spec = data_spec(build_datamodule(cfg))
+    torch.manual_seed(0)
+    net = prune_channels(build_net(cfg.model, spec), 0.5, spec["in_shape"])
+    job = tmp_path / "structured-job"
+    meta = {"model": "simplecnn", "data": "fashion_mnist", "pruning": "structured"}
+    meta.update({"sparsity": 0.5, "seed": 0, "baseline/key": None})
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    saved = {"state_dict": net.state_dict(), "masks": None, "model": model}
+    save_torch(job / "model.pt", {**saved, "data": spec, "meta": meta})
+    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]"]
+    args = ["experiment=smoke", f"paths.data_dir={DATA}", *fast, "baseline=none"]
+    assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
+    result = json.loads((job / "eval.json").read_text())
+    removed = measure_removed(net, build_net(cfg.model, spec), spec["in_shape"])
+    assert result["prune/sparsity_measured"] > 0.5  # ~75 % of the weights; 0 zeros counted
+    for key, value in {"prune/channel_ratio": 0.5, **removed}.items():
+        assert result[key] == pytest.approx(value), key
 
 
 def test_standalone_cli_errors_are_one_line(tmp_path, capsys):

@@ -68,6 +68,12 @@ def test_multirun_end_wrote_a_report_that_agrees_with_the_jobs(smoke_sweep):
     evaluated = any("latency/b1_ms" in r for r in results)
     if evaluated:
         assert len(figures) >= 4, figures
+        # The dense rows (rebuilt from the pruned jobs) show their measured compression-only
+        # reduction, and the PGD labels the eps the jobs ran.
+        for r in results:
+            assert f"| {r['size/reduction_pct_baseline']:.1f} % (compression alone) |" in report
+        (eps,) = {r["robust/pgd_eps"] for r in results}
+        assert f"| PGD ε={eps:g} |" in report and f"the study's PGD, ε = {eps:g}" in report
     else:  # a sweep without the evaluation module: the report says what it left out
         assert "Figures left out for lack of data" in report
     assert (smoke_sweep / "accuracy_vs_sparsity.png").is_file()

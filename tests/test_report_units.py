@@ -13,7 +13,12 @@ from prunelab.report.advice import Profile, recommend
 from prunelab.report.aggregate import Group, Row, build_rows
 from prunelab.report.collect import Job, collect, expected_cells, make_cell
 from prunelab.report.figures import pareto_front
-from prunelab.report.findings import accuracy_finding, robustness_finding, speed_finding
+from prunelab.report.findings import (
+    accuracy_finding,
+    robustness_finding,
+    size_finding,
+    speed_finding,
+)
 from prunelab.report.tables import headline_table, robust_tables
 from prunelab.stats import wilson
 
@@ -397,3 +402,98 @@ def test_sparsity_axis_says_what_the_fraction_is_of():
     assert sparsity_axis(rows("magnitude", "random")) == SPARSITY_AXIS
     assert sparsity_axis(rows("structured")) == CHANNEL_AXIS
     assert sparsity_axis(rows("magnitude", "structured")) == MIXED_AXIS
+
+
+def test_dense_row_shows_its_measured_compression_only_reduction(tmp_path):
+    """The dense model's own export is ~8 % smaller than its file: the dense row says so,
+    measured; results without that key keep the old '0 % (reference)'."""
+    results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]
+    for r in results:
+        r["size/sparse_disk_bytes_baseline"] = 920_000
+        r["size/reduction_pct_baseline"] = 8.0
+    rows = build_rows([_job(r) for r in results])[Group("simplecnn", "fashion_mnist", "magnitude")]
+    assert rows[0].source == "baseline keys" and rows[0].mean("size/reduction_pct") == 8.0
+    table = headline_table(rows)[0]
+    assert "| 8.0 % (compression alone) |" in table and "0 % (reference)" not in table
+    assert "already 8.0 % smaller than its file" in size_finding(rows)
+    old = [fake_result("simplecnn", s) for s in (0.5, 0.8)]
+    rows = build_rows([_job(r) for r in old])[Group("simplecnn", "fashion_mnist", "magnitude")]
+    assert rows[0].mean("size/reduction_pct") is None  # not measured: never made up
+    assert "| 0 % (reference) |" in headline_table(rows)[0]
+
+
+def test_pgd_labels_follow_the_recorded_eps(tmp_path):
+    """attack.pgd.eps=0.05: every label says 0.05; results without the key read as 0.03."""
+    from prunelab.report.figures import change_panels
+    from prunelab.report.tables import pgd_eps
+
+    results = []
+    for method in ("magnitude", "random"):
+        for s in (0.5, 0.8):
+            r = {**fake_result("simplecnn", s), "pruning": method}
+            r.update({"robust/pgd_eps": 0.05, "robust/pgd_steps": 7})
+            results.append(r)
+    sweep = make_sweep(tmp_path, results, ["pruning=magnitude,random", "sparsity=0.5,0.8"])
+    report = build(sweep, figures=False, wandb=False).report.read_text()
+    assert "ε = 0.03" not in report and "ε=0.03" not in report
+    assert "Robustness Impact (PGD ε=0.05)" in report and "| PGD ε=0.05 |" in report
+    assert "the study's PGD, ε = 0.05, 7 steps" in report
+    rows = build_rows(collect(sweep).ok)
+    assert "ε = 0.05" in change_panels(rows)[1][1] and pgd_eps(rows[next(iter(rows))]) == "0.05"
+    legacy = build_rows([_job(fake_result("simplecnn", 0.5))])
+    assert "ε = 0.03" in change_panels(legacy)[1][1]
+
+
+def test_direction_of_a_change_follows_the_paired_change():
+    """Dense seed 0 at 80 %; the pruned cell's seed 1 scores 78 % but +1.5 points over its
+    own baseline (76.5 %): pooled means say below, the paired change says above."""
+    g = Group("m", "d", "p")
+    dense = Row(g, 0.0, [{"seed": 0, "test/acc": 0.80, "data/test_size": 10000}], "job")
+    sample = {"seed": 1, "test/acc": 0.78, "data/test_size": 10000, "test/acc_delta_pts": 1.5}
+    sample.update({"test/acc_delta_ci_low": 0.5, "test/acc_delta_ci_high": 2.5})
+    text = accuracy_finding([dense, Row(g, 0.5, [sample], "job")])
+    assert "Above the dense model beyond noise at sparsity 0.5 (+1.5 pts" in text
+    assert "Below" not in text
+
+
+def test_a_stated_accuracy_change_carries_the_finetuning_caveat():
+    changed = accuracy_finding(_rows({0.0: 0.80, 0.9: 0.60}), "1 epoch at lr 0.0001")
+    assert "Caveat: the pruned models had the fine-tuning epochs (1 epoch at lr 0.0001)" in changed
+    assert changed.count("Caveat") == 1
+    assert "Caveat" not in accuracy_finding(_rows({0.0: 0.80, 0.5: 0.79}))  # nothing stated
+
+
+def test_dense_row_rebuilt_from_structured_jobs_has_the_dense_counts():
+    """A structured job's own counts are the shrunk net's; the dense row takes the dense ones
+    from the *_baseline keys, and leaves out what no such key gives."""
+    r = {**fake_result("simplecnn", 0.5), "pruning": "structured", "size/params": 60_000}
+    r.update({"prune/total_params": 60_000, "prune/prunable_params": 59_000})
+    group = Group("simplecnn", "fashion_mnist", "structured")
+    dense = build_rows([_job(r)])[group][0]
+    assert not dense.has("size/params") and not dense.has("prune/prunable_params")
+    dense = build_rows([_job({**r, "size/params_baseline": 240_000})])[group][0]
+    assert dense.mean("size/params") == dense.mean("prune/total_params") == 240_000
+    assert not dense.has("prune/prunable_params")  # the job's net is not the dense shape
+    same = {**r, "pruning": "magnitude", "size/params": 240_000, "size/params_baseline": 240_000}
+    dense = build_rows([_job(same)])[Group("simplecnn", "fashion_mnist", "magnitude")][0]
+    assert dense.mean("prune/prunable_params") == 59_000  # masks keep the dense shapes
+
+
+def test_wandb_grid_shows_what_the_report_shows():
+    """Two seeds: the band is mean ± std (not the mean of per-seed Wilson bounds), and the
+    latency is the aligned one (not the raw per-job milliseconds)."""
+    from prunelab.report.wandb_summary import grid_table
+
+    results = [fake_result("simplecnn", 0.5, seed, acc) for seed, acc in ((0, 0.80), (1, 0.90))]
+    # Seed 1 ran on a busier machine and its pruned model was 1.5x faster than its dense one.
+    results[1].update({"latency/b1_ms": 0.6, "latency/b1_ms_baseline": 0.9})
+    results[1]["latency/b1_speedup"] = 1.5
+    rows = build_rows([_job(r) for r in results])
+    columns, data = grid_table(rows)
+    pruned = dict(zip(columns, data[1], strict=True))
+    row = rows[Group("simplecnn", "fashion_mnist", "magnitude")][1]
+    band = row.acc()
+    assert (pruned["test/acc_band_low"], pruned["test/acc_band_high"]) == (band.lo, band.hi)
+    assert pruned["test/acc_band_low"] < 0.80 - 0.006  # wider than the per-seed Wilson means
+    assert pruned["latency/b1_ms_aligned"] == pytest.approx(row.b1_ms())
+    assert pruned["latency/b1_ms_aligned"] != pytest.approx(row.mean("latency/b1_ms"))

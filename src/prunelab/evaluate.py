@@ -17,10 +17,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv
 from prunelab.errors import PrunelabError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from torch import nn
+
+    from prunelab.cache import BaselineCache
 
 OWN_KEYS = ("ckpt", "baseline", "out")
 log = logging.getLogger("prunelab")
@@ -62,7 +68,7 @@ def merge_overrides(first: list[str], then: list[str]) -> list[str]:
     return kept + list(then)
 
 
-def compose_config(overrides: list[str]):
+def compose_config(overrides: list[str]) -> DictConfig:
     """The project's config composed with `overrides`, outside any Hydra run."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -88,7 +94,9 @@ def load_job_model(path: Path) -> dict:
     return saved
 
 
-def load_baseline_state(arg: str | None, saved: dict, cfg) -> tuple[dict | None, Any, str | None]:
+def load_baseline_state(
+    arg: str | None, saved: dict, cfg: DictConfig
+) -> tuple[dict | None, BaselineCache | None, str | None]:
     """(state_dict or None, cache or None, cache key or None) of the model's dense baseline."""
     from prunelab.cache import BaselineCache
     from prunelab.io import load_torch
@@ -108,6 +116,28 @@ def load_baseline_state(arg: str | None, saved: dict, cfg) -> tuple[dict | None,
         print(f"note: no baseline at {path}; evaluating the model alone (pass baseline=PATH)")
         return None, None, None
     return load_torch(path), cache, str(key)
+
+
+def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
+    """The `prune/...` keys of a saved job model, with the meaning results.json gives them.
+
+    A structurally pruned net is narrower than its config and has no zeros of its own: as in
+    the job, its sparsities are the shares of the dense model's weights and parameters that
+    are gone (prunelab.pruning.measure_removed), with the channel ratio and MACs removed.
+    """
+    from prunelab.build import build_net
+    from prunelab.pruning import measure_removed, measure_sparsity
+
+    zeros = measure_sparsity(net)
+    dense = build_net(saved["model"], saved["data"])  # the architecture before any shrinking
+    if [p.shape for p in net.parameters()] == [p.shape for p in dense.parameters()]:
+        return zeros
+    # The job's keys in its order: zeros, then what shrinking removed (overriding them).
+    return {
+        **zeros,
+        "prune/channel_ratio": float(saved["meta"]["sparsity"]),  # a structured job's sparsity
+        **measure_removed(net, dense, saved["data"]["in_shape"]),
+    }
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -178,7 +208,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     from prunelab.evaluation import evaluate
     from prunelab.io import write_json
     from prunelab.pipeline import META_KEYS, quiet_libraries
-    from prunelab.pruning import measure_sparsity
     from prunelab.validate import CONF_DIR
 
     quiet_libraries()
@@ -215,7 +244,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     results = {
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
-        **measure_sparsity(net),
+        **prune_metrics(net, saved),
         **dm.describe(),
         **metrics,
         "time/eval_s": time.perf_counter() - start,

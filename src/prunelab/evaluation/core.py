@@ -7,9 +7,9 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -24,12 +24,25 @@ from prunelab.evaluation.size import dense_file_bytes, encode_sparse, save_spars
 from prunelab.fingerprint import code_fingerprint, versions
 from prunelab.stats import paired_difference
 
+if TYPE_CHECKING:
+    from wandb.sdk.wandb_run import Run
+
+    from prunelab.cache import BaselineCache
+    from prunelab.data.base import ImageDataModule
+
 log = logging.getLogger("prunelab")
 
 # Bump when a change to this package changes any cached baseline figure.
-EVAL_VERSION = 2  # 2: records carry per-image outcomes (paired comparisons)
+EVAL_VERSION = 3  # 2: per-image outcomes (paired comparisons); 3: the sparse export size
 # Robust keys that describe the run rather than measure the model: no baseline suffixes.
-_ROBUST_PLAIN = {"robust/n_images", "robust/cascade", "robust/pgd_target_class"}
+_ROBUST_PLAIN = {
+    "robust/n_images",
+    "robust/cascade",
+    "robust/pgd_target_class",
+    "robust/pgd_eps",
+    "robust/pgd_alpha",
+    "robust/pgd_steps",
+}
 
 
 def resolve_device(name: str | None = "auto") -> torch.device:
@@ -73,7 +86,7 @@ class _Clock:
 
 def model_record(
     net: nn.Module,
-    dm,
+    dm: ImageDataModule,
     spec: dict,
     cfg: DictConfig,
     device: torch.device,
@@ -107,7 +120,7 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
 
 
-def _delta(value, base) -> tuple[float | None, float | None]:
+def _delta(value: float | None, base: float | None) -> tuple[float | None, float | None]:
     if value is None or base is None:
         return None, None
     pts = 100 * (value - base)
@@ -152,6 +165,14 @@ def compare(
         out["test/acc_retention"] = acc / acc_base if acc_base else None
         out["test/acc_delta_pts"], out["test/acc_delta_rel"] = _delta(acc, acc_base)
         out["size/disk_bytes_baseline"] = base["size/disk_bytes"]
+        if "size/params" in base:  # the dense count: a structurally shrunk net has fewer
+            out["size/params_baseline"] = base["size/params"]
+        # The baseline's own export, measured as the model's is: the share of
+        # size/reduction_pct that compression alone gives, without any pruning.
+        base_sparse = base.get("size/sparse_disk_bytes")
+        if base_sparse is not None and base["size/disk_bytes"]:
+            out["size/sparse_disk_bytes_baseline"] = base_sparse
+            out["size/reduction_pct_baseline"] = 100 * (1 - base_sparse / base["size/disk_bytes"])
         # Against the dense baseline's MACs: a structurally shrunk net has no zeros of its own.
         if "flops/dense_macs" in base and "flops/nonzero_macs" in mine:
             dense, nonzero = base["flops/dense_macs"], mine["flops/nonzero_macs"]
@@ -167,14 +188,14 @@ def compare(
 def evaluate(
     net: nn.Module,
     baseline: nn.Module | None,
-    dm,
+    dm: ImageDataModule,
     spec: dict,
     cfg: DictConfig,
     *,
-    cache=None,
+    cache: BaselineCache | None = None,
     key: str | None = None,
     sparse_path: str | Path | None = None,
-    wandb_run=None,
+    wandb_run: Run | None = None,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Every evaluation key of docs/metrics.md for `net` against its dense `baseline`.
@@ -200,7 +221,13 @@ def evaluate(
     if baseline is not None:
 
         def compute_base() -> dict[str, Any]:
-            return model_record(baseline, dm, spec, cfg, device, subset, clock)
+            record = model_record(baseline, dm, spec, cfg, device, subset, clock)
+            # Its sparse export's size, cached with the rest: the dense model's
+            # compression-only reduction (size/reduction_pct_baseline) in every job.
+            record["metrics"]["size/sparse_disk_bytes"] = clock.run(
+                "size", lambda: len(encode_sparse(baseline.state_dict()))
+            )
+            return record
 
         if cache is not None and key is not None:
             tag = baseline_tag(cfg, len(dm.test_set), device)
@@ -276,7 +303,13 @@ def _sparse(
     }
 
 
-def log_wandb(run, record: dict, base_record: dict | None, class_names, cfg) -> None:
+def log_wandb(
+    run: Run,
+    record: dict,
+    base_record: dict | None,
+    class_names: Sequence[str],
+    cfg: DictConfig,
+) -> None:
     """Confusion matrix, per-class accuracy and the robustness curve as W&B tables and plots."""
     import wandb
 

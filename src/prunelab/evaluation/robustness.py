@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torchattacks
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -44,7 +45,9 @@ class SeededPGD(torchattacks.PGD):
     stop_early = False
     image_steps = 0  # forward-backward passes spent, counted per image
 
-    def forward(self, images, labels, start: torch.Tensor | None = None):
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         random = start is not None and self.random_start
         if not random and not self.stop_early:
             self.image_steps += len(images) * self.steps
@@ -172,7 +175,7 @@ def _fgsm_predictions(net, x, direction, eps, todo, batch_size) -> torch.Tensor:
     return preds
 
 
-def _curve_specs(cfg) -> list[PGDSpec]:
+def _curve_specs(cfg: DictConfig) -> list[PGDSpec]:
     steps = int(cfg.curve.steps)
     return [
         PGDSpec(
@@ -198,7 +201,7 @@ def measure_robustness(
     net: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    cfg,
+    cfg: DictConfig,
     device: torch.device,
     stats: dict[str, float] | None = None,
     per_image: dict[str, torch.Tensor] | None = None,
@@ -218,7 +221,15 @@ def measure_robustness(
 
     net = net.eval()
     n, bs, seed = len(labels), int(cfg.batch_size), int(cfg.seed)
-    out: dict[str, float | int | None] = {"robust/n_images": n, "robust/cascade": bool(cfg.cascade)}
+    pgd = cfg.pgd
+    # The study's PGD settings, so the report labels the figures with what was run.
+    out: dict[str, float | int | None] = {
+        "robust/n_images": n,
+        "robust/cascade": bool(cfg.cascade),
+        "robust/pgd_eps": float(pgd.eps),
+        "robust/pgd_alpha": float(pgd.alpha),
+        "robust/pgd_steps": int(pgd.steps),
+    }
     if n == 0:
         return out
     x, y = images.to(device), labels.to(device)
@@ -252,7 +263,6 @@ def measure_robustness(
             record(f"fgsm_acc@{float(eps):g}", correct & ~fooled)
             broken[fooled] = torch.clamp(broken[fooled], max=float(eps))
 
-        pgd = cfg.pgd
         study = PGDSpec("pgd_acc", pgd.eps, pgd.alpha, int(pgd.steps), bool(pgd.random_start))
         for spec in sorted([study, *_curve_specs(cfg)], key=lambda s: s.eps):
             todo = correct & (broken > spec.eps) if cfg.cascade else correct

@@ -233,6 +233,27 @@ class Row:
         return min(options) if options else None
 
 
+def shown_figures(row: Row) -> dict[str, float | None]:
+    """A row's headline figures as report.md shows them (W&B summary grid; docs/metrics.md).
+
+    Pooled over seeds by the report's own rules: test accuracy with its noise band (the
+    Wilson interval for one seed, mean ± std never narrower than it for several) and the
+    aligned batch-1 latency, not the per-seed means of results.json's keys.
+    """
+    acc, pgd = row.acc(), row.robust("robust/pgd_acc")
+    return {
+        "test/acc": None if acc is None else acc.mean,
+        "test/acc_band_low": None if acc is None else acc.lo,
+        "test/acc_band_high": None if acc is None else acc.hi,
+        "robust/pgd_acc": None if pgd is None else pgd.mean,
+        "latency/b1_ms_aligned": row.b1_ms(),
+        "latency/b1_speedup": row.mean("latency/b1_speedup"),
+        "flops/theoretical_speedup": row.mean("flops/theoretical_speedup"),
+        "size/sparse_disk_bytes": row.mean("size/sparse_disk_bytes"),
+        "size/reduction_pct": row.mean("size/reduction_pct"),
+    }
+
+
 def dense_latency_by_key(jobs: list[dict]) -> dict[str, float]:
     """Median batch-1 time of each dense baseline over every job of the sweep that timed it."""
     times: dict[str, list[float]] = defaultdict(list)
@@ -292,13 +313,13 @@ SHARED_KEYS = (
     "data/val_size",
     "data/test_size",
     "robust/n_images",
+    "robust/cascade",
+    "robust/pgd_eps",
+    "robust/pgd_alpha",
+    "robust/pgd_steps",
     "latency/threads",
     "latency/device",
     "latency/fold_batchnorm",
-    "prune/total_params",
-    "prune/prunable_params",
-    "flops/dense_macs",
-    "size/params",
 )
 
 
@@ -307,6 +328,9 @@ def baseline_sample(jobs: list[dict]) -> dict:
 
     Accuracy and robustness are measured on the same images and attack seed in every job, so
     any job's copy will do; latency is re-measured in each job, so take the median over jobs.
+    Sizes and counts are the dense model's own (`size/params_baseline`, its sparse export's
+    `size/reduction_pct_baseline`, ...); a count the jobs do not carry for it is left out,
+    never copied from a pruned net (structured pruning shrinks it).
     """
     first = jobs[0]
     sample: dict = {k: first[k] for k in SHARED_KEYS if k in first}
@@ -321,6 +345,14 @@ def baseline_sample(jobs: list[dict]) -> dict:
                 sample[base] = statistics.median(values) if values else None
             else:
                 sample[base] = first[key]
+    params = number(sample.get("size/params"))
+    if params is not None:
+        # Both count every parameter of the net: the dense total is the dense size/params.
+        sample.setdefault("prune/total_params", int(params))
+        if number(first.get("size/params")) == params and "prune/prunable_params" in first:
+            # The job's net has every dense parameter (mask-based pruning keeps the shapes),
+            # so its count of prunable weights is the dense model's.
+            sample.setdefault("prune/prunable_params", first["prune/prunable_params"])
     if "test/acc" in sample:
         sample["test/acc_retention"] = 1.0
     if any(k.startswith("latency/b1") for k in sample):
@@ -330,8 +362,6 @@ def baseline_sample(jobs: list[dict]) -> dict:
     if "flops/dense_macs" in sample:
         sample["flops/nonzero_macs"] = sample["flops/dense_macs"]
         sample["flops/theoretical_speedup"] = 1.0
-    if "size/disk_bytes" in sample:
-        sample["size/reduction_pct"] = 0.0
     return sample
 
 

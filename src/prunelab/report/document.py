@@ -11,7 +11,13 @@ from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.collect import SweepData
 from prunelab.report.figures import group_label
 from prunelab.report.findings import group_findings, latency_noise
-from prunelab.report.tables import detail_table, headline_table, methods_table, robust_tables
+from prunelab.report.tables import (
+    detail_table,
+    headline_table,
+    methods_table,
+    pgd_setting,
+    robust_tables,
+)
 from prunelab.report.wandb_summary import WandbOutcome
 
 EVAL_GROUPS = {
@@ -120,6 +126,21 @@ def attack_text(cfg: object) -> str | None:
     return "; ".join(parts)
 
 
+def finetune_text(cfg: object) -> str | None:
+    """The pruned models' extra training in words ('10 epochs at lr 0.0001'), if known."""
+    from omegaconf import OmegaConf
+
+    try:
+        epochs = OmegaConf.select(cfg, "finetune.max_epochs", default=None)  # type: ignore[arg-type]
+        lr = OmegaConf.select(cfg, "finetune.optimizer.lr", default=None)  # type: ignore[arg-type]
+    except Exception:  # no config, or one that needs a Hydra runtime to resolve
+        return None
+    if epochs is None:
+        return None
+    text = f"`finetune.max_epochs` = {epochs} epoch{'s' if epochs != 1 else ''}"
+    return text + (f" at lr {lr:g}" if isinstance(lr, int | float) else "")
+
+
 def render(
     data: SweepData,
     rows: dict[Group, list[Row]],
@@ -132,6 +153,7 @@ def render(
 ) -> str:
     """The whole report as markdown; `attacks` describes the attack settings (see attack_text)."""
     groups = list(rows)
+    all_rows = [r for rs in rows.values() for r in rs]
     ok = data.ok
     results = [j.results for j in ok]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -159,10 +181,11 @@ def render(
         return "\n".join(out)
 
     out += ["## Key findings", ""]
+    finetune = finetune_text(data.multirun)
     for group, rs in rows.items():
         out.append(f"**{group_label(group, groups)}**")
         out.append("")
-        out += [f"- {f}" for f in group_findings(rs, tolerance)]
+        out += [f"- {f}" for f in group_findings(rs, tolerance, finetune)]
         out.append("")
 
     out += ["## Deployment recommendations", ""]
@@ -290,15 +313,17 @@ def render(
         "seeds' 95 % half-width (Student t) and that interval's. Results without paired "
         "intervals fall back to non-overlapping bands. Cells compared with each other "
         "(recommendations, Pareto) use the bands above.",
-        "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file.",
+        "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file. "
+        "The dense row's own figure is its export's: what compression alone gives, without "
+        "pruning.",
         "- Speed Improvement = dense baseline time / pruned time at batch 1, measured interleaved "
         "in the same job; theoretical = dense MACs / non-zero MACs.",
         "- Batch-1 latency (tables, figures, recommendations) is *aligned*: the dense model's "
         "median latency over the sweep's jobs ÷ each cell's in-job speed-up. Absolute times of "
         "different jobs drift with the machine's load; the in-job speed-up does not. Raw "
         "per-job times are `latency/b1_ms` in results.csv.",
-        "- Robustness Impact = change of the study's PGD accuracy (ε = 0.03) against "
-        "the same model's dense baseline, in points and relative %."
+        f"- Robustness Impact = change of the study's PGD accuracy ({pgd_setting(all_rows)}) "
+        "against the same model's dense baseline, in points and relative %."
         + (f" Attacks as configured for this sweep: {attacks}." if attacks else ""),
         f"- Measured speed-ups within ±{100 * tolerance:.0f} % of 1× count as no speed-up.",
         "",

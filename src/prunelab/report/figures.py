@@ -17,7 +17,7 @@ from matplotlib.text import Text
 
 from prunelab.io import atomic_write_bytes
 from prunelab.report.aggregate import Group, Row, first_value
-from prunelab.report.tables import HEADLINE_ATTACK
+from prunelab.report.tables import HEADLINE_ATTACK, pgd_eps
 
 log = logging.getLogger("prunelab")
 
@@ -137,18 +137,26 @@ def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> 
     return True
 
 
-CHANGE_PANELS = (
-    ("test/acc", "Δ test accuracy (points)", "Test accuracy"),
-    (HEADLINE_ATTACK, "Δ PGD accuracy, ε = 0.03 (points)", "Robustness impact (the study's PGD)"),
-)
+def change_panels(rows: dict[Group, list[Row]]) -> list[tuple[str, str, str]]:
+    """(key, y label, title) of each panel of change_vs_sparsity; ε as the rows record it."""
+    eps = pgd_eps(r for rs in rows.values() for r in rs)
+    return [
+        ("test/acc", "Δ test accuracy (points)", "Test accuracy"),
+        (
+            HEADLINE_ATTACK,
+            f"Δ PGD accuracy, ε = {eps} (points)",
+            "Robustness impact (the study's PGD)",
+        ),
+    ]
 
 
 def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Change of test and PGD accuracy against each model's own dense baseline, paired bands."""
     groups, drawn = list(rows), False
     legend_rows = -(-len(groups) // 3)
-    fig, axes = _new(len(CHANGE_PANELS), width=5.6, height=4.4 + 0.25 * legend_rows)
-    for ax, (key, ylabel, title) in zip(axes, CHANGE_PANELS, strict=True):
+    panels = change_panels(rows)
+    fig, axes = _new(len(panels), width=5.6, height=4.4 + 0.25 * legend_rows)
+    for ax, (key, ylabel, title) in zip(axes, panels, strict=True):
         for i, (group, rs) in enumerate(rows.items()):
             pts = [(r.sparsity, r.change(key)) for r in rs if not r.is_baseline]
             pts = [(x, band) for x, band in pts if band is not None]

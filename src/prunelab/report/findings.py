@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prunelab.report.aggregate import Row
-from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, signed, times
+from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
 
 # Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
 NOISY_SPREAD = 1.5
@@ -24,6 +24,27 @@ def _where(chosen: list[float], everything: list[float]) -> str:
     return "at sparsity " + ", ".join(f"{s:g}" for s in sorted(chosen))
 
 
+def difference(row: Row, key: str, mine: float, dense: float) -> float:
+    """The change of `key` against dense, as a fraction: the paired per-seed mean if known.
+
+    "Beyond noise" is judged on the paired changes, each against the seed's own baseline;
+    when dense and pruned rows pool other seeds, the pooled means' difference can have the
+    other sign, so the stated change (and its direction) follows the paired one.
+    """
+    band = row.change(key)
+    return band.mean / 100 if band is not None else mine - dense
+
+
+def finetune_caveat(finetune: str | None) -> str:
+    """Why a small accuracy change against dense need not be pruning's doing."""
+    extra = f" ({finetune})" if finetune else " (`finetune.max_epochs`, at `finetune`'s lr)"
+    return (
+        f"Caveat: the pruned models had the fine-tuning epochs{extra} on top of the dense "
+        "baseline's training, which the dense reference did not, so a small gain (or a loss "
+        "smaller than pruning alone would cause) can be that extra training rather than pruning."
+    )
+
+
 def _change(row: Row, key: str, difference: float) -> str:
     """'0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)': a change with its paired band if known."""
     text = f"{row.sparsity:g} ({signed(100 * difference, ' pts')}"
@@ -34,8 +55,12 @@ def _change(row: Row, key: str, difference: float) -> str:
     return text + ")"
 
 
-def accuracy_finding(rows: list[Row]) -> str:
-    """Where pruning costs accuracy beyond noise, and up to which sparsity it does not."""
+def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
+    """Where pruning costs accuracy beyond noise, and up to which sparsity it does not.
+
+    `finetune` describes the pruned models' extra training (e.g. '1 epoch at lr 0.0001') for
+    the caveat that follows any stated change.
+    """
     if not rows or not rows[0].is_baseline:
         return "Accuracy: no dense baseline in this sweep, so no change can be judged."
     base_row, pruned = rows[0], rows[1:]
@@ -48,8 +73,9 @@ def accuracy_finding(rows: list[Row]) -> str:
     beyond = {row.sparsity for row, _ in ivs if row.differs("test/acc", base_row)}
     overlap = [row.sparsity for row, _ in ivs if row.sparsity not in beyond]
     inside = [row.sparsity for row, iv in ivs if base.contains(iv.mean)]
-    below = [(row, iv) for row, iv in ivs if row.sparsity in beyond and iv.mean < base.mean]
-    above = [(row, iv) for row, iv in ivs if row.sparsity in beyond and iv.mean > base.mean]
+    changes = [(row, difference(row, "test/acc", iv.mean, base.mean)) for row, iv in ivs]
+    below = [(row, d) for row, d in changes if row.sparsity in beyond and d < 0]
+    above = [(row, d) for row, d in changes if row.sparsity in beyond and d > 0]
     band = f"{pct(base.mean)}, band {pct(base.lo)}–{pct(base.hi)}; {_noise_note(base_row)}"
     parts = [f"Accuracy (dense {band}):"]
     if overlap:
@@ -66,13 +92,15 @@ def accuracy_finding(rows: list[Row]) -> str:
     else:
         parts.append("every pruned cell differs from dense beyond noise.")
     if below:
-        worst = ", ".join(_change(row, "test/acc", iv.mean - base.mean) for row, iv in below)
+        worst = ", ".join(_change(row, "test/acc", d) for row, d in below)
         parts.append(f"Below the dense model beyond noise at sparsity {worst}.")
     if above:
-        best = ", ".join(_change(row, "test/acc", iv.mean - base.mean) for row, iv in above)
+        best = ", ".join(_change(row, "test/acc", d) for row, d in above)
         parts.append(f"Above the dense model beyond noise at sparsity {best}.")
     if not below and not above:
         parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
+    else:
+        parts.append(finetune_caveat(finetune))
     return " ".join(parts)
 
 
@@ -88,6 +116,12 @@ def size_finding(rows: list[Row]) -> str | None:
         f"{top.mean('size/reduction_pct'):.1f} % less than the dense baseline's file"
         f" ({megabytes(top.mean('size/disk_bytes_baseline'))})."
     )
+    alone = rows[0].mean("size/reduction_pct") if rows and rows[0].is_baseline else None
+    if alone is not None:
+        text += (
+            f" The dense model's own sparse export is already {alone:.1f} % smaller than its "
+            "file: that much is compression alone, without pruning."
+        )
     dense = [r.mean("size/disk_bytes") for r in rows if r.has("size/disk_bytes")]
     if dense and max(dense) <= 1.01 * min(dense):
         text += (
@@ -160,17 +194,19 @@ def robustness_finding(rows: list[Row]) -> str | None:
         return None
     n = rows[0].mean("robust/n_images")
     subset = f"n = {int(n)} images" if n else "subset size unknown"
-    text = f"Robustness (the study's PGD, ε = 0.03; dense {pct(base.mean)}, {subset}):"
+    setting = pgd_setting(rows)
+    text = f"Robustness (the study's PGD, {setting}; dense {pct(base.mean)}, {subset}):"
     beyond = [(r, iv) for r, iv in pruned if r.differs(HEADLINE_ATTACK, rows[0])]
     if not beyond:
-        deltas = [100 * (iv.mean - base.mean) for _, iv in pruned]
+        deltas = [100 * difference(r, HEADLINE_ATTACK, iv.mean, base.mean) for r, iv in pruned]
         text += (
             f" changes of {signed(min(deltas), ' pts')} to {signed(max(deltas), ' pts')} "
             "all lie within noise: no robustness effect of pruning is measurable here."
         )
     else:
         text += " sparsity " + ", ".join(
-            _change(r, HEADLINE_ATTACK, iv.mean - base.mean) for r, iv in beyond
+            _change(r, HEADLINE_ATTACK, difference(r, HEADLINE_ATTACK, iv.mean, base.mean))
+            for r, iv in beyond
         )
         rest = len(pruned) - len(beyond)
         text += " differ" + ("s" if len(beyond) == 1 else "") + " from dense beyond noise"
@@ -190,9 +226,9 @@ def robustness_finding(rows: list[Row]) -> str | None:
     return text
 
 
-def group_findings(rows: list[Row], tolerance: float) -> list[str]:
-    """All findings for one model, in reading order."""
-    found = [accuracy_finding(rows)]
+def group_findings(rows: list[Row], tolerance: float, finetune: str | None = None) -> list[str]:
+    """All findings for one model, in reading order (`finetune`: see accuracy_finding)."""
+    found = [accuracy_finding(rows, finetune)]
     for extra in (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows)):
         if extra:
             found.append(extra)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from prunelab.report.aggregate import Interval, Row
+from prunelab.report.aggregate import Interval, Row, number
 from prunelab.report.collect import Job
 from prunelab.report.files import write_text
 
@@ -28,6 +28,8 @@ IDENTITY = (
 )
 GROUP_ORDER = ("test", "prune", "robust", "latency", "size", "flops", "time")
 HEADLINE_ATTACK = "robust/pgd_acc"
+# The study's PGD eps of results written before they recorded it (robust/pgd_eps).
+LEGACY_PGD_EPS = 0.03
 
 
 # ---- formatting ---------------------------------------------------------------------------
@@ -111,6 +113,33 @@ def _drop_empty(header: list[str], body: list[list[str]], keep: int = 1) -> tupl
     return [header[i] for i in cols], [[r[i] for i in cols] for r in body], omitted
 
 
+def pgd_eps(rows: Iterable[Row]) -> str:
+    """The study's PGD eps these rows were attacked at: '0.03', or '0.03/0.05' if they differ."""
+    found: set[float] = set()
+    for row in rows:
+        for sample in row.samples:
+            eps = number(sample.get("robust/pgd_eps"))
+            found.add(LEGACY_PGD_EPS if eps is None else eps)
+    return "/".join(f"{e:g}" for e in sorted(found)) if found else f"{LEGACY_PGD_EPS:g}"
+
+
+def pgd_setting(rows: Iterable[Row]) -> str:
+    """'ε = 0.03, 40 steps': the study's PGD in words (steps only where results record them)."""
+    rows = list(rows)
+    steps = sorted({int(s) for row in rows for s in row.values("robust/pgd_steps")})
+    text = f"ε = {pgd_eps(rows)}"
+    return text + (f", {'/'.join(map(str, steps))} steps" if steps else "")
+
+
+def dense_size_text(row: Row) -> str:
+    """The dense row's size reduction: its export's own, i.e. what compression alone gives."""
+    reduction = row.mean("size/reduction_pct")
+    if reduction is not None:
+        return f"{reduction:.1f} % (compression alone)"
+    # Rebuilt from results written before size/reduction_pct_baseline: not measured.
+    return "—" if not row.has("size/disk_bytes") else "0 % (reference)"
+
+
 # ---- the study's table --------------------------------------------------------------------
 def speed_text(row: Row, tolerance: float) -> str:
     """'1.02×', flagged '(within noise)' when it is off 1× but not beyond the timing noise."""
@@ -131,7 +160,7 @@ def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[s
         if row.is_baseline:
             robust = row.mean(HEADLINE_ATTACK)
             impact = "—" if robust is None else f"reference (PGD acc {pct(robust)})"
-            size = "—" if reduction is None else "0 % (reference)"
+            size = dense_size_text(row)
             speed = "—" if not row.has("latency/b1_speedup") else "1.00× (reference)"
         else:
             impact = impact_text(row, rows[0] if rows[0].is_baseline else None)
@@ -165,6 +194,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
         b1, p90 = row.b1_ms(), row.b1_p90_ms()
         latency = "—" if b1 is None else f"{b1:.3g} / {p90:.3g} ms" if p90 else ms(b1)
         reduction = row.mean("size/reduction_pct")
+        size = "—" if reduction is None else f"{reduction:.1f} %"
         body.append(
             [
                 sparsity_label(row),
@@ -173,7 +203,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
                 "reference" if row.is_baseline else delta_text(row, base),
                 megabytes(row.mean("size/disk_bytes")),
                 megabytes(row.mean("size/sparse_disk_bytes")),
-                "—" if reduction is None else f"{reduction:.1f} %",
+                dense_size_text(row) if row.is_baseline else size,
                 latency,
                 speed_text(row, tolerance),
                 times(row.mean("latency/bN_speedup")),
@@ -199,7 +229,7 @@ def robust_keys(rows: list[Row]) -> list[tuple[str, str]]:
     keys = [("robust/clean_acc", "Clean (subset)")] if "robust/clean_acc" in present else []
     keys += [(k, f"FGSM ε={_eps(k):g}") for k in fgsm]
     if "robust/pgd_acc" in present:
-        keys.append(("robust/pgd_acc", "PGD ε=0.03"))
+        keys.append(("robust/pgd_acc", f"PGD ε={pgd_eps(rows)}"))
     keys += [(k, f"PGD ε={_eps(k):g}/255") for k in curve]
     return keys
 
@@ -291,19 +321,20 @@ def methods_table(rows: dict, tolerance: float = 0.1) -> list[tuple[str, str]]:
     for group, rs in rows.items():
         by_model.setdefault((group.model, group.data), []).append((group.pruning, rs))
     out = []
-    header = [
-        "Sparsity",
-        "Method",
-        "Test acc (95 % interval)",
-        "Δ acc vs dense",
-        "Robustness Impact (PGD ε=0.03)",
-        "Batch-1 speed-up (measured)",
-        "Theoretical speed-up (MACs)",
-        "Size reduction",
-    ]
     for (model, data), methods in by_model.items():
         if len(methods) < 2:
             continue
+        eps = pgd_eps(row for _, rs in methods for row in rs)
+        header = [
+            "Sparsity",
+            "Method",
+            "Test acc (95 % interval)",
+            "Δ acc vs dense",
+            f"Robustness Impact (PGD ε={eps})",
+            "Batch-1 speed-up (measured)",
+            "Theoretical speed-up (MACs)",
+            "Size reduction",
+        ]
         cells = []
         for method, rs in methods:
             base = rs[0] if rs and rs[0].is_baseline else None

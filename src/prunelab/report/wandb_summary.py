@@ -9,22 +9,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunelab.report.aggregate import Group, Row
+from prunelab.report.aggregate import Group, Row, shown_figures
 from prunelab.report.collect import SweepData
 from prunelab.report.figures import group_label
-from prunelab.report.tables import column_order
+from prunelab.report.tables import column_order, pgd_eps
 
-ROW_COLUMNS = (
-    "test/acc",
-    "test/acc_ci_low",
-    "test/acc_ci_high",
-    "robust/pgd_acc",
-    "latency/b1_ms",
-    "latency/b1_speedup",
-    "flops/theoretical_speedup",
-    "size/sparse_disk_bytes",
-    "size/reduction_pct",
-)
+CELL_COLUMNS = ("model", "data", "pruning", "sparsity", "seeds")
 
 
 @dataclass
@@ -70,6 +60,20 @@ def _usable_mode(requested: str) -> str:
     from prunelab.tracking import resolve_mode
 
     return resolve_mode(requested)
+
+
+def grid_table(rows: dict[Group, list[Row]]) -> tuple[list[str], list[list[Any]]]:
+    """(columns, data) of the summary run's grid: one line per cell, as report.md shows it."""
+    columns: list[str] = list(CELL_COLUMNS)
+    data = []
+    for rs in rows.values():
+        for r in rs:
+            figures = shown_figures(r)  # the report's own pooling: band, aligned latency
+            if len(columns) == len(CELL_COLUMNS):
+                columns += list(figures)
+            cell = [r.group.model, r.group.data, r.group.pruning, r.sparsity, len(r.samples)]
+            data.append(cell + list(figures.values()))
+    return columns, data
 
 
 def _line_series(rows: dict[Group, list[Row]], key: str, title: str) -> Any:
@@ -133,20 +137,13 @@ def log_summary(
             data=[[{"job": j.name, **j.results}.get(c) for c in columns] for j in jobs],
             allow_mixed_types=True,
         )
-        grid = wandb.Table(
-            columns=["model", "data", "pruning", "sparsity", "seeds", *ROW_COLUMNS],
-            data=[
-                [r.group.model, r.group.data, r.group.pruning, r.sparsity, len(r.samples)]
-                + [r.mean(k) for k in ROW_COLUMNS]
-                for rs in rows.values()
-                for r in rs
-            ],
-            allow_mixed_types=True,
-        )
+        grid_columns, grid_data = grid_table(rows)
+        grid = wandb.Table(columns=grid_columns, data=grid_data, allow_mixed_types=True)
         logs: dict[str, Any] = {"report/results": results, "report/grid": grid}
+        eps = pgd_eps(r for rs in rows.values() for r in rs)
         for key, name, title in (
             ("test/acc", "accuracy_vs_sparsity", "Test accuracy (%) vs sparsity"),
-            ("robust/pgd_acc", "pgd_acc_vs_sparsity", "PGD ε=0.03 accuracy (%) vs sparsity"),
+            ("robust/pgd_acc", "pgd_acc_vs_sparsity", f"PGD ε={eps} accuracy (%) vs sparsity"),
         ):
             plot = _line_series(rows, key, title)
             if plot is not None:
