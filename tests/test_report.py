@@ -238,3 +238,29 @@ def test_a_relaunch_into_the_folder_is_counted_honestly(relaunched_sweep, smoke_
     assert [name for name, _ in result.excluded] == [stranger.name]
     text = (copy / "report.md").read_text()
     assert f"EXCLUDED `{stranger.name}`" in text and "4 jobs outside that grid" in text
+
+
+def test_jobs_left_by_other_settings_are_set_aside(relaunched_sweep, tmp_path):
+    """A launch with other settings into an old folder reruns the cells it names; the cells it
+    does not name keep the old settings' results, which the report must not tabulate beside."""
+    _, sweep = relaunched_sweep
+    folder = tmp_path / "sweep"
+    common = [
+        "experiment=smoke",
+        "model=simplecnn",
+        f"hydra.sweep.dir={folder}",
+        f"paths.cache_dir={sweep.parent / 'cache'}",  # the smoke baseline is cached there
+        f"paths.data_dir={DATA}",
+    ]
+    assert run_train(["-m", "sparsity=0,0.5", *common]).returncode == 0
+    proc = run_train(["-m", "sparsity=0.5", "finetune.max_epochs=2", *common])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "was run with other settings (finetune.max_epochs: 1 -> 2)" in proc.stderr
+    old = "simplecnn-fashion_mnist-magnitude-s0-seed0"
+    recipes = {r["sparsity"]: r["config/recipe"] for r in job_results(folder)}
+    assert recipes[0] != recipes[0.5]
+    result = build(folder, wandb=False, figures=False)
+    assert [name for name, _ in result.excluded] == [old]
+    rows = read_csv(folder / "results.csv")
+    assert [float(r["sparsity"]) for r in rows] == [0.5]
+    assert f"EXCLUDED `{old}`: run with other settings" in (folder / "report.md").read_text()

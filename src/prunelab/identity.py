@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from prunelab.cache import TRAINER_KEYS_IGNORED
 from prunelab.errors import PrunelabError
@@ -41,6 +41,18 @@ def job_config(cfg: DictConfig) -> dict:
 def config_hash(settings: dict) -> str:
     """A short content hash of `job_config`'s output."""
     return content_hash(settings)
+
+
+def recipe_hash(cfg: DictConfig) -> str:
+    """The hash of the settings shared by every cell of one sweep: the config at sparsity 0, seed 0.
+
+    Values interpolated from `sparsity` or `seed` (pruning.amount, shuffle seeds) follow them, so
+    the jobs of one launch share it and a job run with other settings stands out in the report.
+    """
+    same = cfg.copy()
+    with open_dict(same):
+        same.sparsity, same.seed = 0.0, 0
+    return content_hash(job_config(same))
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:

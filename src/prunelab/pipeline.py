@@ -22,7 +22,7 @@ from prunelab.build import build_datamodule, build_net, choice, data_spec
 from prunelab.cache import PUBLISH, BaselineCache, baseline_key, baseline_key_material
 from prunelab.errors import PrunelabError
 from prunelab.evaluation import evaluate
-from prunelab.identity import config_hash, job_config, previous_results
+from prunelab.identity import config_hash, job_config, previous_results, recipe_hash
 from prunelab.io import load_torch, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
@@ -225,6 +225,7 @@ def run(cfg: DictConfig) -> dict:
             "sparsity": sparsity,
             "seed": int(cfg.seed),
             "config/hash": config_hash(settings),
+            "config/recipe": recipe_hash(cfg),
             "prune/sparsity_target": sparsity,
             **measure_sparsity(net),
             # Structured: a shrunk net has no zeros; these are the shares of the dense model gone.

@@ -326,4 +326,38 @@ def collect(sweep_dir: str | Path) -> SweepData:
             # A rerun that succeeded after an earlier failure left both: results win.
             failed = None
         data.jobs.append(Job(folder.name, folder, _job_cell(folder, results), results, failed))
+    _set_aside_other_recipes(data)
     return data
+
+
+def _set_aside_other_recipes(data: SweepData) -> None:
+    """Keep, per model, data and method, only the jobs run with the latest job's settings.
+
+    A launch into an old sweep folder with other settings (finetune.max_epochs=2, say) reruns
+    only the cells it names; the cells it does not name keep results of the old settings, which
+    must not share a table, a dense row or a finding with the new ones.
+    """
+    latest: dict[tuple, tuple[float, str]] = {}
+    for job in data.ok:
+        recipe = job.results.get("config/recipe") if job.results else None
+        if job.cell is None or not isinstance(recipe, str):
+            continue  # written before config/recipe existed: nothing to compare
+        group = job.cell[:3]
+        when = (job.path / "results.json").stat().st_mtime
+        if group not in latest or when > latest[group][0]:
+            latest[group] = (when, recipe)
+    kept = []
+    for job in data.jobs:
+        recipe = job.results.get("config/recipe") if job.results else None
+        group = job.cell[:3] if job.cell is not None else None
+        if group in latest and isinstance(recipe, str) and recipe != latest[group][1]:
+            data.excluded.append(
+                (
+                    job.name,
+                    "run with other settings than the latest job of its method "
+                    "(config/recipe differs; its config.json lists them)",
+                )
+            )
+        else:
+            kept.append(job)
+    data.jobs = kept
