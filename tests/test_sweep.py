@@ -1,5 +1,7 @@
 """End to end: the smoke `-m` sweep, offline, as a user runs it."""
 
+import json
+
 import pytest
 import torch
 
@@ -60,6 +62,10 @@ def test_saved_model_loads_with_weights_only_and_keeps_its_sparsity(smoke_sweep)
         net.load_state_dict(saved["state_dict"])
         measured = measure_sparsity(net)["prune/sparsity_measured"]
         assert abs(measured - saved["meta"]["sparsity"]) < 1e-3
+        assert not (job / "checkpoints").exists()  # resume points go once results are written
+        results = json.loads((job / "results.json").read_text())
+        headline = f"{job.name}: test/acc {100 * results['test/acc']:.1f} %"
+        assert headline in (job / "train.log").read_text()  # printed when the job ends
         masks = saved["masks"]  # the masks the fine-tune held, saved beside the weights
         if saved["meta"]["sparsity"] > 0:
             assert masks and mask_violations(net, masks) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 import traceback
@@ -212,6 +213,7 @@ def run(cfg: DictConfig) -> dict:
             material,
             lambda work: train_baseline(cfg, dm, spec, tracker.loggers, work),
         )
+        log.info("baseline: %s (%s)", "trained" if trained else "reused", cache.entry(key))
         baseline = build_net(cfg.model, spec)
         baseline.load_state_dict(state)
         net = build_net(cfg.model, spec)
@@ -267,11 +269,32 @@ def run(cfg: DictConfig) -> dict:
         results["time/total_s"] = time.perf_counter() - started
         tracker.summary(results)
         write_json(out / "results.json", results)
+        # Resume points only: a rerun skips this finished job (3-9 MB each).
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        log.info("%s: %s", out.name, result_line(results))
         tracker.finish(0)
         return results
     except BaseException:
         tracker.finish(1)
         raise
+
+
+def result_line(results: dict) -> str:
+    """The job's headline figures against its dense baseline, for the console and train.log."""
+
+    def pct(key: str) -> str:
+        value = results.get(key)
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    parts = [
+        f"test/acc {pct('test/acc')} (dense {pct('test/acc_baseline')})",
+        f"PGD acc {pct('robust/pgd_acc')} (dense {pct('robust/pgd_acc_baseline')})",
+    ]
+    if results.get("size/reduction_pct") is not None:
+        parts.append(f"file {results['size/reduction_pct']:.1f} % smaller")
+    if results.get("latency/b1_speedup") is not None:
+        parts.append(f"batch-1 speed-up {results['latency/b1_speedup']:.2f}x")
+    return "; ".join(parts)
 
 
 def main(cfg: DictConfig) -> dict | None:
