@@ -221,3 +221,10 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("prunelab: error: no checkpoint at") and "\n" not in err
     assert main(["attack.n_images=3"]) == 1
     assert "usage" in capsys.readouterr().err
+    assert main([f"ckpt={tmp_path / 'job' / 'model.sparse'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is the size export" in err and "\n" not in err
+    assert main([f"ckpt={tmp_path}"]) == 1  # a folder: its model.pt, here missing
+    assert f"no checkpoint at {tmp_path / 'model.pt'}" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("Evaluate a saved job model on its own")

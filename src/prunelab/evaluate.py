@@ -1,6 +1,6 @@
 """Evaluate a saved job model on its own: `python -m prunelab.evaluate ckpt=PATH [options]`.
 
-    python -m prunelab.evaluate ckpt=multirun_sweeps/<time>/<job>/model.pt
+    python -m prunelab.evaluate ckpt=multirun_sweeps/<time>/<job>/model.pt   (or the job folder)
     python -m prunelab.evaluate ckpt=PATH baseline=PATH attack.n_images=200 out=PATH
 
 The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
@@ -202,6 +202,13 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     own, cli_overrides = parse_args(argv)
     check_argv(cli_overrides)
     ckpt = Path(own["ckpt"])
+    if ckpt.is_dir():  # a job folder: its model
+        ckpt = ckpt / "model.pt"
+    if ckpt.suffix == ".sparse":
+        raise PrunelabError(
+            f"{ckpt} is the size export (weights only); pass the job's model.pt, which holds "
+            "the architecture and data it needs (load_sparse reads .sparse files in Python)"
+        )
     saved = load_job_model(ckpt)
 
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
@@ -259,8 +266,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: one clear line and status 1 for a problem the user can fix."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip())
+        return 0
     try:
-        run(sys.argv[1:] if argv is None else argv)
+        run(args)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         return 1
