@@ -157,12 +157,14 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
     panels = change_panels(rows)
     fig, axes = _new(len(panels), width=5.6, height=4.4 + 0.25 * legend_rows)
     for ax, (key, ylabel, title) in zip(axes, panels, strict=True):
+        ticks: set[float] = set()
         for i, (group, rs) in enumerate(rows.items()):
             pts = [(r.sparsity, r.change(key)) for r in rs if not r.is_baseline]
             pts = [(x, band) for x, band in pts if band is not None]
             if not pts:
                 continue
             drawn = True
+            ticks.update(x for x, _ in pts)
             shift = 0.006 * (i - (len(groups) - 1) / 2)  # side by side, not on top of each other
             ax.errorbar(
                 [x + shift for x, _ in pts],
@@ -173,6 +175,9 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
                 **_style(i),
             )
         ax.axhline(0, color="black", lw=0.8)
+        if ticks:  # ticks at the measured sparsities only: the shifts are not sparsities
+            ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
+            ax.set_xlim(min(ticks) - 0.08, max(ticks) + 0.08)
         ax.set_xlabel(sparsity_axis(rows))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
