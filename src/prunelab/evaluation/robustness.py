@@ -25,6 +25,7 @@ import torchattacks
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from prunelab.data.base import seeded_indices
 from prunelab.errors import PrunelabError
@@ -255,6 +256,18 @@ def measure_robustness(
 
         # Smallest eps at which some attack found an adversarial example, per image.
         broken = torch.full((n,), math.inf, device=device)
+        study = PGDSpec("pgd_acc", pgd.eps, pgd.alpha, int(pgd.steps), bool(pgd.random_start))
+        specs = sorted([study, *_curve_specs(cfg)], key=lambda s: s.eps)
+        targeted = cfg.get("targeted_class") is not None
+        # The attacks are most of an evaluation (about a minute for ResNetSmall on the CPU):
+        # a bar on a terminal (tqdm's disable=None stays silent in logs and pipes).
+        bar = tqdm(
+            total=len(cfg.fgsm_eps) + len(specs) + targeted,
+            desc=f"attacks on {n} images",
+            unit="attack",
+            disable=None,
+            leave=False,
+        )
         if len(cfg.fgsm_eps):
             direction = fgsm_direction(net, x, y, correct, bs)
             spent(correct.sum())
@@ -262,9 +275,9 @@ def measure_robustness(
             fooled = correct & (_fgsm_predictions(net, x, direction, float(eps), correct, bs) != y)
             record(f"fgsm_acc@{float(eps):g}", correct & ~fooled)
             broken[fooled] = torch.clamp(broken[fooled], max=float(eps))
+            bar.update()
 
-        study = PGDSpec("pgd_acc", pgd.eps, pgd.alpha, int(pgd.steps), bool(pgd.random_start))
-        for spec in sorted([study, *_curve_specs(cfg)], key=lambda s: s.eps):
+        for spec in specs:
             todo = correct & (broken > spec.eps) if cfg.cascade else correct
             fooled = torch.zeros_like(correct)
             # At eps 0 the ball is the image itself; the pure mode still runs it as a check.
@@ -276,13 +289,16 @@ def measure_robustness(
             broken[fooled] = torch.clamp(broken[fooled], max=spec.eps)
             robust = correct & (broken > spec.eps) if cfg.cascade else correct & ~fooled
             record(spec.name, robust)
+            bar.update()
 
-        if cfg.get("targeted_class") is not None:
-            targeted, still_right, image_steps = _targeted(net, x, y, correct, cfg, bs)
-            out.update(targeted)
+        if targeted:
+            steered, still_right, image_steps = _targeted(net, x, y, correct, cfg, bs)
+            out.update(steered)
             if per_image is not None:
                 per_image["robust/pgd_targeted_acc"] = still_right.cpu()
             spent(image_steps)
+            bar.update()
+        bar.close()
     return out
 
 
