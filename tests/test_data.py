@@ -1,5 +1,6 @@
 """DataModules on real images: splits, ranges, the sports layout, clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,50 @@ def test_missing_fashion_mnist_is_one_clear_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def _sports_layout(root: Path, classes: list[str], per_split: int = 4) -> None:
+@pytest.mark.parametrize(
+    ("sizes", "split", "kept", "expected"),
+    [
+        (
+            {"train_size": 999_999}, "train_set", 59_000,
+            "data.train_size=999999 but there are only 59000 training "
+            "images left after the validation split; using all 59000",
+        ),
+        (
+            {"test_size": 10_001}, "test_set", 10_000,
+            "data.test_size=10001 but there are only 10000 test images; using all 10000",
+        ),
+    ],
+)  # fmt: skip
+def test_a_split_larger_than_the_data_is_capped_with_one_warning(
+    sizes, split, kept, expected, capsys
+):
+    """Never silently: asking for more images than a split holds says what is used."""
+    dm = FashionMNISTDataModule(str(DATA), **{"val_size": 1000, **sizes})
+    dm.setup()
+    assert len(getattr(dm, split)) == kept
+    err = capsys.readouterr().err.strip()
+    assert err == f"prunelab: warning: {expected} (null = all of them)"
+
+
+@pytest.mark.parametrize("val_size", [60_000, None])
+def test_a_validation_split_that_leaves_no_training_image_is_one_clear_line(val_size):
+    dm = FashionMNISTDataModule(str(DATA), val_size=val_size)
+    with pytest.raises(PrunelabError, match=re.escape("data.val_size must be in 1..59999")) as err:
+        dm.setup()
+    assert "\n" not in str(err.value)
+
+
+def test_sizes_equal_to_the_data_are_all_of_it():
+    dm = FashionMNISTDataModule(str(DATA), train_size=59_000, val_size=1000, test_size=10_000)
+    dm.setup()
+    assert len(dm.train_set) == 59_000 and len(dm.test_set) == 10_000
+
+
+def _sports_layout(root: Path, classes: list[str], per_split: int = 4, val: str = "valid") -> None:
     """The study's folder layout, filled with real Fashion-MNIST images saved as JPEG."""
     images = FashionMNIST(str(DATA), train=False).data
     i = 0
-    for split in ("train", "valid", "test"):
+    for split in ("train", val, "test"):
         for cls in classes:
             folder = root / split / cls
             folder.mkdir(parents=True)
@@ -111,3 +151,43 @@ def test_sports_missing_root_is_clear(tmp_path):
 def test_cifar10_offline_without_files_is_clear(tmp_path):
     with pytest.raises(PrunelabError, match="CIFAR-10"):
         CIFAR10DataModule(str(tmp_path), download=False).setup()
+
+
+def test_sports_classes_null_takes_every_folder_sorted_and_val_works_for_valid(tmp_path):
+    _sports_layout(tmp_path, ["tennis", "golf", "rugby"], per_split=2, val="val")
+    (tmp_path / "train" / ".cache").mkdir()  # hidden folders are not classes
+    dm = SportsDataModule(str(tmp_path), classes=None, batch_size=4)
+    assert dm.num_classes == 3 and dm.class_names == ["golf", "rugby", "tennis"]
+    dm.setup()
+    assert len(dm.train_set) == 6 and len(dm.val_set) == 6 and len(dm.test_set) == 6
+    labels = torch.cat([y for _, y in dm.test_dataloader()])
+    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        (["tennis", "tennis"], "data.classes names 'tennis' more than once"),
+        ([], "data.classes must name at least 2 class folders"),
+        (["tennis"], "data.classes must name at least 2 class folders"),
+    ],
+)
+def test_sports_needs_two_distinct_classes(classes, expected, tmp_path):
+    with pytest.raises(PrunelabError, match=re.escape(expected)):
+        SportsDataModule(str(tmp_path), classes=classes)
+
+
+def test_sports_null_classes_with_one_folder_is_clear(tmp_path):
+    _sports_layout(tmp_path, ["golf"], per_split=1)
+    dm = SportsDataModule(str(tmp_path), classes=None)
+    with pytest.raises(PrunelabError, match=r"at least 2 class folders under .*found \['golf'\]"):
+        dm.setup()
+
+
+def test_sports_sizes_beyond_the_folders_are_capped(tmp_path, capsys):
+    """experiment=smoke asks for 128 validation images; a small folder of one's own has fewer."""
+    _sports_layout(tmp_path, ["golf", "tennis"], per_split=2)
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"], val_size=128)
+    dm.setup()
+    assert len(dm.val_set) == 4
+    assert "data.val_size=128 but there are only 4 validation" in capsys.readouterr().err

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
+from prunelab.targets import check_targets
 from prunelab.validate import CELL_KEYS, CONF_DIR, check_config, check_option, check_value
 
 GROUPS = ("model", "data", "pruning", "attack", "trainer", "logger", "experiment", "hydra/launcher")
@@ -55,11 +58,14 @@ def check_overrides(args: Sequence[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(candidates)
     except OverrideParseException as err:
         raise PrunelabError(str(err).splitlines()[0]) from None
+    check_multirun(args, overrides)
     written = dict(WRITTEN)
     for override in overrides:
         key = override.key_or_group
         if override.is_delete():
             continue
+        if override.is_add() or override.is_force_add():
+            check_added(key)
         if key in written and not override.is_sweep_override():
             value = override.value()
             # Interpolated values (${now:...}) resolve later; check their fixed prefix.
@@ -75,6 +81,39 @@ def check_overrides(args: Sequence[str]) -> None:
     for path in written.values():
         check_writable(path)
     check_composes(overrides)
+
+
+def check_multirun(args: Sequence[str], overrides: list) -> None:
+    """A sweep (`key=a,b`) needs -m; Hydra alone says so in six lines and exits 1."""
+    multirun = any(a in ("-m", "--multirun") for a in args) or any(
+        o.key_or_group == "hydra.mode" and str(o.value()) == "MULTIRUN" for o in overrides
+    )
+    if multirun:
+        return
+    for override in overrides:
+        if override.is_sweep_override():
+            raise PrunelabError(
+                f"{override.input_line} sweeps over several values: add -m "
+                "(python train.py -m ...), or write a list as key=[a,b]"
+            )
+
+
+def top_level_keys() -> set[str]:
+    """Top-level config keys something reads: conf/config.yaml's, the config groups, hydra."""
+    from omegaconf import OmegaConf
+
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    return {*OmegaConf.load(CONF_DIR / "config.yaml").keys(), *groups, "hydra"} - {"defaults"}
+
+
+def check_added(key: str) -> None:
+    """`+key=...` may add under an existing node (passed on to a constructor), not a new root.
+
+    Nothing reads a new top-level key: `+foo=1` would run as if it were not there.
+    """
+    top = re.split(r"[./]", key, maxsplit=1)[0]
+    if top not in top_level_keys():
+        raise PrunelabError(f"unknown config key '{top}' (nothing reads it)")
 
 
 def check_swept(override) -> None:
@@ -96,8 +135,6 @@ def check_swept(override) -> None:
 
 def check_composes(overrides: list) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf.errors import OmegaConfBaseException
 
     # One representative job: the first value of every sweep (each value was checked above).
@@ -108,21 +145,60 @@ def check_composes(overrides: list) -> None:
             value = next(iter(override.sweep_string_iterator()))
             text = f"{override.get_key_element()}={value}"
         first.append(text)
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=first, return_hydra_config=True)
+        cfg = compose_config(first)
     except (OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         match = re.match(r"Could not override '([^']+)'", lines[0] if lines else "")
         if match:
             key = match.group(1)
-            raise PrunelabError(f"unknown config key '{key}' (check its spelling)") from None
+            # The same config without that override: the keys a correct spelling can take.
+            rest = [t for o, t in zip(overrides, first, strict=True) if o.key_or_group != key]
+            hint = did_you_mean(key, rest)
+            if hint is not None:
+                raise PrunelabError(
+                    f"unknown config key '{key}' (check its spelling{hint})"
+                ) from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__
         raise PrunelabError(f"bad override: {detail}") from None
+    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
+    check_targets(cfg)
+
+
+def compose_config(overrides: list[str]) -> Any:
+    """The job config (hydra node included) that `overrides` give, composed from conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
-    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
+
+
+def did_you_mean(key: str, overrides: list[str]) -> str | None:
+    """'; did you mean ...?' for a key missing from the config `overrides` compose, '' for no
+    close match, None when `key` exists after all (the override failed for another reason)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        node: Any = OmegaConf.to_container(compose_config(overrides), resolve=False)
+    except (OmegaConfBaseException, HydraException):
+        return ""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict):
+            return ""
+        if part not in node:
+            close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
+            if not close:
+                return ""
+            return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
+        node = node[part]
+    return None
 
 
 def check_argv(args: Sequence[str]) -> None:

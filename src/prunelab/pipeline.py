@@ -37,7 +37,7 @@ from prunelab.pruning import (
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
-from prunelab.validate import check_config, check_sparsity
+from prunelab.validate import check_before_training, check_config, check_sparsity
 
 log = logging.getLogger("prunelab")
 # The job's identity, kept in model.pt (and copied into eval.json by prunelab.evaluate).
@@ -203,6 +203,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
+    check_before_training(cfg, spec)  # not after an hour of training: eval.device, target class
     tracker = Tracker(cfg, names, out)
     try:
         cache = BaselineCache(cfg.paths.cache_dir)

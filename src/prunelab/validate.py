@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,7 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "data.val_size": (1, True),
     "data.test_size": (1, True),
     "data.split_seed": (0, False),
+    "data.image_size": (1, False),  # the models name their own, larger limits (SimpleCNN's pools)
     "baseline.max_epochs": (1, False),
     "baseline.patience": (1, False),
     "finetune.max_epochs": (1, False),
@@ -64,16 +66,19 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "attack.pgd.steps": (1, False),
     "attack.curve.steps": (1, False),
     "attack.targeted_class": (0, True),
+    "pruning.rewind_epoch": (0, False),
     "eval.latency.batch": (1, False),
     "eval.latency.warmup": (0, False),
     "eval.latency.repeats_b1": (1, False),
     "eval.latency.repeats_bN": (1, False),
     "eval.latency.threads": (1, True),
 }
-NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "attack.pgd.eps",
-               "attack.pgd.alpha", "baseline.optimizer.weight_decay",
-               "finetune.optimizer.weight_decay")  # fmt: skip
-EPS_LISTS = ("attack.fgsm_eps", "attack.curve.eps_255")  # lists of eps values, each >= 0
+NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "attack.pgd.alpha",
+               "baseline.optimizer.weight_decay", "finetune.optimizer.weight_decay")  # fmt: skip
+# L-inf radii on images in [0, 1]: a radius above 1 (255/255) lets the attack set any image.
+EPS_HIGH = {"attack.pgd.eps": 1, "attack.fgsm_eps": 1, "attack.curve.eps_255": 255}
+# What wandb 0.31's Settings.mode accepts; anything else is a multi-line pydantic error later.
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
 SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
 
 
@@ -97,11 +102,39 @@ def check_whole(key: str, value: object, low: int, nullable: bool) -> None:
         raise PrunelabError(f"{key} must be {rule}, got {value!r}")
 
 
-def check_number(key: str, value: object) -> None:
-    """`value` must be a finite number >= 0."""
+def check_number(key: str, value: object, high: float | None = None) -> None:
+    """`value` must be a finite number >= 0 (and <= `high` where given)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0:  # type: ignore[arg-type]
-        raise PrunelabError(f"{key} must be a number >= 0, got {value!r}")
+        ok = False
+    elif high is not None and value > high:  # type: ignore[operator]
+        ok = False
+    if not ok:
+        rule = ">= 0" if high is None else f"in [0, {high}]"
+        raise PrunelabError(f"{key} must be a number {rule}, got {value!r}")
+
+
+def check_classes(key: str, value: object) -> None:
+    """Class folder names: null (every folder found) or at least 2 distinct names."""
+    if value is None:
+        return
+    # A ListConfig when Hydra instantiates the data module: any sequence but a string.
+    names = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
+    if names is None or not all(isinstance(n, str) and n for n in names):
+        raise PrunelabError(f"{key} must be a list of class folder names or null, got {value!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PrunelabError(f"{key} names {', '.join(map(repr, twice))} more than once")
+    if len(names) < 2:
+        raise PrunelabError(
+            f"{key} must name at least 2 class folders (null = every folder found), got {names}"
+        )
+
+
+def check_wandb_mode(key: str, value: object) -> None:
+    """A W&B mode wandb itself accepts."""
+    if value not in WANDB_MODES:
+        raise PrunelabError(f"{key} must be one of {', '.join(WANDB_MODES)}, got {value!r}")
 
 
 def check_value(key: str, value: object) -> None:
@@ -114,9 +147,13 @@ def check_value(key: str, value: object) -> None:
         check_number(key, value)
     elif key in ("trainer.devices", "trainer.num_nodes"):
         check_devices(key, value)
-    elif key in EPS_LISTS:
+    elif key in EPS_HIGH:
         for eps in value if isinstance(value, (list, tuple)) else [value]:
-            check_number(key, eps)
+            check_number(key, eps, EPS_HIGH[key])
+    elif key == "data.classes":
+        check_classes(key, value)
+    elif key == "logger.wandb.mode":
+        check_wandb_mode(key, value)
 
 
 ONE_DEVICE = (1, "1")
@@ -141,7 +178,8 @@ def check_config(cfg: DictConfig) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
-    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_LISTS, "trainer.devices", "trainer.num_nodes"]
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_HIGH, "trainer.devices", "trainer.num_nodes",
+            "data.classes"]  # fmt: skip
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)
@@ -149,3 +187,73 @@ def check_config(cfg: DictConfig) -> None:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         check_value(key, value)
+    # null switches W&B off (logger=csv); the mode may come from $WANDB_MODE.
+    mode = OmegaConf.select(cfg, "logger.wandb.mode", default=None)
+    if mode is not None:
+        raw = OmegaConf.to_container(cfg.logger.wandb, resolve=False).get("mode")
+        key = "logger.wandb.mode" + (" (from $WANDB_MODE)" if "WANDB_MODE" in str(raw) else "")
+        check_wandb_mode(key, mode)
+    check_rewind(cfg)
+
+
+def check_rewind(cfg: DictConfig) -> None:
+    """pruning=lottery with rewind_epoch k >= 1 needs the baseline to keep its state at epoch k.
+
+    Epoch 0 (the initialisation) is rebuilt from the seed; later states exist only where
+    baseline.rewind_epochs lists them, which would otherwise fail after the baseline trained.
+    """
+    from omegaconf import OmegaConf
+
+    epoch = OmegaConf.select(cfg, "pruning.rewind_epoch", default=None)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        return
+    kept = OmegaConf.select(cfg, "baseline.rewind_epochs", default=None)
+    kept = OmegaConf.to_container(kept) if OmegaConf.is_config(kept) else kept
+    if not isinstance(kept, (list, tuple)) or epoch not in kept:
+        raise PrunelabError(
+            f"pruning.rewind_epoch={epoch} needs baseline.rewind_epochs to include {epoch} "
+            f"(it is {kept if kept is not None else 'null'})"
+        )
+    epochs = OmegaConf.select(cfg, "baseline.max_epochs", default=None)
+    if isinstance(epochs, int) and epoch > epochs:
+        raise PrunelabError(
+            f"pruning.rewind_epoch={epoch} needs baseline.max_epochs >= {epoch} (it is {epochs})"
+        )
+
+
+def check_device(key: str, name: object) -> None:
+    """`name` is auto, or a torch device this machine has (cuda without a GPU is refused)."""
+    import torch
+
+    if name in (None, "auto"):
+        return
+    try:
+        device = torch.device(str(name))
+    except (RuntimeError, ValueError):
+        raise PrunelabError(f"{key} must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cpu":
+        return
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
+    available = getattr(backend, "is_available", lambda: False)()
+    count = getattr(backend, "device_count", lambda: 1)() if available else 0
+    if not available:
+        raise PrunelabError(f"{key}={name} but this machine has no {device.type} device; use auto")
+    if device.index is not None and device.index >= count:
+        raise PrunelabError(
+            f"{key}={name} but this machine has {count} {device.type} device(s) "
+            f"({device.type}:0..{device.type}:{count - 1})"
+        )
+
+
+def check_before_training(cfg: DictConfig, spec: dict) -> None:
+    """Checks that need the data's spec (see build.data_spec); run before any training."""
+    from omegaconf import OmegaConf
+
+    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
+    target = OmegaConf.select(cfg, "attack.targeted_class", default=None)
+    classes = int(spec["num_classes"])
+    if target is not None and not 0 <= target < classes:
+        raise PrunelabError(
+            f"attack.targeted_class must be in 0..{classes - 1} (the data has {classes} "
+            f"classes), got {target}"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import lightning as L
@@ -9,6 +10,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
 
 from prunelab.data.sampling import EpochBatchSampler, EpochShuffleSampler
+from prunelab.errors import PrunelabError
+
+
+def capped_size(key: str, size: int, available: int, what: str) -> int:
+    """A requested split size, capped at what the data has, with a warning when it is.
+
+    Capping, not failing: `experiment=smoke` asks for a few hundred images, which a small
+    image folder of one's own may not hold; but never silently (999999 meant "all"? say so).
+    """
+    if size > available:
+        print(
+            f"prunelab: warning: {key}={size} but there are only {available} {what}; "
+            f"using all {available} (null = all of them)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return min(size, available)
 
 
 def seeded_indices(n: int, seed: int) -> torch.Tensor:
@@ -113,20 +131,29 @@ class ImageDataModule(L.LightningDataModule):
         if val is None:
             n_val = self.val_size or 0
             if n_val <= 0 or n_val >= len(train):
-                raise ValueError(f"val_size must be in 1..{len(train) - 1}, got {self.val_size}")
+                raise PrunelabError(
+                    f"data.val_size must be in 1..{len(train) - 1} (it is split off the "
+                    f"{len(train)} training images), got {self.val_size}"
+                )
             val = Subset(train, order[:n_val].tolist())
             order = order[n_val:]
-        elif self.val_size is not None and self.val_size < len(val):
-            val = Subset(val, seeded_indices(len(val), self.split_seed)[: self.val_size].tolist())
+        elif self.val_size is not None:
+            n_val = capped_size("data.val_size", self.val_size, len(val), "validation images")
+            if n_val < len(val):
+                kept = seeded_indices(len(val), self.split_seed)[:n_val]
+                val = Subset(val, kept.tolist())
         if self.train_size is not None:
-            order = order[: self.train_size]
+            left = " left after the validation split" if len(order) < len(train) else ""
+            what = f"training images{left}"
+            order = order[: capped_size("data.train_size", self.train_size, len(order), what)]
         self.train_set = Subset(train, order.tolist())
         self.train_sampler = EpochShuffleSampler(len(self.train_set), self.shuffle_seed)
         self.val_set = val
-        if self.test_size is not None and self.test_size < len(test):
-            test = Subset(
-                test, seeded_indices(len(test), self.split_seed)[: self.test_size].tolist()
-            )
+        if self.test_size is not None:
+            n_test = capped_size("data.test_size", self.test_size, len(test), "test images")
+            if n_test < len(test):
+                kept = seeded_indices(len(test), self.split_seed)[:n_test]
+                test = Subset(test, kept.tolist())
         self.test_set = test
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler=None) -> DataLoader:

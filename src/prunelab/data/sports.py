@@ -1,4 +1,4 @@
-"""The source study's "Sports" images: root/{train,valid,test}/<class>/*.jpg."""
+"""The source study's "Sports" images: root/{train,valid,test}/<class>/*.jpg (or val/)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ class _SelectedClasses(ImageFolder):
 
 
 class SportsDataModule(ImageDataModule):
-    """The study's setting: 32x32, ImageNet statistics, flip/rotation/colour-jitter augmentation."""
+    """The study's setting: 32x32, ImageNet statistics, flip/rotation/colour-jitter augmentation.
+
+    `classes=None` takes every class folder under root/train, sorted by name.
+    """
 
     name = "sports"
     mean = (0.485, 0.456, 0.406)
@@ -50,25 +53,46 @@ class SportsDataModule(ImageDataModule):
     def __init__(
         self,
         root: str,
-        classes: Sequence[str] = STUDY_CLASSES,
+        classes: Sequence[str] | None = STUDY_CLASSES,
         image_size: int = 32,
         augment: bool = True,
         **kwargs,
     ) -> None:
+        kwargs.setdefault("val_size", None)  # the layout has its own validation split: all of it
         super().__init__(root, **kwargs)
-        self.classes = list(classes)
+        # Imported here: validate is also the command line's light-weight checker.
+        from prunelab.validate import check_classes, check_whole
+
+        check_classes("data.classes", classes)
+        check_whole("data.image_size", image_size, 1, nullable=False)
+        self._classes = None if classes is None else list(classes)
         self.image_size = image_size
         self.augment = augment
         self.in_shape = (3, image_size, image_size)
-        self.num_classes = len(self.classes)
-        self.class_names = self.classes
+
+    @property
+    def classes(self) -> list[str]:
+        """The class folders used, in label order (found under root/train when not given)."""
+        if self._classes is None:
+            self._classes = found_classes(Path(self.root) / "train")
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        """How many classes the labels run over."""
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:  # type: ignore[override]
+        """The class names, in label order."""
+        return self.classes
 
     def _folder(self, split: str, train: bool) -> ImageFolder:
         path = Path(self.root) / split
         if not path.is_dir():
             raise PrunelabError(
                 f"sports split '{split}' not found at {path.resolve()}: expected the layout "
-                "root/{train,valid,test}/<class>/*.jpg"
+                "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
             )
         steps: list = [transforms.Resize((self.image_size, self.image_size))]
         if train and self.augment:
@@ -89,8 +113,27 @@ class SportsDataModule(ImageDataModule):
             raise PrunelabError(f"sports split '{split}' at {path}: {err}") from err
 
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        root = Path(self.root)
+        # The study's layout says valid/; many image-folder sets say val/.
+        val = "val" if (root / "val").is_dir() and not (root / "valid").is_dir() else "valid"
         return (
             self._folder("train", True),
-            self._folder("valid", False),
+            self._folder(val, False),
             self._folder("test", False),
         )
+
+
+def found_classes(train_dir: Path) -> list[str]:
+    """Every class folder under `train_dir`, sorted (hidden folders skipped); at least 2."""
+    if not train_dir.is_dir():
+        raise PrunelabError(
+            f"sports split 'train' not found at {train_dir.resolve()}: expected the layout "
+            "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
+        )
+    names = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(names) < 2:
+        raise PrunelabError(
+            f"data.classes=null needs at least 2 class folders under {train_dir.resolve()}, "
+            f"found {names}"
+        )
+    return names

@@ -181,9 +181,11 @@ class LotteryRewinding(MagnitudePruning):
         if self.rewind_epoch == 0 and self.model is not None and self.seed is not None:
             return initial_state(self.model, data_spec(trainer.datamodule), self.seed)
         where = self.rewind_dir or "no rewind_dir given"
+        k = self.rewind_epoch
         raise PrunelabError(
-            f"lottery rewinding to epoch {self.rewind_epoch} needs the baseline's weights at that "
-            f"epoch ({where}); the baseline must be trained with SaveWeightsAt for that epoch"
+            f"pruning.rewind_epoch={k} needs the baseline's weights after epoch {k} ({where}): "
+            f"set baseline.rewind_epochs to include {k} (and baseline.max_epochs >= {k}; "
+            "early stopping may also have ended the baseline before it)"
         )
 
     def prune(self, trainer: L.Trainer, net: torch.nn.Module) -> dict[str, torch.Tensor]:
