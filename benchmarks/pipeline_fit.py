@@ -188,7 +188,7 @@ BARE: frozenset[str] = frozenset()  # Trainer + Classifier only
 def _loggers(extras: frozenset[str], root: Path, model: str) -> list:
     loggers = []
     if "csv" in extras:
-        csv = OmegaConf.to_container(conf("logger/csv").csv)  # as conf/logger/csv.yaml says
+        csv = OmegaConf.to_container(conf("logger/default").csv)  # the jobs' CSV logger
         target = csv.pop("_target_")
         assert target == "prunelab.tracking.CSVLog", f"section 1 clocks CSVLog, config has {target}"
         loggers.append(ClockedCSV(**{**csv, "save_dir": str(root)}))
