@@ -9,8 +9,8 @@ from pathlib import Path
 from prunelab.report.advice import Profile, recommend
 from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.collect import SweepData
-from prunelab.report.figures import group_label
 from prunelab.report.findings import group_findings, latency_noise
+from prunelab.report.plotkit import group_label
 from prunelab.report.tables import (
     detail_table,
     headline_table,

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.report.aggregate import Group, Row, shown_figures
 from prunelab.report.collect import SweepData
-from prunelab.report.figures import group_label
+from prunelab.report.plotkit import group_label
 from prunelab.report.tables import column_order, pgd_eps
 
 CELL_COLUMNS = ("model", "data", "pruning", "sparsity", "seeds")
