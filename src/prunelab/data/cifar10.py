@@ -33,8 +33,9 @@ class CIFAR10DataModule(ImageDataModule):
                 for train in (True, False):
                     CIFAR10(self.root, train=train, download=True)
             except Exception as err:  # network errors come in many types
+                why = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 raise PrunelabError(
-                    f"CIFAR-10 download into {Path(self.root).resolve()} failed ({err}); "
+                    f"CIFAR-10 download into {Path(self.root).resolve()} failed ({why}); "
                     "place cifar-10-batches-py there by hand and set data.download=false"
                 ) from err
 

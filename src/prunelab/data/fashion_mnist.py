@@ -32,8 +32,15 @@ class FashionMNISTDataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            for train in (True, False):
-                FashionMNIST(self.root, train=train, download=True)
+            try:
+                for train in (True, False):
+                    FashionMNIST(self.root, train=train, download=True)
+            except Exception as err:  # network errors come in many types, often many lines
+                why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise PrunelabError(
+                    f"Fashion-MNIST download into {Path(self.root).resolve()} failed ({why}); "
+                    "without network, `make data` gets it from Debian's dataset-fashion-mnist"
+                ) from err
 
     def _split(self, train: bool) -> TensorDataset:
         try:
