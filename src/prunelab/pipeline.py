@@ -36,7 +36,7 @@ from prunelab.pruning import (
 )
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
-from prunelab.tracking import Tracker
+from prunelab.tracking import StageLabel, Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity
 
 log = logging.getLogger("prunelab")
@@ -58,9 +58,11 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def _trainer(cfg: DictConfig, max_epochs: int, callbacks: list, logger, root: Path) -> L.Trainer:
+def _trainer(
+    cfg: DictConfig, stage: str, max_epochs: int, callbacks: list, logger, root: Path
+) -> L.Trainer:
     if cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress_bar") is not None:
-        callbacks = [*callbacks, instantiate(cfg.progress_bar)]
+        callbacks = [*callbacks, instantiate(cfg.progress_bar), StageLabel(stage)]
     return instantiate(
         cfg.trainer,
         max_epochs=max_epochs,
@@ -122,7 +124,7 @@ def train_baseline(
     callbacks = [best, stop, EpochSeed(cfg.seed)]
     if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
         callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
-    trainer = _trainer(cfg, cfg.baseline.max_epochs, callbacks, loggers, work)
+    trainer = _trainer(cfg, "baseline", cfg.baseline.max_epochs, callbacks, loggers, work)
     resume = work / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
@@ -172,7 +174,7 @@ def finetune(
     # Structured pruning removes channels outright: there are no zeros for MaskGuard to hold.
     guard = [] if structured else [MaskGuard(pruning)]
     callbacks = [pruning, *guard, last, EpochSeed(cfg.seed + 1)]
-    trainer = _trainer(cfg, cfg.finetune.max_epochs, callbacks, loggers, out)
+    trainer = _trainer(cfg, "fine-tune", cfg.finetune.max_epochs, callbacks, loggers, out)
     resume = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -147,3 +148,20 @@ class Tracker:
                 logger.finalize("success" if exit_code == 0 else "failed")
         if self.wandb is not None:
             self.wandb.experiment.finish(exit_code=exit_code)
+
+
+class StageLabel(L.Callback):
+    """Names the training stage on the progress bar: "baseline 3/12", not Lightning's "Epoch 3".
+
+    A job that trains its baseline shows two bars in a row; both said "Epoch 0" at their start.
+    Listed after the progress bar, so its epoch-start hook runs after the bar's own.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Relabel the bar Lightning has just labelled."""
+        bar = getattr(trainer.progress_bar_callback, "train_progress_bar", None)
+        if bar is not None and hasattr(bar, "set_description"):
+            bar.set_description(f"{self.stage} {trainer.current_epoch + 1}/{trainer.max_epochs}")
