@@ -1,5 +1,6 @@
 """DataModules on real images: splits, ranges, the sports layout, clear errors."""
 
+import json
 import re
 from pathlib import Path
 
@@ -191,3 +192,23 @@ def test_sports_sizes_beyond_the_folders_are_capped(tmp_path, capsys):
     dm.setup()
     assert len(dm.val_set) == 4
     assert "data.val_size=128 but there are only 4 validation" in capsys.readouterr().err
+
+
+def test_own_image_folder_runs_end_to_end_as_imagefolder(tmp_path):
+    """`data=imagefolder data.root=...`: every class folder found, a whole job, named for it."""
+    from conftest import run_train
+
+    _sports_layout(tmp_path / "images", ["cats", "dogs"], per_split=6)
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        [
+            "-m", "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.image_size=16",
+            "sparsity=0.5", "experiment=smoke", "report.enabled=false",
+            f"hydra.sweep.dir={sweep}", f"paths.cache_dir={tmp_path / 'cache'}",
+        ]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (job,) = sweep.glob("simplecnn-imagefolder-magnitude-s0.5-seed0/results.json")
+    results = json.loads(job.read_text())
+    assert results["data"] == "imagefolder" and results["data/test_size"] == 12
+    assert "data.train_size=256 but there are only 12" in proc.stderr  # smoke asks for more
