@@ -381,3 +381,20 @@ def test_configs_instantiate_the_callbacks(option, cls, make_cfg):
         assert pruning.seed == 3 and pruning.model["_target_"] == cfg.model["_target_"]
     else:
         assert cfg.finetune.optimizer.lr == 1e-4
+
+
+def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg):
+    """finetune.dense_control: the dense job also fine-tunes a copy like the pruned models."""
+    from prunelab.report.aggregate import Group, Row
+    from prunelab.report.findings import control_finding
+
+    cfg = make_cfg("sparsity=0", "finetune.dense_control=true", "finetune.max_epochs=2")
+    results = pipeline.run(cfg)
+    acc, base = results["control/test_acc"], results["test/acc_baseline"]
+    assert results["test/acc"] == base  # the job's own model stays the dense baseline
+    assert acc != base  # two more epochs move a one-epoch smoke baseline (deterministic on CPU)
+    delta = results["control/test_acc_delta_pts"]
+    assert delta == pytest.approx(100 * (acc - base))
+    assert results["control/test_acc_delta_ci_low"] < results["control/test_acc_delta_ci_high"]
+    row = Row(Group("simplecnn", "fashion_mnist", "magnitude"), 0.0, [results], "job")
+    assert f"{delta:+.1f} pts (95 % paired interval" in control_finding(row)

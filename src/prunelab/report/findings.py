@@ -101,7 +101,30 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
         parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
     else:
         parts.append(finetune_caveat(finetune))
+    control = control_finding(base_row)
+    if control:
+        parts.append(control)
     return " ".join(parts)
+
+
+def control_finding(base_row: Row) -> str | None:
+    """What the fine-tuning epochs alone do to the dense model (finetune.dense_control jobs)."""
+    deltas = base_row.values("control/test_acc_delta_pts")
+    if not deltas:
+        return None
+    what = "Dense control (the dense model fine-tuned for the same epochs, without pruning):"
+    if len(deltas) == 1:
+        low = base_row.values("control/test_acc_delta_ci_low")
+        high = base_row.values("control/test_acc_delta_ci_high")
+        band = ""
+        if low and high:
+            band = f" (95 % paired interval {signed(low[0])} to {signed(high[0])})"
+        return f"{what} {signed(deltas[0], ' pts')}{band} against the dense model."
+    mean = sum(deltas) / len(deltas)
+    return (
+        f"{what} {signed(mean, ' pts')} on average over {len(deltas)} seeds (seed by seed "
+        f"{signed(min(deltas))} to {signed(max(deltas))}) against the dense model."
+    )
 
 
 def size_finding(rows: list[Row]) -> str | None:
