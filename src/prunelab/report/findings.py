@@ -66,7 +66,9 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
     base_row, pruned = rows[0], rows[1:]
     base = base_row.acc()
     if base is None or not pruned:
-        return "Accuracy: no pruned cell with results."
+        return " ".join(
+            filter(None, ["Accuracy: no pruned cell with results.", control_finding(base_row)])
+        )
     ivs = [(row, row.acc()) for row in pruned]
     ivs = [(row, iv) for row, iv in ivs if iv is not None]
     everything = [row.sparsity for row, _ in ivs]
