@@ -388,7 +388,9 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg):
     from prunelab.report.aggregate import Group, Row
     from prunelab.report.findings import control_finding
 
-    cfg = make_cfg("sparsity=0", "finetune.dense_control=true", "finetune.max_epochs=2")
+    # logger=csv: no W&B service in the pytest process (its children would inherit it).
+    control = ["finetune.dense_control=true", "finetune.max_epochs=2", "logger=csv"]
+    cfg = make_cfg("sparsity=0", *control)
     results = pipeline.run(cfg)
     acc, base = results["control/test_acc"], results["test/acc_baseline"]
     assert results["test/acc"] == base  # the job's own model stays the dense baseline

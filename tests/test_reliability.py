@@ -369,3 +369,39 @@ def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     assert kept.read_text() == "epoch,val/loss\n0,0.658\n" and not (tmp_path / "csv").exists()
     assert "baseline.lr: 0.001 -> 0.002" in capsys.readouterr().err
     assert json.loads((tmp_path / "config.json").read_text()) == new
+
+
+KILLED_RUN = """
+import os, signal, subprocess, sys, wandb
+wandb.setup()  # a W&B service in the parent: children inherit it through WANDB_SERVICE
+child = '''
+import os, signal, sys
+from omegaconf import OmegaConf
+from prunelab.tracking import started
+cfg = OmegaConf.create({"_target_": "prunelab.tracking.WandbRunLogger", "project": "p",
+                        "save_dir": sys.argv[1]})
+logger = started(cfg, {"mode": "offline", "id": "job-run-id", "resume": "allow"})
+print("run", logger.experiment.id, flush=True)
+if sys.argv[2] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+logger.experiment.finish()
+'''
+subprocess.run([sys.executable, "-c", child, sys.argv[1], "kill"])
+sys.exit(subprocess.run([sys.executable, "-c", child, sys.argv[1], "rerun"]).returncode)
+"""
+
+
+def test_a_rerun_after_sigkill_logs_even_if_its_run_id_is_still_held(tmp_path):
+    """A killed job's W&B run stays 'in use' in a service shared with a parent process; the
+    rerun must not fail on it (it did: ServerResponseError 'run ID ... is in use')."""
+    env = {**os.environ, **{v: str(tmp_path / v.lower()) for v in ("WANDB_DIR", "WANDB_CACHE_DIR",
+           "WANDB_CONFIG_DIR", "WANDB_DATA_DIR")}, "WANDB_SILENT": "true"}  # fmt: skip
+    env.pop("WANDB_SERVICE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "run job-run-id\n" in proc.stdout  # the killed attempt
+    assert "run job-run-id-" in proc.stdout  # the rerun, under a fresh id
+    assert "is still held by an earlier, killed attempt" in proc.stderr

@@ -8,6 +8,7 @@ import netrc
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -105,6 +106,37 @@ def resolve_mode(requested: str) -> str:
     return "offline"
 
 
+def started(logger_cfg: DictConfig, kwargs: dict, waits: int = 2) -> WandbLogger:
+    """The W&B logger with its run started, under the job's fixed run id if it is free.
+
+    A job killed with SIGKILL leaves its run open in a W&B service it shared with a parent
+    process (wandb hands its service to child processes through WANDB_SERVICE), and the rerun
+    that resumes the job asks for the same id: W&B refuses with "run ID ... is in use" for as
+    long as that service lives. Wait briefly, then log this attempt as a new run and say so,
+    rather than fail a job that has nothing wrong with it.
+    """
+    for attempt in range(waits + 1):
+        logger = instantiate(logger_cfg, **kwargs)
+        try:
+            logger.experiment  # noqa: B018 (wandb.init runs on first access)
+            return logger
+        except Exception as err:
+            if "is in use" not in str(err):
+                raise
+        if attempt < waits:
+            time.sleep(1.0)
+    fresh = f"{kwargs['id']}-{os.getpid()}"
+    print(
+        f"prunelab: warning: W&B run {kwargs['id']} is still held by an earlier, killed attempt "
+        f"of this job; this attempt logs as run {fresh}",
+        file=sys.stderr,
+        flush=True,
+    )
+    logger = instantiate(logger_cfg, **{**kwargs, "id": fresh})
+    logger.experiment  # noqa: B018
+    return logger
+
+
 class Tracker:
     """Owns the job's Lightning loggers and finishes the W&B run exactly once."""
 
@@ -122,7 +154,7 @@ class Tracker:
                     "id": run_id(out),
                     "resume": "allow",
                 }
-            logger = instantiate(logger_cfg, **kwargs)
+            logger = started(logger_cfg, kwargs) if name == "wandb" else instantiate(logger_cfg)
             if isinstance(logger, WandbLogger):
                 self.wandb = logger
                 config = OmegaConf.to_container(cfg, resolve=True)
