@@ -139,6 +139,17 @@ def train_baseline(
     return state, meta
 
 
+def finetune_module(cfg: DictConfig, net: torch.nn.Module, spec: dict) -> Classifier:
+    """`net` wrapped for the fine-tuning recipe (`finetune`: optimizer, schedule, layout)."""
+    return Classifier(
+        net,
+        spec["num_classes"],
+        instantiate(cfg.finetune.optimizer),
+        cfg.finetune.scheduler,
+        channels_last=bool(cfg.finetune.channels_last),
+    )
+
+
 def finetune(
     cfg: DictConfig,
     net: torch.nn.Module,
@@ -158,13 +169,7 @@ def finetune(
     if isinstance(pruning, LotteryRewinding) and rewind_dir is not None:
         pruning.rewind_dir = str(rewind_dir)  # the baseline's saved states (SaveWeightsAt)
     structured = isinstance(pruning, StructuredPruning)
-    module = Classifier(
-        net,
-        spec["num_classes"],
-        instantiate(cfg.finetune.optimizer),
-        cfg.finetune.scheduler,
-        channels_last=bool(cfg.finetune.channels_last),
-    )
+    module = finetune_module(cfg, net, spec)
     ckpt_dir = out / "checkpoints"
     last = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -205,13 +210,7 @@ def dense_control(
     L.seed_everything(cfg.seed + 1, workers=True)
     net = build_net(cfg.model, spec)
     net.load_state_dict(state)
-    module = Classifier(
-        net,
-        spec["num_classes"],
-        instantiate(cfg.finetune.optimizer),
-        cfg.finetune.scheduler,
-        channels_last=bool(cfg.finetune.channels_last),
-    )
+    module = finetune_module(cfg, net, spec)
     callbacks = [EpochSeed(cfg.seed + 1)]
     trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, out)
     trainer.fit(module, datamodule=dm)
