@@ -383,20 +383,41 @@ def test_configs_instantiate_the_callbacks(option, cls, make_cfg):
         assert cfg.finetune.optimizer.lr == 1e-4
 
 
-def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg):
-    """finetune.dense_control: the dense job also fine-tunes a copy like the pruned models."""
-    from prunelab.report.aggregate import Group, Row
-    from prunelab.report.findings import control_finding
+def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_path):
+    """finetune.dense_control: the baseline fine-tuned like the pruned models, without pruning.
+
+    Trained once per baseline (the first job asks, the next reuses it from the cache entry),
+    compared with the baseline in every job and, image by image, with each pruned model.
+    """
+    from prunelab.report.aggregate import build_rows
+    from prunelab.report.collect import Job
+    from prunelab.report.findings import accuracy_finding, control_finding
 
     # logger=csv: no W&B service in the pytest process (its children would inherit it).
     control = ["finetune.dense_control=true", "finetune.max_epochs=2", "logger=csv"]
-    cfg = make_cfg("sparsity=0", *control)
-    results = pipeline.run(cfg)
-    acc, base = results["control/test_acc"], results["test/acc_baseline"]
-    assert results["test/acc"] == base  # the job's own model stays the dense baseline
+    pruned = pipeline.run(make_cfg("sparsity=0.5", *control, out=tmp_path / "s0.5"))
+    dense = pipeline.run(make_cfg("sparsity=0", *control, out=tmp_path / "s0"))
+    assert pruned["control/trained"] and pruned["time/control_s"] > 0
+    assert not dense["control/trained"] and "time/control_s" not in dense
+    acc, base = pruned["control/test_acc"], pruned["test/acc_baseline"]
+    assert dense["control/test_acc"] == acc and dense["test/acc"] == base
     assert acc != base  # two more epochs move a one-epoch smoke baseline (deterministic on CPU)
-    delta = results["control/test_acc_delta_pts"]
-    assert delta == pytest.approx(100 * (acc - base))
-    assert results["control/test_acc_delta_ci_low"] < results["control/test_acc_delta_ci_high"]
-    row = Row(Group("simplecnn", "fashion_mnist", "magnitude"), 0.0, [results], "job")
-    assert f"{delta:+.1f} pts (95 % paired interval" in control_finding(row)
+    for results in (pruned, dense):
+        delta = results["control/test_acc_delta_pts"]
+        assert delta == pytest.approx(100 * (acc - base))
+        assert results["control/test_acc_delta_ci_low"] <= delta
+        assert delta <= results["control/test_acc_delta_ci_high"]
+    gap = pruned["vs_control/test_acc_delta_pts"]
+    assert gap == pytest.approx(100 * (pruned["test/acc"] - acc))
+    assert pruned["vs_control/test_acc_delta_ci_low"] <= gap
+    assert gap <= pruned["vs_control/test_acc_delta_ci_high"]
+    assert not any(k.startswith("vs_control/") for k in dense)  # the dense job has no pruning
+
+    # The report: the dense row carries the control whether or not a sparsity-0 job ran.
+    for jobs in ([pruned, dense], [pruned]):
+        rows = next(iter(build_rows([Job(r["model"], tmp_path, None, r) for r in jobs]).values()))
+        delta = rows[0].values("control/test_acc_delta_pts")[0]
+        assert f"{delta:+.1f} pts (95 % paired interval" in control_finding(rows[0])
+        text = accuracy_finding(rows)
+        assert "Pruning's own effect (each pruned model against the dense control" in text
+        assert f"sparsity 0.5 ({gap:+.1f} pts; 95 % interval" in text

@@ -20,10 +20,18 @@ from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.build import build_datamodule, build_net, choice, data_spec
-from prunelab.cache import PUBLISH, BaselineCache, baseline_key, baseline_key_material
+from prunelab.cache import (
+    PUBLISH,
+    BaselineCache,
+    baseline_key,
+    baseline_key_material,
+    training_code,
+)
 from prunelab.errors import PrunelabError
 from prunelab.evaluation import evaluate, resolve_device
 from prunelab.evaluation.accuracy import predict
+from prunelab.evaluation.fast import inference_copy
+from prunelab.fingerprint import code_fingerprint, content_hash
 from prunelab.identity import config_hash, job_config, previous_results, recipe_hash
 from prunelab.io import load_torch, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
@@ -37,7 +45,6 @@ from prunelab.pruning import (
 )
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
-from prunelab.stats import paired_difference
 from prunelab.tracking import StageLabel, Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity
 
@@ -192,19 +199,14 @@ def finetune(
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
 
 
-def dense_control(
-    cfg: DictConfig,
-    state: dict,
-    baseline: torch.nn.Module,
-    dm: L.LightningDataModule,
-    spec: dict,
-    out: Path,
+def train_control(
+    cfg: DictConfig, state: dict, dm: L.LightningDataModule, spec: dict, out: Path
 ) -> dict:
     """The dense baseline fine-tuned exactly as the pruned models are, without pruning.
 
-    Pruned models get `finetune.max_epochs` more epochs than the dense reference; this control
-    measures what those epochs alone do to test accuracy (`control/...`, paired with the
-    baseline image by image), so a pruned model's gain can be told from extra training.
+    Pruned models get `finetune.max_epochs` more epochs than the dense reference; the control's
+    test outcomes, image by image ('0'/'1' per test image in `per_image`), tell what that
+    training alone does, so a pruned model's change can be told from it.
     """
     start = time.perf_counter()
     L.seed_everything(cfg.seed + 1, workers=True)
@@ -212,29 +214,69 @@ def dense_control(
     net.load_state_dict(state)
     module = finetune_module(cfg, net, spec)
     callbacks = [EpochSeed(cfg.seed + 1)]
-    trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, out)
+    # Its own root: Lightning's default checkpoints must not land beside the job's resume ones.
+    root = out / "control"
+    trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, root)
     trainer.fit(module, datamodule=dm)
+    shutil.rmtree(root, ignore_errors=True)
     net.to(memory_format=torch.contiguous_format)
     device = resolve_device(cfg.eval.get("device", "auto"))
-    right = {}
-    for name, model in (("control", net), ("baseline", baseline)):
-        model.to(device).eval()
-        with torch.inference_mode():
-            preds, labels, _ = predict(model, dm.test_dataloader(), device)
-        right[name] = preds == labels
-    n10 = int((right["control"] & ~right["baseline"]).sum())
-    n01 = int((~right["control"] & right["baseline"]).sum())
-    low, high = paired_difference(n10, n01, len(labels))
-    acc, acc_base = right["control"].float().mean().item(), right["baseline"].float().mean().item()
-    log.info("dense control: test/acc %.1f %% after the fine-tuning epochs (dense %.1f %%)",
-             100 * acc, 100 * acc_base)  # fmt: skip
+    # Scored as evaluate() scores the model and its baseline: the same inference copy.
+    work = inference_copy(net, device, bool(cfg.eval.fold_batchnorm), bool(cfg.eval.channels_last))
+    preds, labels, _ = predict(work, dm.test_dataloader(), device)
+    right = (preds == labels).tolist()
     return {
-        "control/test_acc": acc,
-        "control/test_acc_delta_pts": 100 * (acc - acc_base),
-        "control/test_acc_delta_ci_low": 100 * low,
-        "control/test_acc_delta_ci_high": 100 * high,
-        "time/control_s": time.perf_counter() - start,
+        "test/acc": sum(right) / max(len(right), 1),
+        "per_image": "".join("1" if r else "0" for r in right),
+        "seconds": time.perf_counter() - start,
     }
+
+
+def control_tag(cfg: DictConfig, test_size: int) -> str:
+    """Cache name of the dense control beside its baseline: a hash of what determines it."""
+    recipe = OmegaConf.to_container(cfg.finetune, resolve=True)
+    recipe.pop("dense_control", None)
+    material = {
+        "finetune": recipe,
+        "eval": {k: bool(cfg.eval[k]) for k in ("fold_batchnorm", "channels_last")},
+        "device": resolve_device(cfg.eval.get("device", "auto")).type,
+        "test_size": int(test_size),
+        "code": code_fingerprint(train_control, finetune_module, predict, inference_copy),
+        "training": training_code(),
+    }
+    return f"control-{content_hash(material)}"
+
+
+def dense_control(
+    cfg: DictConfig,
+    state: dict,
+    dm: L.LightningDataModule,
+    spec: dict,
+    out: Path,
+    cache: BaselineCache,
+    key: str,
+) -> tuple[dict, dict]:
+    """(the control's record, this job's `control/...` bookkeeping keys).
+
+    Kept in the baseline's cache entry: trained once per baseline and fine-tuning recipe, by
+    the first job that asks (under the entry's lock), and reused by every sparsity.
+    """
+    trained: list[bool] = []
+
+    def compute() -> dict:
+        trained.append(True)
+        return train_control(cfg, state, dm, spec, out)
+
+    record = cache.cached_json(key, control_tag(cfg, len(dm.test_set)), compute)
+    log.info(
+        "dense control: %s (test/acc %.1f %% after the fine-tuning epochs, unpruned)",
+        "trained" if trained else "reused",
+        100 * record["test/acc"],
+    )
+    keys: dict = {"control/trained": bool(trained)}
+    if trained:
+        keys["time/control_s"] = record["seconds"]
+    return record, keys
 
 
 def run(cfg: DictConfig) -> dict:
@@ -305,6 +347,10 @@ def run(cfg: DictConfig) -> dict:
                 "meta": {k: results[k] for k in META_KEYS},
             },
         )
+        control = None
+        if cfg.finetune.get("dense_control", False):
+            control, keys = dense_control(cfg, state, dm, spec, out, cache, key)
+            results.update(keys)
         # After model.pt is safe: `python -m prunelab.evaluate` can redo a failed evaluation.
         eval_start = time.perf_counter()
         results.update(
@@ -317,12 +363,11 @@ def run(cfg: DictConfig) -> dict:
                 cache=cache,
                 key=key,
                 sparse_path=out / "model.sparse",
+                control=control,
                 wandb_run=tracker.wandb.experiment if tracker.wandb is not None else None,
             )
         )
         results["time/eval_s"] = time.perf_counter() - eval_start
-        if sparsity == 0 and cfg.finetune.get("dense_control", False):
-            results.update(dense_control(cfg, state, baseline, dm, spec, out))
         results["time/total_s"] = time.perf_counter() - started
         tracker.summary(results)
         write_json(out / "results.json", results)

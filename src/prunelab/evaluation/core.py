@@ -185,6 +185,26 @@ def compare(
     return out
 
 
+def control_keys(control: dict, record: dict, base_record: dict | None) -> dict[str, Any]:
+    """The dense control against the baseline and, for a pruned model, the model against it.
+
+    `control`: {"test/acc", "per_image"} of the dense model fine-tuned as the pruned ones are.
+    `vs_control/test_acc_delta_pts` is pruning's own change of test accuracy, the extra
+    training cancelled; both changes carry their 95 % paired interval (same test images).
+    """
+    acc, images = control["test/acc"], control["per_image"]
+    out: dict[str, Any] = {"control/test_acc": acc}
+    if base_record is not None:
+        out["control/test_acc_delta_pts"] = 100 * (acc - base_record["metrics"]["test/acc"])
+        change = paired_change(images, base_record.get("per_image", {}).get("test/acc", ""))
+        out.update({f"control/test_acc{suffix}": v for suffix, v in change.items()})
+    if record is not base_record:
+        out["vs_control/test_acc_delta_pts"] = 100 * (record["metrics"]["test/acc"] - acc)
+        change = paired_change(record.get("per_image", {}).get("test/acc", ""), images)
+        out.update({f"vs_control/test_acc{suffix}": v for suffix, v in change.items()})
+    return out
+
+
 def evaluate(
     net: nn.Module,
     baseline: nn.Module | None,
@@ -197,6 +217,7 @@ def evaluate(
     sparse_path: str | Path | None = None,
     wandb_run: Run | None = None,
     timings: dict[str, float] | None = None,
+    control: dict | None = None,
 ) -> dict[str, Any]:
     """Every evaluation key of docs/metrics.md for `net` against its dense `baseline`.
 
@@ -242,6 +263,8 @@ def evaluate(
     base_metrics = base_record["metrics"] if base_record is not None else None
     base_images = base_record.get("per_image") if base_record is not None else None
     results = compare(record["metrics"], base_metrics, record.get("per_image"), base_images)
+    if control is not None:
+        results.update(control_keys(control, record, base_record))
     results.update(clock.run("latency", lambda: _latency(net, baseline, spec, cfg, device)))
     results.update(clock.run("size", lambda: _sparse(net, sparse_path, base_metrics)))
     if wandb_run is not None:

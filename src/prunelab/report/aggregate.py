@@ -336,7 +336,9 @@ def baseline_sample(jobs: list[dict]) -> dict:
     sample: dict = {k: first[k] for k in SHARED_KEYS if k in first}
     sample["sparsity"] = 0.0
     for key in first:
-        if key in RENAMED_BASELINE_KEYS:
+        if key.startswith("control/"):  # the dense control, carried by each job of its baseline
+            sample[key] = first[key]
+        elif key in RENAMED_BASELINE_KEYS:
             sample[RENAMED_BASELINE_KEYS[key]] = first[key]
         elif key.endswith("_baseline"):
             base = key.removesuffix("_baseline")

@@ -103,10 +103,33 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
         parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
     else:
         parts.append(finetune_caveat(finetune))
-    control = control_finding(base_row)
-    if control:
-        parts.append(control)
+    parts += filter(None, [control_finding(base_row), vs_control_finding(pruned)])
     return " ".join(parts)
+
+
+def vs_control_finding(pruned: list[Row]) -> str | None:
+    """Each pruned cell against the dense control: pruning's own effect, extra epochs cancelled."""
+    bands = [(row, row.change("vs_control/test_acc")) for row in pruned]
+    bands = [(row, band) for row, band in bands if band is not None]
+    if not bands:
+        return None
+    cells = []
+    for row, band in bands:
+        what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
+        cells.append(
+            f"{row.sparsity:g} ({signed(band.mean, ' pts')}; {what} {signed(band.lo)} to "
+            f"{signed(band.hi)})"
+        )
+    beyond = [f"{row.sparsity:g}" for row, band in bands if not band.contains(0.0)]
+    verdict = (
+        "no change beyond noise at any sparsity"
+        if not beyond
+        else f"beyond noise at sparsity {', '.join(beyond)}"
+    )
+    return (
+        "Pruning's own effect (each pruned model against the dense control, scored on the same "
+        f"images): sparsity {', '.join(cells)}: {verdict}."
+    )
 
 
 def control_finding(base_row: Row) -> str | None:
