@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,21 +96,8 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     assert not leftovers
 
 
-def test_killed_baseline_training_resumes_from_its_checkpoint(tmp_path):
-    args = [
-        "model=simplecnn",
-        "sparsity=0.5",
-        "experiment=smoke",
-        "data.train_size=2048",
-        "baseline.max_epochs=3",
-        "baseline.patience=3",
-        f"paths.data_dir={DATA}",
-    ]
-    ref = run_train([*args, f"hydra.run.dir={tmp_path}/ref", f"paths.cache_dir={tmp_path}/c0"])
-    assert ref.returncode == 0, ref.stderr[-3000:]
-
-    cache = tmp_path / "c1"
-    cmd = [*args, f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={cache}"]
+def _kill_when(cmd: list[str], pattern: str, where: Path) -> None:
+    """Run train.py with `cmd`, SIGKILL it once a file matching `pattern` appears in `where`."""
     child = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *cmd],
         cwd=ROOT,
@@ -118,21 +106,51 @@ def test_killed_baseline_training_resumes_from_its_checkpoint(tmp_path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and child.poll() is None:
-        if list(cache.glob(".*.work/last.ckpt")):
+        if list(where.glob(pattern)):
             child.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
     if child.poll() is None:
         child.kill()
     child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL, "the baseline finished before it could be killed"
+    assert child.returncode == -signal.SIGKILL, f"the run ended before {pattern} appeared"
+
+
+def test_killed_baseline_and_control_training_resume_from_their_checkpoints(tmp_path):
+    """Killed in the baseline's training, then in the dense control's: each goes on from its
+    last epoch, and the results equal those of an uninterrupted run."""
+    args = [
+        "model=simplecnn",
+        "sparsity=0.5",
+        "experiment=smoke",
+        "data.train_size=2048",
+        "baseline.max_epochs=3",
+        "baseline.patience=3",
+        "finetune.max_epochs=2",
+        "finetune.dense_control=true",
+        f"paths.data_dir={DATA}",
+    ]
+    ref = run_train([*args, f"hydra.run.dir={tmp_path}/ref", f"paths.cache_dir={tmp_path}/c0"])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cache = tmp_path / "c1"
+    cmd = [*args, f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={cache}"]
+    _kill_when(cmd, ".*.work/last.ckpt", cache)  # the baseline's, after its first epoch
     assert not [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    _kill_when(cmd, ".*.control-*.work/last.ckpt", cache)  # the control's, after epoch 1 of 2
+    assert not list(cache.glob("*/control-*.json"))
 
     again = run_train(cmd)
     assert again.returncode == 0, again.stderr[-3000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert re.search(r"resuming from \S+\.control-\w+\.work/last\.ckpt", log), log[-2000:]
     a = json.loads((tmp_path / "ref" / "results.json").read_text())
     b = json.loads((tmp_path / "run" / "results.json").read_text())
+    # The baseline was finished by the killed second attempt; this run reused it.
+    assert a.pop("baseline/trained") and not b.pop("baseline/trained")
     assert _metrics(a) == _metrics(b)
+    assert b["control/trained"] and "control/test_acc" in b
+    assert not [p for p in cache.glob(".*") if p.is_dir()]  # no resume folder left behind
 
 
 def test_joblib_two_workers_train_the_baseline_once(tmp_path):

@@ -84,6 +84,10 @@ class BaselineCache:
     def entry(self, key: str) -> Path:
         return self.root / key
 
+    def work_dir(self, key: str, name: str = "") -> Path:
+        """Where `key`'s training (or that of its side result `name`) keeps resume checkpoints."""
+        return self.root / (f".{key}.{name}.work" if name else f".{key}.work")
+
     def lock(self, key: str, timeout: float = -1) -> FileLock:
         """The lock serialising training and publishing of `key`."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -110,7 +114,7 @@ class BaselineCache:
             entry = self.entry(key)
             if entry.exists():  # corrupt or partial: rebuild rather than crash the sweep
                 shutil.rmtree(entry)
-            work = self.root / f".{key}.work"  # kept across interruptions: holds resume checkpoints
+            work = self.work_dir(key)  # kept across interruptions: holds resume checkpoints
             work.mkdir(parents=True, exist_ok=True)
             state, meta = train(work)
             meta = {**meta, "key": key, "material": material}

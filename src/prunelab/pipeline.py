@@ -96,6 +96,17 @@ def resume_path(ckpt: Path) -> str | None:
     return str(ckpt)
 
 
+def resume_checkpoint(dirpath: Path) -> ModelCheckpoint:
+    """Writes `dirpath/last.ckpt` after every training epoch: what a rerun resumes from."""
+    return ModelCheckpoint(
+        dirpath=dirpath,
+        save_last=True,
+        save_top_k=0,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
+
+
 def _net_state(checkpoint: dict) -> dict:
     """The net's weights from a Lightning checkpoint of a Classifier."""
     return {
@@ -178,13 +189,7 @@ def finetune(
     structured = isinstance(pruning, StructuredPruning)
     module = finetune_module(cfg, net, spec)
     ckpt_dir = out / "checkpoints"
-    last = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        save_last=True,
-        save_top_k=0,
-        enable_version_counter=False,
-        save_on_train_epoch_end=True,
-    )
+    last = resume_checkpoint(ckpt_dir)
     # Structured pruning removes channels outright: there are no zeros for MaskGuard to hold.
     guard = [] if structured else [MaskGuard(pruning)]
     callbacks = [pruning, *guard, last, EpochSeed(cfg.seed + 1)]
@@ -200,25 +205,25 @@ def finetune(
 
 
 def train_control(
-    cfg: DictConfig, state: dict, dm: L.LightningDataModule, spec: dict, out: Path
+    cfg: DictConfig, state: dict, dm: L.LightningDataModule, spec: dict, work: Path
 ) -> dict:
     """The dense baseline fine-tuned exactly as the pruned models are, without pruning.
 
     Pruned models get `finetune.max_epochs` more epochs than the dense reference; the control's
     test outcomes, image by image ('0'/'1' per test image in `per_image`), tell what that
-    training alone does, so a pruned model's change can be told from it.
+    training alone does, so a pruned model's change can be told from it. `work` keeps its
+    resume checkpoint: a killed job's rerun goes on from the last finished epoch.
     """
     start = time.perf_counter()
     L.seed_everything(cfg.seed + 1, workers=True)
     net = build_net(cfg.model, spec)
     net.load_state_dict(state)
     module = finetune_module(cfg, net, spec)
-    callbacks = [EpochSeed(cfg.seed + 1)]
-    # Its own root: Lightning's default checkpoints must not land beside the job's resume ones.
-    root = out / "control"
-    trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, root)
-    trainer.fit(module, datamodule=dm)
-    shutil.rmtree(root, ignore_errors=True)
+    last = resume_checkpoint(work)
+    callbacks = [last, EpochSeed(cfg.seed + 1)]
+    trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, work)
+    resume = resume_path(work / "last.ckpt")
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     net.to(memory_format=torch.contiguous_format)
     device = resolve_device(cfg.eval.get("device", "auto"))
     # Scored as evaluate() scores the model and its baseline: the same inference copy.
@@ -252,7 +257,6 @@ def dense_control(
     state: dict,
     dm: L.LightningDataModule,
     spec: dict,
-    out: Path,
     cache: BaselineCache,
     key: str,
 ) -> tuple[dict, dict]:
@@ -262,12 +266,18 @@ def dense_control(
     the first job that asks (under the entry's lock), and reused by every sparsity.
     """
     trained: list[bool] = []
+    tag = control_tag(cfg, len(dm.test_set))
+    # Beside the baseline's entry, not in the job's folder: whichever job trains the control
+    # after an interruption resumes it.
+    work = cache.work_dir(key, tag)
 
     def compute() -> dict:
         trained.append(True)
-        return train_control(cfg, state, dm, spec, out)
+        work.mkdir(parents=True, exist_ok=True)
+        return train_control(cfg, state, dm, spec, work)
 
-    record = cache.cached_json(key, control_tag(cfg, len(dm.test_set)), compute)
+    record = cache.cached_json(key, tag, compute)
+    shutil.rmtree(work, ignore_errors=True)  # once the record is written nobody resumes it
     log.info(
         "dense control: %s (test/acc %.1f %% after the fine-tuning epochs, unpruned)",
         "trained" if trained else "reused",
@@ -349,7 +359,7 @@ def run(cfg: DictConfig) -> dict:
         )
         control = None
         if cfg.finetune.get("dense_control", False):
-            control, keys = dense_control(cfg, state, dm, spec, out, cache, key)
+            control, keys = dense_control(cfg, state, dm, spec, cache, key)
             results.update(keys)
         # After model.pt is safe: `python -m prunelab.evaluate` can redo a failed evaluation.
         eval_start = time.perf_counter()
