@@ -391,7 +391,7 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_pat
     """
     from prunelab.report.aggregate import build_rows
     from prunelab.report.collect import Job
-    from prunelab.report.findings import accuracy_finding, control_finding
+    from prunelab.report.findings import accuracy_finding, band_digits, control_finding
 
     # logger=csv: no W&B service in the pytest process (its children would inherit it).
     control = ["finetune.dense_control=true", "finetune.max_epochs=2", "logger=csv"]
@@ -417,7 +417,14 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_pat
     for jobs in ([pruned, dense], [pruned]):
         rows = next(iter(build_rows([Job(r["model"], tmp_path, None, r) for r in jobs]).values()))
         delta = rows[0].values("control/test_acc_delta_pts")[0]
-        assert f"{delta:+.1f} pts (95 % paired interval" in control_finding(rows[0])
+        lo, hi = rows[0].values("control/test_acc_delta_ci_low")[0], rows[0].values(
+            "control/test_acc_delta_ci_high"
+        )[0]
+        d = band_digits(lo, hi)
+        assert f"{delta:+.{d}f} pts (95 % paired interval" in control_finding(rows[0])
         text = accuracy_finding(rows)
         assert "Pruning's own effect (each pruned model against the dense control" in text
-        assert f"sparsity 0.5 ({gap:+.1f} pts; 95 % interval" in text
+        d = band_digits(
+            pruned["vs_control/test_acc_delta_ci_low"], pruned["vs_control/test_acc_delta_ci_high"]
+        )
+        assert f"sparsity 0.5 ({gap:+.{d}f} pts; 95 % interval" in text

@@ -18,6 +18,7 @@ from prunelab.report.findings import (
     robustness_finding,
     size_finding,
     speed_finding,
+    vs_control_finding,
 )
 from prunelab.report.tables import headline_table, robust_tables
 from prunelab.stats import wilson
@@ -497,3 +498,22 @@ def test_wandb_grid_shows_what_the_report_shows():
     assert pruned["test/acc_band_low"] < 0.80 - 0.006  # wider than the per-seed Wilson means
     assert pruned["latency/b1_ms_aligned"] == pytest.approx(row.b1_ms())
     assert pruned["latency/b1_ms_aligned"] != pytest.approx(row.mean("latency/b1_ms"))
+
+
+def test_a_small_change_beyond_noise_is_shown_with_the_decimals_that_say_so():
+    """-0.16 (-0.28 to -0.04) must not read '-0.2 pts; 95 % interval -0.3 to -0.0'."""
+    g = Group("m", "d", "p")
+
+    def row(sparsity: float, pts: float, lo: float, hi: float) -> Row:
+        sample = {"seed": 0, "test/acc": 0.87, "vs_control/test_acc_delta_pts": pts}
+        sample["vs_control/test_acc_delta_ci_low"] = lo
+        sample["vs_control/test_acc_delta_ci_high"] = hi
+        return Row(g, sparsity, [sample], "job")
+
+    text = vs_control_finding([row(0.2, -0.16, -0.28, -0.04), row(0.8, -2.3, -3.1, -1.5)])
+    assert "0.2 (-0.16 pts; 95 % interval -0.28 to -0.04)" in text
+    assert "0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)" in text
+    assert text.endswith("beyond noise at sparsity 0.2, 0.8.")
+    text = vs_control_finding([row(0.5, 0.06, -0.02, 0.14)])
+    assert "0.5 (+0.06 pts; 95 % interval -0.02 to +0.14)" in text
+    assert text.endswith("no change beyond noise at any sparsity.")
