@@ -417,14 +417,11 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_pat
     for jobs in ([pruned, dense], [pruned]):
         rows = next(iter(build_rows([Job(r["model"], tmp_path, None, r) for r in jobs]).values()))
         delta = rows[0].values("control/test_acc_delta_pts")[0]
-        lo, hi = rows[0].values("control/test_acc_delta_ci_low")[0], rows[0].values(
-            "control/test_acc_delta_ci_high"
-        )[0]
-        d = band_digits(lo, hi)
+        ends = [rows[0].values(f"control/test_acc_delta_ci_{end}")[0] for end in ("low", "high")]
+        d = band_digits(delta, *ends)
         assert f"{delta:+.{d}f} pts (95 % paired interval" in control_finding(rows[0])
         text = accuracy_finding(rows)
         assert "Pruning's own effect (each pruned model against the dense control" in text
-        d = band_digits(
-            pruned["vs_control/test_acc_delta_ci_low"], pruned["vs_control/test_acc_delta_ci_high"]
-        )
+        ends = [pruned[f"vs_control/test_acc_delta_ci_{end}"] for end in ("low", "high")]
+        d = band_digits(gap, *ends)
         assert f"sparsity 0.5 ({gap:+.{d}f} pts; 95 % interval" in text

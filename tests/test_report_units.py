@@ -514,6 +514,31 @@ def test_a_small_change_beyond_noise_is_shown_with_the_decimals_that_say_so():
     assert "0.2 (-0.16 pts; 95 % interval -0.28 to -0.04)" in text
     assert "0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)" in text
     assert text.endswith("beyond noise at sparsity 0.2, 0.8.")
-    text = vs_control_finding([row(0.5, 0.06, -0.02, 0.14)])
+    text = vs_control_finding([row(0.5, 0.06, -0.02, 0.14), row(0.8, -0.03, -0.21, 0.15)])
     assert "0.5 (+0.06 pts; 95 % interval -0.02 to +0.14)" in text
+    assert "0.8 (-0.03 pts; 95 % interval -0.21 to +0.15)" in text
     assert text.endswith("no change beyond noise at any sparsity.")
+
+
+def test_the_change_figure_draws_the_dense_control_where_the_jobs_have_one(tmp_path):
+    """A dashed level at the control's change (with its band) in the accuracy panel."""
+    from prunelab.report.figures import _control_line, change_vs_sparsity
+    from prunelab.report.plotkit import new_figure
+
+    g = Group("m", "d", "p")
+    dense = {"seed": 0, "test/acc": 0.87, "data/test_size": 10000}
+    control = {
+        "control/test_acc_delta_pts": 0.36,
+        "control/test_acc_delta_ci_low": 0.06,
+        "control/test_acc_delta_ci_high": 0.66,
+    }
+    pruned = {**dense, "test/acc": 0.8742, "sparsity": 0.5, "test/acc_delta_pts": 0.42}
+    pruned["test/acc_delta_ci_low"], pruned["test/acc_delta_ci_high"] = 0.12, 0.72
+    fig, (ax,) = new_figure()
+    assert _control_line(ax, Row(g, 0.0, [dense], "job"), "m", 0) == 0
+    assert _control_line(ax, Row(g, 0.0, [{**dense, **control}], "job"), "m", 0) == 1
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "m: dense control"]
+    assert list(line.get_ydata()) == [0.36, 0.36] and line.get_linestyle() == "--"
+    rows = {g: [Row(g, 0.0, [{**dense, **control}], "job"), Row(g, 0.5, [pruned], "job")]}
+    assert change_vs_sparsity(rows, tmp_path / "change.png", 80)
+    assert (tmp_path / "change.png").stat().st_size > 0

@@ -83,7 +83,7 @@ def change_panels(rows: dict[Group, list[Row]]) -> list[tuple[str, str, str]]:
 
 def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Change of test and PGD accuracy against each model's own dense baseline, paired bands."""
-    groups, drawn = list(rows), False
+    groups, drawn, controls = list(rows), False, 0
     legend_rows = -(-len(groups) // 3)
     panels = change_panels(rows)
     fig, axes = new_figure(len(panels), width=5.6, height=4.4 + 0.25 * legend_rows)
@@ -105,6 +105,8 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
                 label=group_label(group, groups),
                 **series_style(i),
             )
+            if key == "test/acc":
+                controls += _control_line(ax, rs[0], group_label(group, groups), i)
         ax.axhline(0, color="black", lw=0.8)
         if ticks:  # ticks at the measured sparsities only: the shifts are not sparsities
             ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
@@ -126,12 +128,28 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
     )  # fmt: skip
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
+    control = "\ndashed: the dense control (fine-tuned, unpruned); shaded: its paired interval"
     fig.suptitle(
         "Change against the model's own dense baseline, on the same images\n"
-        f"bars: {bars}; a bar that crosses 0 is within noise"
+        f"bars: {bars}; a bar that crosses 0 is within noise" + (control if controls else "")
     )
     save_png(fig, path, dpi)
     return True
+
+
+def _control_line(ax, base: Row, label: str, i: int) -> int:
+    """The dense control's change against dense (finetune.dense_control), as a dashed level.
+
+    A pruned point on it gained what the extra fine-tuning alone gains; one below it lost
+    that much to pruning. Returns 1 if drawn.
+    """
+    band = base.change("control/test_acc") if base.is_baseline else None
+    if band is None:
+        return 0
+    color = series_style(i)["color"]
+    ax.axhline(band.mean, color=color, ls="--", lw=1.2, label=f"{label}: dense control")
+    ax.axhspan(band.lo, band.hi, color=color, alpha=0.08, lw=0)
+    return 1
 
 
 def _curve_keys(rs: list[Row]) -> list[tuple[float, str]]:

@@ -46,7 +46,7 @@ def finetune_caveat(finetune: str | None) -> str:
 
 
 def band_digits(*ends: float) -> int:
-    """Decimals that keep an interval's ends readable: 2 where one would round to ±0.0.
+    """Decimals that keep a change and its interval readable: 2 where one would round to ±0.0.
 
     '-0.2 pts; 95 % interval -0.3 to -0.0' hides that the interval excludes 0 (it ends at
     -0.04); '-0.16 pts; 95 % interval -0.28 to -0.04' shows it.
@@ -57,7 +57,7 @@ def band_digits(*ends: float) -> int:
 def _change(row: Row, key: str, difference: float) -> str:
     """'0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)': a change with its paired band if known."""
     band = row.change(key)
-    digits = 1 if band is None else band_digits(band.lo, band.hi)
+    digits = 1 if band is None else band_digits(100 * difference, band.lo, band.hi)
     text = f"{row.sparsity:g} ({signed(100 * difference, ' pts', digits)}"
     if band is not None:
         what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
@@ -126,7 +126,7 @@ def vs_control_finding(pruned: list[Row]) -> str | None:
     cells = []
     for row, band in bands:
         what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
-        d = band_digits(band.lo, band.hi)
+        d = band_digits(band.mean, band.lo, band.hi)
         cells.append(
             f"{row.sparsity:g} ({signed(band.mean, ' pts', d)}; {what} {signed(band.lo, '', d)} "
             f"to {signed(band.hi, '', d)})"
@@ -154,7 +154,7 @@ def control_finding(base_row: Row) -> str | None:
         high = base_row.values("control/test_acc_delta_ci_high")
         band, d = "", 1
         if low and high:
-            d = band_digits(low[0], high[0])
+            d = band_digits(deltas[0], low[0], high[0])
             band = f" (95 % paired interval {signed(low[0], '', d)} to {signed(high[0], '', d)})"
         return f"{what} {signed(deltas[0], ' pts', d)}{band} against the dense model."
     mean = sum(deltas) / len(deltas)
