@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
-from prunelab.evaluate import format_table, main, merge_overrides
+from prunelab.evaluate import anchor_paths, compose_config, format_table, main, merge_overrides
 from prunelab.evaluation import evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
 from prunelab.io import save_torch
@@ -24,7 +24,7 @@ from prunelab.pruning import (
     prune_channels,
 )
 
-from conftest import DATA
+from conftest import DATA, ROOT
 
 FGSM = ("0.01", "0.03", "0.05", "0.1")
 ROBUST = [
@@ -228,3 +228,21 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert f"no checkpoint at {tmp_path / 'model.pt'}" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("Evaluate a saved job model on its own")
+
+
+def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, monkeypatch):
+    """`paths.data_dir: data` is the data of the folder train.py ran in, not of today's cwd."""
+    job = tmp_path / "job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ROOT}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = compose_config([])
+    assert cfg.paths.data_dir == "data"
+    anchor_paths(cfg, job, [])
+    assert cfg.paths.data_dir == str(ROOT / "data") and cfg.data.root == str(ROOT / "data")
+    # A folder named on the command line is the user's choice; one the job's folder lacks stays.
+    cfg = compose_config(["paths.data_dir=mine", "paths.cache_dir=nowhere"])
+    anchor_paths(cfg, job, ["paths.data_dir=mine"])
+    assert cfg.paths.data_dir == "mine" and cfg.paths.cache_dir == "nowhere"

@@ -57,6 +57,32 @@ def job_overrides(job_dir: Path) -> list[str]:
     return [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
 
 
+def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -> None:
+    """Relative data and cache folders as the job meant them: under the folder it ran from.
+
+    `paths.data_dir: data` means `data/` of wherever train.py was started; evaluating the job
+    from another folder would otherwise look for (and fail to find) the data there. A path
+    given on this command line is taken as given.
+    """
+    import yaml
+
+    record = job_dir / ".hydra" / "hydra.yaml"
+    if not record.is_file():
+        return
+    job_cwd = ((yaml.safe_load(record.read_text()) or {}).get("hydra") or {}).get("runtime", {})
+    job_cwd = job_cwd.get("cwd") if isinstance(job_cwd, dict) else None
+    if not job_cwd or Path(job_cwd).resolve() == Path.cwd().resolve():
+        return
+    given = {o.partition("=")[0].lstrip("+~") for o in cli_overrides}
+    for key in ("data_dir", "cache_dir"):
+        value = Path(str(cfg.paths[key]))
+        if f"paths.{key}" in given or value.is_absolute():
+            continue
+        there = Path(job_cwd) / value
+        if there.exists():
+            cfg.paths[key] = str(there)
+
+
 def merge_overrides(first: list[str], then: list[str]) -> list[str]:
     """`first` then `then`, an override in `then` replacing one of `first` for the same key."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -223,6 +249,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     if not overrides and (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file():
         overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
+    anchor_paths(cfg, ckpt.parent, cli_overrides)
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
