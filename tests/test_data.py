@@ -149,6 +149,32 @@ def test_sports_missing_root_is_clear(tmp_path):
         SportsDataModule(str(tmp_path / "none")).setup()
 
 
+@pytest.mark.parametrize(
+    ("module", "dataset", "torchvision_class", "hint"),
+    [
+        ("fashion_mnist", FashionMNISTDataModule, "FashionMNIST", "make data"),
+        ("cifar10", CIFAR10DataModule, "CIFAR10", "place cifar-10-batches-py there by hand"),
+    ],
+)
+def test_a_failed_download_is_one_line_naming_the_folder_and_the_way_out(
+    module, dataset, torchvision_class, hint, tmp_path, monkeypatch
+):
+    """Network errors arrive as many types and many lines; the user gets one of each."""
+    import importlib
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution\nretrying mirror 2 ...")
+
+    source = importlib.import_module(f"prunelab.data.{module}")
+    monkeypatch.setattr(source, torchvision_class, offline)
+    with pytest.raises(PrunelabError, match=hint) as err:
+        dataset(str(tmp_path / "here"), download=True).prepare_data()
+    message = str(err.value)
+    assert "\n" not in message and "name resolution" in message
+    assert str((tmp_path / "here").resolve()) in message
+
+
 def test_cifar10_offline_without_files_is_clear(tmp_path):
     with pytest.raises(PrunelabError, match="CIFAR-10"):
         CIFAR10DataModule(str(tmp_path), download=False).setup()
