@@ -41,6 +41,8 @@ from conftest import run_train
         (["data=sports", "data.classes=[]"], "data.classes must name at least 2 class folders"),
         (["data=sports", "data.classes=[tshirt]"], "data.classes must name at least 2 class"),
         (["data=sports", "data.image_size=abc"], "data.image_size must be a whole number >= 1"),
+        (["data=imagefolder", "data.std=[0.2,0,0.2]"], "data.std must be null or 3 positive"),
+        (["data=imagefolder", "data.mean=[0.5]"], "data.mean must be null or 3 numbers (one per"),
         (["+foo=1"], "unknown config key 'foo' (nothing reads it)"),
         (["+foo.bar=1"], "unknown config key 'foo' (nothing reads it)"),
         (["logger.wandb.mode=bogus"], "logger.wandb.mode must be one of online, offline, disabled"),

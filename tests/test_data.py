@@ -204,6 +204,26 @@ def test_sports_needs_two_distinct_classes(classes, expected, tmp_path):
         SportsDataModule(str(tmp_path), classes=classes)
 
 
+def test_own_images_can_bring_their_own_normalisation(tmp_path):
+    """data.mean/std replace ImageNet's statistics in the net's first layer; null keeps them."""
+    from prunelab.build import build_net, data_spec
+    from prunelab.models.layers import Normalize
+
+    _sports_layout(tmp_path, ["golf", "tennis"], per_split=1)
+    spec = data_spec(SportsDataModule(str(tmp_path), classes=None))
+    assert spec["mean"] == [0.485, 0.456, 0.406] and spec["std"] == [0.229, 0.224, 0.225]
+    dm = SportsDataModule(str(tmp_path), classes=None, mean=[0.5, 0.5, 0.5], std=[0.25] * 3)
+    spec = data_spec(dm)
+    assert spec["mean"] == [0.5] * 3 and spec["std"] == [0.25] * 3
+    for model in ("SimpleCNN", "ResNetSmall"):
+        net = build_net({"_target_": f"prunelab.models.{model}"}, spec)
+        (norm,) = [m for m in net.modules() if isinstance(m, Normalize)]
+        pixels = torch.tensor([0.5, 0.75, 0.0]).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+        assert torch.equal(norm(pixels)[0, :, 0, 0], torch.tensor([0.0, 1.0, -2.0]))
+    with pytest.raises(PrunelabError, match=re.escape("data.std must be null or 3 positive")):
+        SportsDataModule(str(tmp_path), std=[0.2, 0.0, 0.2])
+
+
 def test_sports_null_classes_with_one_folder_is_clear(tmp_path):
     _sports_layout(tmp_path, ["golf"], per_split=1)
     dm = SportsDataModule(str(tmp_path), classes=None)

@@ -131,6 +131,25 @@ def check_classes(key: str, value: object) -> None:
         )
 
 
+def check_channel_stats(key: str, value: object, channels: int, positive: bool) -> None:
+    """Per-channel statistics: null (the dataset's default) or one number per channel."""
+    if value is None:
+        return
+    seq = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
+    ok = seq is not None and len(seq) == channels
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in seq  # type: ignore[union-attr]
+    )
+    if ok and positive:
+        ok = all(v > 0 for v in seq)  # type: ignore[union-attr]
+    if not ok:
+        what = "positive numbers" if positive else "numbers"
+        raise PrunelabError(
+            f"{key} must be null or {channels} {what} (one per channel), got {value!r}"
+        )
+
+
 def check_wandb_mode(key: str, value: object) -> None:
     """A W&B mode wandb itself accepts."""
     if value not in WANDB_MODES:
@@ -152,6 +171,8 @@ def check_value(key: str, value: object) -> None:
             check_number(key, eps, EPS_HIGH[key])
     elif key == "data.classes":
         check_classes(key, value)
+    elif key in ("data.mean", "data.std"):  # the image-folder modules, RGB
+        check_channel_stats(key, value, 3, positive=key == "data.std")
     elif key == "logger.wandb.mode":
         check_wandb_mode(key, value)
 
@@ -179,7 +200,7 @@ def check_config(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_HIGH, "trainer.devices", "trainer.num_nodes",
-            "data.classes"]  # fmt: skip
+            "data.classes", "data.mean", "data.std"]  # fmt: skip
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)

@@ -43,7 +43,8 @@ class _SelectedClasses(ImageFolder):
 class SportsDataModule(ImageDataModule):
     """The study's setting: 32x32, ImageNet statistics, flip/rotation/colour-jitter augmentation.
 
-    `classes=None` takes every class folder under root/train, sorted by name.
+    `classes=None` takes every class folder under root/train, sorted by name; `mean`/`std`
+    (per RGB channel, in [0, 1] pixel units) replace ImageNet's for images unlike photographs.
     """
 
     name = "sports"
@@ -56,15 +57,23 @@ class SportsDataModule(ImageDataModule):
         classes: Sequence[str] | None = STUDY_CLASSES,
         image_size: int = 32,
         augment: bool = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("val_size", None)  # the layout has its own validation split: all of it
         super().__init__(root, **kwargs)
         # Imported here: validate is also the command line's light-weight checker.
-        from prunelab.validate import check_classes, check_whole
+        from prunelab.validate import check_channel_stats, check_classes, check_whole
 
         check_classes("data.classes", classes)
         check_whole("data.image_size", image_size, 1, nullable=False)
+        check_channel_stats("data.mean", mean, 3, positive=False)
+        check_channel_stats("data.std", std, 3, positive=True)
+        if mean is not None:  # the net's first layer normalises with these (build.data_spec)
+            self.mean = tuple(float(v) for v in mean)
+        if std is not None:
+            self.std = tuple(float(v) for v in std)
         self._classes = None if classes is None else list(classes)
         self.image_size = image_size
         self.augment = augment
