@@ -29,6 +29,7 @@ from prunelab.report.plotkit import (
 from prunelab.report.tables import HEADLINE_ATTACK, pgd_eps
 
 log = logging.getLogger("prunelab")
+CONTROL = ": dense control"  # legend suffix of a model's dense-control level
 # Re-exported: the report's one module of figures for its callers and tests.
 __all__ = [
     "CHANNEL_AXIS", "MIXED_AXIS", "SPARSITY_AXIS", "FIGURES", "draw_all", "group_label",
@@ -122,9 +123,14 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             series.setdefault(label, handle)
+    models = [label for label in series if not label.endswith(CONTROL)]
+    ncols = min(3, len(models))
+    if controls:  # each model's control under it: the legend fills column by column
+        order = [x for m in models for x in (m, m + CONTROL) if x in series]
+        series, ncols = {x: series[x] for x in order}, len(models)
     fig.legend(
         list(series.values()), list(series), title="Model", fontsize="small",
-        loc="outside lower center", ncols=min(3, len(series)),
+        loc="outside lower center", ncols=ncols,
     )  # fmt: skip
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
@@ -147,7 +153,7 @@ def _control_line(ax, base: Row, label: str, i: int) -> int:
     if band is None:
         return 0
     color = series_style(i)["color"]
-    ax.axhline(band.mean, color=color, ls="--", lw=1.2, label=f"{label}: dense control")
+    ax.axhline(band.mean, color=color, ls="--", lw=1.2, label=label + CONTROL)
     ax.axhspan(band.lo, band.hi, color=color, alpha=0.08, lw=0)
     return 1
 
