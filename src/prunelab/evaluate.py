@@ -69,8 +69,8 @@ def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -
     record = job_dir / ".hydra" / "hydra.yaml"
     if not record.is_file():
         return
-    job_cwd = ((yaml.safe_load(record.read_text()) or {}).get("hydra") or {}).get("runtime", {})
-    job_cwd = job_cwd.get("cwd") if isinstance(job_cwd, dict) else None
+    runtime = ((yaml.safe_load(record.read_text()) or {}).get("hydra") or {}).get("runtime")
+    job_cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
     if not job_cwd or Path(job_cwd).resolve() == Path.cwd().resolve():
         return
     given = {o.partition("=")[0].lstrip("+~") for o in cli_overrides}
