@@ -134,7 +134,7 @@ def change_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bo
     )  # fmt: skip
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
     bars = "95 % paired interval" if seeds == 1 else "95 % band over seeds and images"
-    control = "\ndashed: the dense control (fine-tuned, unpruned); shaded: its paired interval"
+    control = f"\ndashed: the dense control (fine-tuned, unpruned); shaded: its {bars}"
     fig.suptitle(
         "Change against the model's own dense baseline, on the same images\n"
         f"bars: {bars}; a bar that crosses 0 is within noise" + (control if controls else "")
