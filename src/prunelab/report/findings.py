@@ -45,13 +45,13 @@ def finetune_caveat(finetune: str | None) -> str:
     )
 
 
-def band_digits(*ends: float) -> int:
+def band_digits(*values: float) -> int:
     """Decimals that keep a change and its interval readable: 2 where one would round to ±0.0.
 
     '-0.2 pts; 95 % interval -0.3 to -0.0' hides that the interval excludes 0 (it ends at
     -0.04); '-0.16 pts; 95 % interval -0.28 to -0.04' shows it.
     """
-    return 2 if any(abs(end) < 0.05 for end in ends) else 1
+    return 2 if any(abs(value) < 0.05 for value in values) else 1
 
 
 def _change(row: Row, key: str, difference: float) -> str:
@@ -123,14 +123,7 @@ def vs_control_finding(pruned: list[Row]) -> str | None:
     bands = [(row, band) for row, band in bands if band is not None]
     if not bands:
         return None
-    cells = []
-    for row, band in bands:
-        what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
-        d = band_digits(band.mean, band.lo, band.hi)
-        cells.append(
-            f"{row.sparsity:g} ({signed(band.mean, ' pts', d)}; {what} {signed(band.lo, '', d)} "
-            f"to {signed(band.hi, '', d)})"
-        )
+    cells = [_change(row, "vs_control/test_acc", band.mean / 100) for row, band in bands]
     beyond = [f"{row.sparsity:g}" for row, band in bands if not band.contains(0.0)]
     verdict = (
         "no change beyond noise at any sparsity"
