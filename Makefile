@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 FMNIST  := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 SWEEP   ?= model=simplecnn,resnetsmall sparsity=0.2,0.5,0.8
 
-.PHONY: setup data sweep test lint bench lock clean-cache
+.PHONY: setup data sweep test lint bench lock
 
 $(STAMP): pyproject.toml requirements/lock.txt scripts/install.sh
 	bash scripts/install.sh $(VENV)

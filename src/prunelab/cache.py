@@ -64,7 +64,8 @@ def baseline_key_material(cfg: DictConfig) -> dict:
 
 
 def baseline_key(cfg: DictConfig, material: dict | None = None) -> str:
-    """A readable, content-addressed key such as `simplecnn-fashion_mnist-seed0-1a2b3c4d5e6f`.
+    """A readable, content-addressed key such as `simplecnn-fashionmnist-seed0-1a2b3c4d5e6f`
+    (the net's and the DataModule's class names).
 
     `material`: baseline_key_material(cfg) when the caller has it already (it reads the source).
     """
