@@ -4,8 +4,9 @@ import sys
 
 from prunelab.cli import check_argv
 
-# One clear line for a bad sparsity, model or dataset, before torch is even imported.
-check_argv(sys.argv[1:])
+# One clear line for a bad sparsity, model or dataset, before torch is even imported; Hydra's
+# flags (-m) may stand anywhere.
+sys.argv[1:] = check_argv(sys.argv[1:])
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

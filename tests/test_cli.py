@@ -6,9 +6,10 @@ import sys
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-from prunelab.cli import check_overrides, compose_config
+from prunelab.cli import arrange, check_overrides, compose_config
 from prunelab.errors import PrunelabError
 from prunelab.pipeline import run
 from prunelab.targets import find_target, targets
@@ -113,6 +114,72 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["pruning=null"], "pruning=null: choose one of: gradual, layerwise, lottery,"),
+        (["experiment=null"], "experiment=null: choose one of: paper, smoke (or leave it out"),
+        # YAML's off/no are strings to Hydra, and true to Python.
+        (["attack.cascade=off"], "attack.cascade must be true or false, got 'off'"),
+        (["data.download=no"], "data.download must be true or false, got 'no'"),
+        (["model.dropout=abc"], "model.dropout must be a number, got 'abc'"),
+        (["attack.fgsm_eps=0.1"], "attack.fgsm_eps must be a list (attack.fgsm_eps=[a,b,...])"),
+        (["pruning.amount=0.8"], "pruning.amount follows sparsity: set sparsity=0.8 instead"),
+        (["attack.curve.alpha_factor=0"], "attack.curve.alpha_factor must be a number > 0, got 0"),
+        (["finetune.scheduler=cosin"], "finetune.scheduler must be cosine or null (no schedule)"),
+        (["report.dpi=abc"], "report.dpi must be a whole number >= 1, got 'abc'"),
+        (["report.speedup_tolerance=-1"], "report.speedup_tolerance must be a number >= 0"),
+        (
+            ["report.profiles.mobile.prefer=sizee"],
+            "report.profiles.mobile.prefer must be one of accuracy, latency, size, got 'sizee'",
+        ),  # fmt: skip
+        (
+            ["+report.profiles.mobile.max_latncy_ms=2"],
+            "unknown profile setting 'report.profiles.mobile.max_latncy_ms'; did you mean "
+            "'max_latency_ms'?",
+        ),  # fmt: skip
+        # A key added under a node nothing passes to a constructor is read by nobody.
+        (
+            ["+finetune.max_epoch=3"],
+            "unknown config key 'finetune.max_epoch' (nothing reads it; did you mean "
+            "'finetune.max_epochs'?)",
+        ),  # fmt: skip
+        (["+eval.latency.nothing_like_it=5"], "unknown config key 'eval.latency.nothing_like_it'"),
+        (["~sparsity"], "cannot remove 'sparsity': prunelab reads it (set a value instead)"),
+        (["~logger"], "cannot remove 'logger'"),
+        (
+            ["hydra/launcher=joblb"],
+            "unknown hydra/launcher 'joblb'; choose one of: basic, joblib, submitit_local, "
+            "submitit_slurm",
+        ),  # fmt: skip
+        (["sparsity=0.2;0.5"], "cannot read the override 'sparsity=0.2;0.5' (LexerNoViable"),
+        # The shell splits `sparsity=0.2, 0.5` in two.
+        (["-m", "sparsity=0.2,", "0.5"], "'0.5' is not an override: write key=value"),
+        (
+            ["--sparsity", "0.5"],
+            "unknown option '--sparsity': set config values as key=value (sparsity=0.5)",
+        ),  # fmt: skip
+    ],
+)
+def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):
+    where = [f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"]
+    with pytest.raises(PrunelabError) as info:
+        check_overrides(arrange([*args, *where]))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_hydra_flags_may_stand_after_the_overrides():
+    """argparse takes Hydra's flags only before the overrides; arrange() moves them there."""
+    args = ["experiment=smoke", "-m", "sparsity=0.2,0.5", "--cfg", "job", "--info", "plugins"]
+    assert arrange(args) == ["-m", "--cfg", "job", "--info", "plugins", "experiment=smoke",
+                             "sparsity=0.2,0.5"]  # fmt: skip
+    assert arrange(["~experiment", "-cn=config", "seed=1"]) == ["-cn=config", "~experiment",
+                                                                "seed=1"]  # fmt: skip
+    proc = run_train(["experiment=smoke", "--cfg", "job", "sparsity=0.3"])  # prints, runs nothing
+    assert proc.returncode == 0, proc.stderr
+    assert "sparsity: 0.3" in proc.stdout and "max_epochs: 1" in proc.stdout
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["+trainer.max_time=null"],  # an addition under an existing node reaches its constructor
@@ -125,6 +192,11 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         ["pruning=lottery", "pruning.rewind_epoch=1"],
         ["finetune.optimizer._target_=torch.optim.SGD"],
         ["-m", "hydra/launcher=joblib", "pruning=structured", "data=cifar10", "logger=csv"],
+        ["+report.profiles.tiny.max_latency_ms=0.3"],  # a deployment profile of one's own
+        ["~trainer.precision"],  # a constructor's argument: its default applies
+        ["~experiment"],
+        ["finetune.scheduler=null", "model.dropout=0", "attack.cascade=false"],
+        ["data.train_size=null", "eval.latency.threads=2", "trainer.deterministic=true"],
     ],
 )
 def test_good_input_passes_the_checks(args, tmp_path):
@@ -185,6 +257,14 @@ def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path
         with pytest.raises(PrunelabError, match=expected):
             run(make_cfg(override, out=out))
         assert not out.exists()
+
+
+def test_a_bad_pruning_setting_stops_the_job_before_the_baseline(make_cfg, tmp_path):
+    out = tmp_path / "job"
+    with pytest.raises(InstantiationException) as info:
+        run(make_cfg("pruning=gradual", "pruning.every=0", out=out))
+    assert "pruning.every must be at least 1" in str(info.value.__cause__)
+    assert not out.exists() and not (tmp_path / "cache").exists()
 
 
 def test_a_bad_model_setting_names_target_and_cause(tmp_path):

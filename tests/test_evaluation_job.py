@@ -182,14 +182,19 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     assert format_table(result).count("\n") > 20
     # The job's identity and measured sparsity, so eval.json can be matched to its method.
     recorded = json.loads(before)
-    for key in ("pruning", "prune/sparsity_measured", "prune/sparsity_overall"):
+    keys = ("pruning", "prune/sparsity_target", "prune/sparsity_measured", "prune/sparsity_overall")
+    for key in keys:
         assert result[key] == recorded[key], key
 
-    # Another architecture's weights as the baseline: one line, not a traceback.
-    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt"))))
+    # Another architecture's weights as the baseline (a job folder: its model.pt): one line.
+    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt")))).parent
     assert main([f"ckpt={job / 'model.pt'}", f"baseline={other}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
+    # The job's checks before training run here too, before any attack.
+    assert main([f"ckpt={job}", "eval.device=gpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "prunelab: error: eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
 
 
 def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path):
@@ -211,7 +216,8 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     result = json.loads((job / "eval.json").read_text())
     removed = measure_removed(net, build_net(cfg.model, spec), spec["in_shape"])
     assert result["prune/sparsity_measured"] > 0.5  # ~75 % of the weights; 0 zeros counted
-    for key, value in {"prune/channel_ratio": 0.5, **removed}.items():
+    expected = {"prune/sparsity_target": 0.5, "prune/channel_ratio": 0.5, **removed}
+    for key, value in expected.items():
         assert result[key] == pytest.approx(value), key
 
 
@@ -219,6 +225,9 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert main([f"ckpt={tmp_path / 'missing.pt'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: no checkpoint at") and "\n" not in err
+    assert main([f"ckpt={tmp_path / 'missing.pt'}", f"out={tmp_path}"]) == 1  # before loading
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"prunelab: error: out={tmp_path} is a folder; name the file")
     assert main(["attack.n_images=3"]) == 1
     assert "usage" in capsys.readouterr().err
     assert main([f"ckpt={tmp_path / 'job' / 'model.sparse'}"]) == 1

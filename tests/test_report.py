@@ -144,6 +144,26 @@ def test_a_failed_job_is_reported_and_the_callback_exits_1(smoke_sweep, tmp_path
     assert f"FAILED `{job.name}`: prunelab: error: diverged (loss is nan)" in report
 
 
+def test_a_report_bug_is_one_line_with_its_traceback_in_a_file(
+    smoke_sweep, tmp_path, capsys, monkeypatch
+):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    cfg = OmegaConf.load(copy / "multirun.yaml")
+    cfg.hydra.sweep.dir = str(copy)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("prunelab.report.build", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        ReportCallback().on_multirun_end(cfg)
+    assert exit_info.value.code == 1
+    log = copy / "report-error.log"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"prunelab: error: report failed: RuntimeError: boom (traceback in {log})"]
+    assert log.read_text().startswith("Traceback") and "boom" in log.read_text()
+
+
 def test_a_job_folder_from_another_sweep_is_not_mixed_in(smoke_sweep, tmp_path):
     copy = copy_sweep(smoke_sweep, tmp_path)
     job = sorted(p.parent for p in copy.glob("*/results.json"))[0]

@@ -14,8 +14,16 @@ from typing import Any
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
+from prunelab.shape import check_shape
 from prunelab.targets import check_targets
-from prunelab.validate import CELL_KEYS, CONF_DIR, check_config, check_option, check_value
+from prunelab.validate import (
+    CELL_KEYS,
+    CONF_DIR,
+    check_config,
+    check_option,
+    check_value,
+    options,
+)
 
 GROUPS = ("model", "data", "pruning", "attack", "trainer", "logger", "experiment", "hydra/launcher")
 
@@ -53,27 +61,33 @@ def check_overrides(args: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    candidates = [a for a in args if "=" in a and not a.startswith("-")]
+    candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
     try:
         overrides = OverridesParser.create().parse_overrides(candidates)
     except OverrideParseException as err:
-        raise PrunelabError(str(err).splitlines()[0]) from None
+        cause = err.message.splitlines()[0].split(": ")[0]
+        raise PrunelabError(
+            f"cannot read the override '{err.override}' ({cause}): write key=value, several "
+            "values as key=a,b (no spaces), a list as key=[a,b]; quote values with spaces"
+        ) from None
     check_multirun(args, overrides)
     written = dict(WRITTEN)
     for override in overrides:
         key = override.key_or_group
         if override.is_delete():
             continue
-        if override.is_add() or override.is_force_add():
-            check_added(key)
         if key in written and not override.is_sweep_override():
             value = override.value()
             # Interpolated values (${now:...}) resolve later; check their fixed prefix.
             written[key] = str(value).split("${")[0] or "."
         check_swept(override)
-        if key in GROUPS and (CONF_DIR / key).is_dir():
+        if key in GROUPS:
             for value in _values(override):
-                if value is not None:
+                if value is None:
+                    known = ", ".join(options(key)) if (CONF_DIR / key).is_dir() else "..."
+                    none = " (or leave it out for none)" if key == "experiment" else ""
+                    raise PrunelabError(f"{key}=null: choose one of: {known}{none}")
+                if (CONF_DIR / key).is_dir():
                     check_option(key, str(value))
         else:  # a bad sparsity, seed, size, ... in any value of a sweep
             for value in _values(override):
@@ -98,24 +112,6 @@ def check_multirun(args: Sequence[str], overrides: list) -> None:
             )
 
 
-def top_level_keys() -> set[str]:
-    """Top-level config keys something reads: conf/config.yaml's, the config groups, hydra."""
-    from omegaconf import OmegaConf
-
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    return {*OmegaConf.load(CONF_DIR / "config.yaml").keys(), *groups, "hydra"} - {"defaults"}
-
-
-def check_added(key: str) -> None:
-    """`+key=...` may add under an existing node (passed on to a constructor), not a new root.
-
-    Nothing reads a new top-level key: `+foo=1` would run as if it were not there.
-    """
-    top = re.split(r"[./]", key, maxsplit=1)[0]
-    if top not in top_level_keys():
-        raise PrunelabError(f"unknown config key '{top}' (nothing reads it)")
-
-
 def check_swept(override) -> None:
     """Only the cell keys may take several values in one sweep.
 
@@ -135,6 +131,7 @@ def check_swept(override) -> None:
 
 def check_composes(overrides: list) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`)."""
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     # One representative job: the first value of every sweep (each value was checked above).
@@ -149,6 +146,13 @@ def check_composes(overrides: list) -> None:
         cfg = compose_config(first)
     except (OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        missing = re.match(r"In '[^']+': Could not find '(.+)/([^/']+)'", lines[0] if lines else "")
+        if missing:  # a typo in a group of Hydra's own (hydra/launcher=joblb)
+            group, value = missing.groups()
+            known = [line for line in lines[2:] if "=" not in line and ":" not in line]
+            raise PrunelabError(
+                f"unknown {group} '{value}'; choose one of: {', '.join(known)}"
+            ) from None
         match = re.match(r"Could not override '([^']+)'", lines[0] if lines else "")
         if match:
             key = match.group(1)
@@ -161,8 +165,16 @@ def check_composes(overrides: list) -> None:
                 ) from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__
         raise PrunelabError(f"bad override: {detail}") from None
+    groups = [t for o, t in zip(overrides, first, strict=True) if _is_group(o.key_or_group)]
+    default = OmegaConf.to_container(compose_config(groups), resolve=False)
+    check_shape(overrides, [_values(o) for o in overrides], default)
     check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
     check_targets(cfg)
+
+
+def _is_group(key: str) -> bool:
+    """True for a config group choice (model=..., hydra/launcher=...), not a value."""
+    return key in GROUPS or "/" in key or (CONF_DIR / key).is_dir()
 
 
 def compose_config(overrides: list[str]) -> Any:
@@ -201,10 +213,60 @@ def did_you_mean(key: str, overrides: list[str]) -> str | None:
     return None
 
 
-def check_argv(args: Sequence[str]) -> None:
-    """check_overrides, exiting with status 2 and one line on stderr on failure."""
+def hydra_flags() -> dict[str, object]:
+    """Hydra's command-line flags (-m, --cfg, -cn, ...) and how many values each takes."""
+    from hydra._internal.utils import get_args_parser
+
+    return {
+        flag: action.choices if action.nargs == "?" else action.nargs
+        for action in get_args_parser()._actions
+        for flag in action.option_strings
+    }
+
+
+def arrange(args: Sequence[str]) -> list[str]:
+    """Hydra's flags (with their values) first, then the overrides, each kept in its order.
+
+    Hydra's argument parser takes flags only before the overrides (`experiment=smoke -m
+    sparsity=0.2,0.5` stops with an eight-line usage message); a token that is neither a flag
+    nor an override (`sparsity=0.2, 0.5` splits in two) is one line here.
+    """
+    takes = hydra_flags()
+    flags, overrides = [], []
+    rest = list(args)
+    while rest:
+        token = rest.pop(0)
+        if "=" in token and not token.startswith("-") or token.startswith("~"):
+            overrides.append(token)
+            continue
+        name = token.split("=", 1)[0]
+        if not token.startswith("-"):
+            raise PrunelabError(
+                f"'{token}' is not an override: write key=value, several values of one key as "
+                "key=a,b (no spaces)"
+            )
+        if name not in takes:
+            value = f"={rest[0]}" if rest and "=" not in rest[0] else "=..."
+            raise PrunelabError(
+                f"unknown option '{name}': set config values as key=value "
+                f"({name.lstrip('-')}{value}); Hydra's options: python train.py --hydra-help"
+            )
+        flags.append(token)
+        wanted = takes[name]
+        if "=" in token or not rest:
+            continue
+        if wanted is None or (isinstance(wanted, (list, tuple)) and rest[0] in wanted):
+            flags.append(rest.pop(0))  # --cfg job, -cn NAME, --info plugins
+    return flags + overrides
+
+
+def check_argv(args: Sequence[str]) -> list[str]:
+    """`args` arranged for Hydra (see arrange) and checked (check_overrides); on a mistake one
+    line on stderr and exit status 2."""
     try:
-        check_overrides(args)
+        arranged = arrange(args)
+        check_overrides(arranged)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    return arranged

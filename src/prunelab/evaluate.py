@@ -6,8 +6,9 @@
 The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
 line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict or a job's
 model.pt), else from the cache entry the job names; `baseline=none` evaluates the model alone.
-Prints a table and writes the keys of docs/metrics.md to `eval.json` beside the checkpoint
-(or `out=PATH`); the job's results.json is never touched.
+Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
+`prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
+beside the checkpoint (or `out=PATH`); the job's results.json is never touched.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab.cli import check_argv
+from prunelab.cli import check_argv, check_writable
 from prunelab.errors import PrunelabError
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ def load_baseline_state(
         return None, None, None
     if arg:
         path = Path(arg)
+        if path.is_dir():  # a job folder (the sparsity-0 job's is the dense model): its model
+            path = path / "model.pt"
         if not path.is_file():
             raise PrunelabError(f"no baseline at {path}")
         state = load_torch(path)
@@ -154,7 +157,8 @@ def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
     from prunelab.build import build_net
     from prunelab.pruning import measure_removed, measure_sparsity
 
-    zeros = measure_sparsity(net)
+    # The job's target is its sparsity (for structured pruning, its channel ratio).
+    zeros = {"prune/sparsity_target": float(saved["meta"]["sparsity"]), **measure_sparsity(net)}
     dense = build_net(saved["model"], saved["data"])  # the architecture before any shrinking
     if [p.shape for p in net.parameters()] == [p.shape for p in dense.parameters()]:
         return zeros
@@ -235,13 +239,17 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             f"{ckpt} is the size export (weights only); pass the job's model.pt, which holds "
             "the architecture and data it needs (load_sparse reads .sparse files in Python)"
         )
+    out = Path(own.get("out") or ckpt.with_name("eval.json"))
+    if out.is_dir():
+        raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
+    check_writable(str(out.parent))  # before minutes of attacks, not after
     saved = load_job_model(ckpt)
 
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
     from prunelab.evaluation import evaluate
     from prunelab.io import write_json
     from prunelab.pipeline import META_KEYS, quiet_libraries
-    from prunelab.validate import CONF_DIR
+    from prunelab.validate import CONF_DIR, check_before_training, check_config
 
     quiet_libraries()
     meta = saved["meta"]
@@ -250,8 +258,10 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     anchor_paths(cfg, ckpt.parent, cli_overrides)
+    check_config(cfg)
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
+    check_before_training(cfg, spec)  # eval.device, attack.targeted_class
     trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
     if (list(spec["in_shape"]), int(spec["num_classes"])) != trained_on:
         raise PrunelabError(
@@ -283,7 +293,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         **metrics,
         "time/eval_s": time.perf_counter() - start,
     }
-    out = Path(own.get("out") or ckpt.with_name("eval.json"))
     print(format_table(results))
     write_json(out, results)
     print(f"\nwrote {out} ({len(results)} keys, evaluation {results['time/eval_s']:.1f} s)")

@@ -293,6 +293,9 @@ def run(cfg: DictConfig) -> dict:
     """Run one job and return its results (also written to results.json, last and atomically)."""
     check_config(cfg)
     sparsity = check_sparsity(cfg.sparsity)
+    # The method checks its own settings when built: a bad one stops the job now, not after the
+    # baseline's training (fine-tuning builds it again, fresh).
+    instantiate(cfg.pruning)
     quiet_libraries()
     cheap_cuda_check()
     out = Path(cfg.paths.output_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,9 +73,16 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "eval.latency.repeats_b1": (1, False),
     "eval.latency.repeats_bN": (1, False),
     "eval.latency.threads": (1, True),
+    "report.dpi": (1, False),
 }
-NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "attack.pgd.alpha",
+NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "report.speedup_tolerance",
                "baseline.optimizer.weight_decay", "finetune.optimizer.weight_decay")  # fmt: skip
+# Attack step sizes: a zero step leaves PGD at its random start, a silently wrong curve.
+POSITIVE = ("attack.pgd.alpha", "attack.curve.alpha_factor")
+SCHEDULERS = ("cosine", None)  # prunelab.module.Classifier's learning-rate schedules
+# Deployment profiles (report.profiles.<name>): the report's advice reads these fields only.
+PREFER = ("accuracy", "latency", "size")
+PROFILE_LIMITS = ("max_latency_ms", "min_latency_ms", "max_size_mb")
 # L-inf radii on images in [0, 1]: a radius above 1 (255/255) lets the attack set any image.
 EPS_HIGH = {"attack.pgd.eps": 1, "attack.fgsm_eps": 1, "attack.curve.eps_255": 255}
 # What wandb 0.31's Settings.mode accepts; anything else is a multi-line pydantic error later.
@@ -102,16 +110,44 @@ def check_whole(key: str, value: object, low: int, nullable: bool) -> None:
         raise PrunelabError(f"{key} must be {rule}, got {value!r}")
 
 
-def check_number(key: str, value: object, high: float | None = None) -> None:
-    """`value` must be a finite number >= 0 (and <= `high` where given)."""
+def check_number(
+    key: str, value: object, high: float | None = None, positive: bool = False
+) -> None:
+    """`value` must be a finite number >= 0 (> 0 if `positive`; <= `high` where given)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:  # type: ignore[arg-type]
+    if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):  # type: ignore[arg-type]
         ok = False
     elif high is not None and value > high:  # type: ignore[operator]
         ok = False
     if not ok:
-        rule = ">= 0" if high is None else f"in [0, {high}]"
+        rule = ("> 0" if positive else ">= 0") if high is None else f"in [0, {high}]"
         raise PrunelabError(f"{key} must be a number {rule}, got {value!r}")
+
+
+def check_profiles(key: str, profiles: object) -> None:
+    """Deployment profiles: a mapping of name -> {description, prefer, limits (numbers >= 0)}."""
+    if profiles is None:
+        return
+    if not isinstance(profiles, dict):
+        raise PrunelabError(f"{key} must be a mapping of profile names to limits, got {profiles!r}")
+    fields = ("description", "prefer", *PROFILE_LIMITS)
+    for name, spec in profiles.items():
+        where = f"{key}.{name}"
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            raise PrunelabError(f"{where} must be a mapping (prefer, limits), got {spec!r}")
+        for field, value in spec.items():
+            if field not in fields:
+                close = difflib.get_close_matches(str(field), fields, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(fields)}"
+                raise PrunelabError(f"unknown profile setting '{where}.{field}'{hint}")
+            if field in PROFILE_LIMITS and value is not None:
+                check_number(f"{where}.{field}", value)
+        if spec.get("prefer", "accuracy") not in PREFER:
+            raise PrunelabError(
+                f"{where}.prefer must be one of {', '.join(PREFER)}, got {spec['prefer']!r}"
+            )
 
 
 def check_classes(key: str, value: object) -> None:
@@ -162,8 +198,12 @@ def check_value(key: str, value: object) -> None:
         check_sparsity(value)
     elif key in WHOLE:
         check_whole(key, value, *WHOLE[key])
-    elif key in NONNEGATIVE:
-        check_number(key, value)
+    elif key in NONNEGATIVE or key in POSITIVE:
+        check_number(key, value, positive=key in POSITIVE)
+    elif key in ("baseline.scheduler", "finetune.scheduler") and value not in SCHEDULERS:
+        raise PrunelabError(f"{key} must be cosine or null (no schedule), got {value!r}")
+    elif key == "report.profiles":
+        check_profiles(key, value)
     elif key in ("trainer.devices", "trainer.num_nodes"):
         check_devices(key, value)
     elif key in EPS_HIGH:
@@ -199,8 +239,9 @@ def check_config(cfg: DictConfig) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
-    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *EPS_HIGH, "trainer.devices", "trainer.num_nodes",
-            "data.classes", "data.mean", "data.std"]  # fmt: skip
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
+            "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
+            "finetune.scheduler", "report.profiles"]  # fmt: skip
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)

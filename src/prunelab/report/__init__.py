@@ -9,7 +9,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunelab.errors import PrunelabError
 from prunelab.report.advice import profiles_from
 from prunelab.report.aggregate import Group, build_rows
 from prunelab.report.collect import Cell, Job, SweepData, collect
@@ -18,7 +17,7 @@ from prunelab.report.figures import draw_all
 from prunelab.report.files import write_text
 from prunelab.report.tables import write_csv
 from prunelab.report.wandb_summary import WandbOutcome, log_summary, wandb_target
-from prunelab.validate import CONF_DIR
+from prunelab.validate import CONF_DIR, check_config
 
 log = logging.getLogger("prunelab")
 DEFAULTS = CONF_DIR / "report" / "default.yaml"
@@ -80,10 +79,8 @@ def build(
     if cfg is None:
         cfg = data.multirun
     conf = settings(cfg)
-    try:
-        profiles = profiles_from(OmegaConf.to_container(conf.profiles, resolve=True))
-    except ValueError as err:
-        raise PrunelabError(str(err)) from None
+    check_config(OmegaConf.create({"report": OmegaConf.to_container(conf, resolve=True)}))
+    profiles = profiles_from(OmegaConf.to_container(conf.profiles, resolve=True))
     order = [Group(c.model, c.data, c.pruning) for c in data.expected or []]
     rows = build_rows(data.ok, order)
     csv_path = sweep / "results.csv"

@@ -7,8 +7,7 @@ from typing import Any
 
 from prunelab.report.aggregate import Row
 from prunelab.report.tables import megabytes, ms, pct
-
-PREFER = ("accuracy", "latency", "size")
+from prunelab.validate import check_profiles
 
 
 @dataclass
@@ -38,14 +37,11 @@ class Profile:
 
 def profiles_from(config: dict[str, Any]) -> list[Profile]:
     """Profiles from the report config's `profiles` mapping."""
+    check_profiles("report.profiles", config)
     out = []
     for name, spec in (config or {}).items():
-        if not isinstance(spec, dict | type(None)):
-            raise ValueError(f"report.profiles.{name} must be a mapping, got {spec!r}")
         spec = dict(spec or {})
         prefer = str(spec.get("prefer", "accuracy"))
-        if prefer not in PREFER:
-            raise ValueError(f"report.profiles.{name}.prefer must be one of {PREFER}")
         out.append(
             Profile(
                 name=str(name),

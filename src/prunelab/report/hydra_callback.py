@@ -38,9 +38,13 @@ class ReportCallback(Callback):
         except PrunelabError as err:
             print(f"prunelab: error: report: {err}", file=sys.stderr)
             raise SystemExit(1) from None
-        except Exception as err:
-            traceback.print_exc()
-            print(f"prunelab: error: report failed: {type(err).__name__}: {err}", file=sys.stderr)
+        except Exception as err:  # a bug, not bad input: its traceback goes to a file
+            log = sweep / "report-error.log"
+            log.write_text(traceback.format_exc())
+            print(
+                f"prunelab: error: report failed: {type(err).__name__}: {err} (traceback in {log})",
+                file=sys.stderr,
+            )
             raise SystemExit(1) from None
         for line in summary_lines(result):
             if line.startswith("report: W&B summary run failed"):
