@@ -237,12 +237,15 @@ def test_check_before_training(make_cfg):
         (f"eval.device=cuda:{gpus}", f"eval.device=cuda:{gpus} but this machine has"),
         ("eval.device=gpu", "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         ("attack.targeted_class=10", "attack.targeted_class must be in 0..9 (the data has 10"),
+        ("trainer.accelerator=gpuu", "trainer.accelerator must be one of auto, cpu, cuda, gpu,"),
     ]:
         with pytest.raises(PrunelabError, match=re.escape(expected)):
             check_before_training(make_cfg(bad), spec)
     if not torch.cuda.is_available():
         with pytest.raises(PrunelabError, match="eval.device=cuda but this machine has no cuda"):
             check_before_training(make_cfg("eval.device=cuda"), spec)
+        with pytest.raises(PrunelabError, match="trainer.accelerator=gpu but this machine has no"):
+            check_before_training(make_cfg("trainer.accelerator=gpu"), spec)
 
 
 def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path):
@@ -265,6 +268,10 @@ def test_a_bad_pruning_setting_stops_the_job_before_the_baseline(make_cfg, tmp_p
         run(make_cfg("pruning=gradual", "pruning.every=0", out=out))
     assert "pruning.every must be at least 1" in str(info.value.__cause__)
     assert not out.exists() and not (tmp_path / "cache").exists()
+    # A channel ratio that would empty a layer needs the net's widths: known before training.
+    with pytest.raises(PrunelabError, match="would remove every channel of features.1"):
+        run(make_cfg("pruning=structured", "sparsity=0.99", out=out))
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("simplecnn-*"))
 
 
 def test_a_bad_model_setting_names_target_and_cause(tmp_path):

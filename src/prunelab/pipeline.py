@@ -295,7 +295,7 @@ def run(cfg: DictConfig) -> dict:
     sparsity = check_sparsity(cfg.sparsity)
     # The method checks its own settings when built: a bad one stops the job now, not after the
     # baseline's training (fine-tuning builds it again, fresh).
-    instantiate(cfg.pruning)
+    method = instantiate(cfg.pruning)
     quiet_libraries()
     cheap_cuda_check()
     out = Path(cfg.paths.output_dir)
@@ -313,6 +313,8 @@ def run(cfg: DictConfig) -> dict:
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # not after an hour of training: eval.device, target class
+    if isinstance(method, StructuredPruning) and sparsity > 0:
+        method.check_net(build_net(cfg.model, spec))  # a ratio that would empty a layer
     tracker = Tracker(cfg, names, out)
     try:
         cache = BaselineCache(cfg.paths.cache_dir)

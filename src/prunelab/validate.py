@@ -307,10 +307,29 @@ def check_device(key: str, name: object) -> None:
         )
 
 
+def check_accelerator(value: object) -> None:
+    """`trainer.accelerator`: one Lightning knows, and a GPU only where the machine has one."""
+    import torch
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    if not isinstance(value, str):
+        return  # an Accelerator built from config: Lightning checks it
+    known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    if value not in known:
+        raise PrunelabError(f"trainer.accelerator must be one of {', '.join(known)}, got {value!r}")
+    present = {"gpu": torch.cuda.is_available, "cuda": torch.cuda.is_available,
+               "mps": torch.backends.mps.is_available}  # fmt: skip
+    if value in present and not present[value]():
+        raise PrunelabError(
+            f"trainer.accelerator={value} but this machine has no {value} device; use auto"
+        )
+
+
 def check_before_training(cfg: DictConfig, spec: dict) -> None:
     """Checks that need the data's spec (see build.data_spec); run before any training."""
     from omegaconf import OmegaConf
 
+    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
     target = OmegaConf.select(cfg, "attack.targeted_class", default=None)
     classes = int(spec["num_classes"])

@@ -161,6 +161,11 @@ class MaskGuard(L.Callback):
     def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
         if self.pruning.masks is None:
             return
+        if not all(bool(torch.isfinite(p).all()) for p in pl_module.net.parameters()):
+            # NaN is not zero: a diverged run would otherwise read as masks that failed.
+            raise PrunelabError(
+                f"training diverged {when}: weights became NaN or infinite; lower the learning rate"
+            )
         bad = mask_violations(pl_module.net, self.pruning.masks)
         if bad:
             raise PrunelabError(f"pruned weights came back {when}: {bad} (layer: count)")

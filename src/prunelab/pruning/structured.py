@@ -269,6 +269,11 @@ class StructuredPruning(L.Callback):
     def state_key(self) -> str:
         return "StructuredPruning"
 
+    def check_net(self, net: nn.Module) -> None:
+        """PrunelabError now, before any training, if the ratio would empty a layer of `net`."""
+        widths = {name: m.weight.shape[0] for name, m in prunable_layers(net).items()}
+        _check_keeps_a_channel(widths, self.amount, self.round_to)
+
     def _input_shape(self, trainer: L.Trainer) -> tuple[int, ...]:
         shape = self.in_shape or getattr(trainer.datamodule, "in_shape", None)
         if shape is None:
