@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from prunelab.pipeline import resume_path, run
+from prunelab.tracking import CSVLog
 
 from conftest import DATA, ROOT, run_train
 
@@ -82,10 +84,13 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     # The killed job went on from its fine-tuning checkpoint rather than starting over.
     log = (second.parents[1] / "train.log").read_text()
     assert f"resuming from {second}" in log, log[-2000:]
-    # Its training log kept the epoch run before the kill and goes on after it.
-    with open(second.parents[1] / "csv" / "metrics.csv") as fh:
-        epochs = {row["epoch"] for row in csv.DictReader(fh) if row.get("epoch")}
-    assert {"0", "1", "2"} <= epochs, epochs
+    # Its training log kept the epochs run before the kill and goes on after them, without the
+    # rows the killed attempt logged for the epoch it ran again: none appears more often than
+    # in the uninterrupted run's log, value for value.
+    log_rows = _csv_rows(second.parents[1] / "csv" / "metrics.csv")
+    assert {"0", "1", "2"} <= {dict(r).get("epoch") for r in log_rows}
+    reference_log = next(reference.glob(f"{second.parents[1].name}/csv/metrics.csv"))
+    assert not Counter(log_rows) - Counter(_csv_rows(reference_log))
     resumed = _results(sweep)
     assert len(resumed) == 2
     assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_mtime
@@ -94,6 +99,44 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
         assert _metrics(result) == _metrics(expected[name]), name
     leftovers = [p for p in sweep.rglob("*.tmp")] + [p for p in cache.glob(".*") if p.is_dir()]
     assert not leftovers
+
+
+def _csv_rows(path: Path) -> list[tuple]:
+    """A metrics.csv's rows as sorted (column, value) pairs of their non-empty cells."""
+    with open(path, newline="") as fh:
+        return [tuple(sorted((k, v) for k, v in row.items() if v)) for row in csv.DictReader(fh)]
+
+
+def test_a_restarted_stage_drops_the_rows_its_killed_attempt_logged(tmp_path):
+    """The first row a stage logs clears that stage's rows from its epoch on; other stages'
+    rows stay. Here: fine-tuning restarts at epoch 0 (its killed attempt had no checkpoint),
+    the baseline resumes at epoch 1 (it had one after epoch 0)."""
+    log = tmp_path / "csv" / "metrics.csv"
+    log.parent.mkdir()
+    log.write_text(
+        "baseline_val/acc,epoch,step,val/acc\n"
+        "0.5,0,9,\n0.6,1,19,\n0.7,2,29,\n"  # the baseline's killed attempt: epochs 0-2
+        ",0,9,0.8\n,1,19,0.9\n"  # a fine-tune's killed attempt (another job's baseline)
+    )
+    writer = CSVLog(save_dir=str(tmp_path), name="csv", version="").experiment
+    writer.log_metrics({"val/acc": 0.85, "epoch": 0}, step=9)
+    writer.save()
+    assert _csv_rows(log) == _csv_rows_of(
+        "baseline_val/acc,epoch,step,val/acc\n0.5,0,9,\n0.6,1,19,\n0.7,2,29,\n,0,9,0.85\n", tmp_path
+    )
+    writer.log_metrics({"baseline_val/acc": 0.65, "epoch": 1}, step=19)
+    writer.save()
+    expected = "baseline_val/acc,epoch,step,val/acc\n0.5,0,9,\n,0,9,0.85\n0.65,1,19,\n"
+    assert _csv_rows(log) == _csv_rows_of(expected, tmp_path)
+    writer.log_metrics({"val/acc": 0.95, "epoch": 1}, step=19)  # later rows: appended as ever
+    writer.save()
+    assert len(_csv_rows(log)) == 4
+
+
+def _csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
+    path = tmp_path / "expected.csv"
+    path.write_text(text)
+    return _csv_rows(path)
 
 
 def _kill_when(cmd: list[str], pattern: str, where: Path) -> None:
@@ -261,6 +304,24 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         for p in (tmp_path / "c").iterdir()
         if not p.name.startswith(".") and not p.name.endswith(".lock")
     ]
+
+
+def test_weights_gone_nan_while_fine_tuning_say_so_in_one_line(tmp_path, monkeypatch):
+    """A diverged fine-tune is named as such, not as masks that failed (NaN is not zero); and
+    wandb's own ~25 console lines stay off, its run named in one log line instead."""
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    proc = run_train(
+        [
+            "experiment=smoke",
+            "finetune.optimizer.lr=1e30",
+            f"hydra.run.dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/c",
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    _one_line_failure(proc, "training diverged in epoch 0: weights became NaN or infinite")
+    assert "W&B run (offline): wandb sync " in proc.stdout
+    assert not (tmp_path / "run" / "results.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import netrc
 import os
 import socket
@@ -21,9 +22,26 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger("prunelab")
+
+
+def stage_of(row: dict) -> str:
+    """Which training stage logged a row: the baseline's metrics carry the `baseline_` prefix."""
+    names = [k for k, v in row.items() if k not in ("epoch", "step") and v not in ("", None)]
+    return "baseline" if any(k.startswith("baseline_") for k in names) else "fine-tune"
+
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, appending to an existing metrics.csv instead of deleting it."""
+    """Lightning's CSV writer, appending to an existing metrics.csv instead of deleting it.
+
+    A stage that starts again in a rerun (from its last checkpoint, or afresh when a kill came
+    before its first) first drops the rows its killed attempt logged for the epochs it is about
+    to run again, so no epoch of the log appears twice.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        self._started: set[str] = set()
+        super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
         # Lightning deletes metrics.csv here: a resumed job would lose its earlier epochs' log.
@@ -31,6 +49,33 @@ class _AppendingWriter(ExperimentWriter):
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 header = next(csv.reader(file), [])
             self.metrics_keys = sorted(header)
+
+    def log_metrics(self, metrics_dict: dict, step: int | None = None) -> None:
+        """Record metrics; the first record of a stage clears what it will log again."""
+        stage = stage_of(metrics_dict)
+        if stage not in self._started:
+            self._started.add(stage)
+            if metrics_dict.get("epoch") is not None:
+                self._drop_from(stage, float(metrics_dict["epoch"]))
+        super().log_metrics(metrics_dict, step)
+
+    def _drop_from(self, stage: str, epoch: float) -> None:
+        """Remove the rows of `stage` at `epoch` or later (written to a temporary file first)."""
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            header, rows = reader.fieldnames or [], list(reader)
+        kept = [r for r in rows if stage_of(r) != stage or float(r.get("epoch") or -1) < epoch]
+        if len(kept) == len(rows):
+            return
+        temporary = path.with_name(f".{path.name}.tmp")
+        with temporary.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(temporary, path)
 
 
 class CSVLog(CSVLogger):
@@ -154,6 +199,12 @@ class Tracker:
                     "id": run_id(out),
                     "resume": "allow",
                 }
+                if not {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ):
+                    import wandb
+
+                    # wandb prints ~25 lines per run (history, summary, sync hints) around the
+                    # job's own output and its one-line errors; finish() logs where the run is.
+                    kwargs["settings"] = wandb.Settings(silent=True)
             logger = started(logger_cfg, kwargs) if name == "wandb" else instantiate(logger_cfg)
             if isinstance(logger, WandbLogger):
                 self.wandb = logger
@@ -179,7 +230,11 @@ class Tracker:
             if not isinstance(logger, WandbLogger):
                 logger.finalize("success" if exit_code == 0 else "failed")
         if self.wandb is not None:
-            self.wandb.experiment.finish(exit_code=exit_code)
+            run = self.wandb.experiment
+            where = run.settings.sync_dir if run.settings.mode != "online" else None
+            run.finish(exit_code=exit_code)
+            if where:
+                log.info("W&B run (%s): wandb sync %s", run.settings.mode, where)
 
 
 class StageLabel(L.Callback):
