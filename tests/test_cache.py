@@ -47,13 +47,15 @@ def test_get_or_train_trains_once_and_reuses(make_cfg, tmp_path):
     assert not list(cache.root.glob(f".{key}*")), "no temporary folders left behind"
 
 
-def test_corrupt_entry_is_rebuilt(make_cfg, tmp_path):
+def test_corrupt_entry_is_rebuilt(make_cfg, tmp_path, caplog):
     cfg = make_cfg()
     cache, key, calls = BaselineCache(tmp_path / "c"), baseline_key(cfg), []
     cache.get_or_train(key, {}, _fake_training(calls))
     (cache.entry(key) / "model.pt").write_bytes(b"\x00truncated")
-    state, _, trained = cache.get_or_train(key, {}, _fake_training(calls))
+    with caplog.at_level("WARNING", logger="prunelab"):
+        state, _, trained = cache.get_or_train(key, {}, _fake_training(calls))
     assert trained and len(calls) == 2 and state["w"].tolist() == [0, 1, 2, 3]
+    assert f"{cache.entry(key)} is unreadable or incomplete: retraining" in caplog.text
 
 
 def test_cached_json_computes_once(tmp_path):

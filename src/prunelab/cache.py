@@ -8,6 +8,7 @@ the others wait and reuse it.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from prunelab.errors import PrunelabError
 from prunelab.fingerprint import code_fingerprint, content_hash, versions
 from prunelab.io import load_torch, read_json, save_torch, write_json
+
+log = logging.getLogger("prunelab")
 
 CACHE_VERSION = 1
 # What train(work) writes under <work>/publish/ is published inside the entry (rewind weights).
@@ -114,6 +117,9 @@ class BaselineCache:
                 return found[0], found[1], False
             entry = self.entry(key)
             if entry.exists():  # corrupt or partial: rebuild rather than crash the sweep
+                log.warning(
+                    "baseline cache entry %s is unreadable or incomplete: retraining", entry
+                )
                 shutil.rmtree(entry)
             work = self.work_dir(key)  # kept across interruptions: holds resume checkpoints
             work.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ class SportsDataModule(ImageDataModule):
         path = Path(self.root) / split
         if not path.is_dir():
             raise PrunelabError(
-                f"sports split '{split}' not found at {path.resolve()}: expected the layout "
+                f"image-folder split '{split}' not found at {path.resolve()}: expected the layout "
                 "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
             )
         steps: list = [transforms.Resize((self.image_size, self.image_size))]
@@ -119,7 +119,7 @@ class SportsDataModule(ImageDataModule):
             )
         except FileNotFoundError as err:
             # ImageFolder names the empty class folder(s) in its message.
-            raise PrunelabError(f"sports split '{split}' at {path}: {err}") from err
+            raise PrunelabError(f"image-folder split '{split}' at {path}: {err}") from err
 
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         root = Path(self.root)
@@ -136,7 +136,7 @@ def found_classes(train_dir: Path) -> list[str]:
     """Every class folder under `train_dir`, sorted (hidden folders skipped); at least 2."""
     if not train_dir.is_dir():
         raise PrunelabError(
-            f"sports split 'train' not found at {train_dir.resolve()}: expected the layout "
+            f"image-folder split 'train' not found at {train_dir.resolve()}: expected the layout "
             "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
         )
     names = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
