@@ -154,6 +154,7 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["sparsity=0.2;0.5"], "cannot read the override 'sparsity=0.2;0.5' (LexerNoViable"),
         # The shell splits `sparsity=0.2, 0.5` in two.
         (["-m", "sparsity=0.2,", "0.5"], "'0.5' is not an override: write key=value"),
+        (["sparsity=0.3", "--cfg"], "option '--cfg' needs a value (--cfg VALUE)"),
         (
             ["--sparsity", "0.5"],
             "unknown option '--sparsity': set config values as key=value (sparsity=0.5)",
@@ -174,6 +175,8 @@ def test_hydra_flags_may_stand_after_the_overrides():
                              "sparsity=0.2,0.5"]  # fmt: skip
     assert arrange(["~experiment", "-cn=config", "seed=1"]) == ["-cn=config", "~experiment",
                                                                 "seed=1"]  # fmt: skip
+    # --info without its value goes last: before an override it would take it as its value.
+    assert arrange(["seed=1", "--info", "-m"]) == ["-m", "seed=1", "--info"]
     proc = run_train(["experiment=smoke", "--cfg", "job", "sparsity=0.3"])  # prints, runs nothing
     assert proc.returncode == 0, proc.stderr
     assert "sparsity: 0.3" in proc.stdout and "max_epochs: 1" in proc.stdout

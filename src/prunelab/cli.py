@@ -232,7 +232,7 @@ def arrange(args: Sequence[str]) -> list[str]:
     nor an override (`sparsity=0.2, 0.5` splits in two) is one line here.
     """
     takes = hydra_flags()
-    flags, overrides = [], []
+    flags, overrides, last = [], [], []
     rest = list(args)
     while rest:
         token = rest.pop(0)
@@ -251,13 +251,21 @@ def arrange(args: Sequence[str]) -> list[str]:
                 f"unknown option '{name}': set config values as key=value "
                 f"({name.lstrip('-')}{value}); Hydra's options: python train.py --hydra-help"
             )
-        flags.append(token)
         wanted = takes[name]
-        if "=" in token or not rest:
-            continue
-        if wanted is None or (isinstance(wanted, (list, tuple)) and rest[0] in wanted):
-            flags.append(rest.pop(0))  # --cfg job, -cn NAME, --info plugins
-    return flags + overrides
+        if (
+            wanted is None
+            and "=" not in token
+            and (not rest or "=" in rest[0] or rest[0][:1] == "-")
+        ):
+            raise PrunelabError(f"option '{name}' needs a value ({name} VALUE)")
+        optional = isinstance(wanted, (list, tuple))  # --info [which]
+        if "=" not in token and rest and (wanted is None or optional and rest[0] in wanted):
+            flags += [token, rest.pop(0)]  # --cfg job, -cn NAME, --info plugins
+        elif optional and "=" not in token:
+            last.append(token)  # before an override it would take the override as its value
+        else:
+            flags.append(token)
+    return flags + overrides + last
 
 
 def check_argv(args: Sequence[str]) -> list[str]:
