@@ -79,8 +79,9 @@ def build(
     if cfg is None:
         cfg = data.multirun
     conf = settings(cfg)
-    check_config(OmegaConf.create({"report": OmegaConf.to_container(conf, resolve=True)}))
-    profiles = profiles_from(OmegaConf.to_container(conf.profiles, resolve=True))
+    raw = OmegaConf.to_container(conf, resolve=True)
+    check_config(OmegaConf.create({"report": raw}))  # dpi, tolerance and the profiles
+    profiles = profiles_from(raw["profiles"])
     order = [Group(c.model, c.data, c.pruning) for c in data.expected or []]
     rows = build_rows(data.ok, order)
     csv_path = sweep / "results.csv"

