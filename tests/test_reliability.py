@@ -133,6 +133,35 @@ def test_a_restarted_stage_drops_the_rows_its_killed_attempt_logged(tmp_path):
     assert len(_csv_rows(log)) == 4
 
 
+def test_a_kill_while_the_log_gains_a_column_keeps_its_rows(tmp_path, monkeypatch):
+    """A new metric name makes the writer rewrite metrics.csv with a wider header; a kill in
+    the middle of that rewrite leaves the old file whole (Lightning's truncated it first), and
+    a row cut short by a kill mid-append is dropped before the rerun appends."""
+    log = tmp_path / "csv" / "metrics.csv"
+    log.parent.mkdir()
+    before = "epoch,step,val/acc\n0,9,0.8\n1,19,0.9\n"
+    log.write_text(before)
+    writer = CSVLog(save_dir=str(tmp_path), name="csv", version="").experiment
+    writer.log_metrics({"val/acc": 0.95, "epoch": 2}, step=29)  # no new key yet: appended
+    writer.save()
+    writer.log_metrics({"train/acc_epoch": 0.7, "epoch": 2}, step=29)
+
+    def killed(self, rows):
+        raise SystemExit("killed mid-write")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(SystemExit):
+        writer.save()
+    monkeypatch.undo()
+    assert _csv_rows(log) == _csv_rows_of(before + "2,29,0.95\n", tmp_path)
+    log.write_bytes(log.read_bytes() + b"3,39,0.9")  # and a kill mid-append: a torn last row
+    writer = CSVLog(save_dir=str(tmp_path), name="csv", version="").experiment  # the rerun's
+    assert [p.name for p in log.parent.iterdir()] == ["metrics.csv"]  # half-written copy gone
+    writer.log_metrics({"val/acc": 0.97, "epoch": 3}, step=39)
+    writer.save()
+    assert _csv_rows(log) == _csv_rows_of(before + "2,29,0.95\n3,39,0.97\n", tmp_path)
+
+
 def _csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
     path = tmp_path / "expected.csv"
     path.write_text(text)

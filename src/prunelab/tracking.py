@@ -31,6 +31,14 @@ def stage_of(row: dict) -> str:
     return "baseline" if any(k.startswith("baseline_") for k in names) else "fine-tune"
 
 
+def _cut_torn_row(path: Path) -> None:
+    """Drop a last row that a kill cut short (no line end), so the next row does not join it."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
 class _AppendingWriter(ExperimentWriter):
     """Lightning's CSV writer, appending to an existing metrics.csv instead of deleting it.
 
@@ -45,7 +53,9 @@ class _AppendingWriter(ExperimentWriter):
 
     def _check_log_dir_exists(self) -> None:
         # Lightning deletes metrics.csv here: a resumed job would lose its earlier epochs' log.
+        self._temporary().unlink(missing_ok=True)  # a killed rewrite's half-written copy
         if self._fs.isfile(self.metrics_file_path):
+            _cut_torn_row(Path(self.metrics_file_path))
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 header = next(csv.reader(file), [])
             self.metrics_keys = sorted(header)
@@ -68,14 +78,28 @@ class _AppendingWriter(ExperimentWriter):
             reader = csv.DictReader(file)
             header, rows = reader.fieldnames or [], list(reader)
         kept = [r for r in rows if stage_of(r) != stage or float(r.get("epoch") or -1) < epoch]
-        if len(kept) == len(rows):
-            return
-        temporary = path.with_name(f".{path.name}.tmp")
+        if len(kept) < len(rows):
+            self._replace(header, kept)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        # Lightning truncates metrics.csv and then writes it again: a kill in between (new keys
+        # first appear right after an epoch's checkpoint) lost every row logged so far.
+        with open(self.metrics_file_path, newline="") as file:
+            rows = list(csv.DictReader(file))
+        self._replace(fieldnames, rows)
+
+    def _replace(self, header: list[str], rows: list[dict]) -> None:
+        """Write metrics.csv anew through a temporary file, so a kill leaves the old or the new."""
+        temporary = self._temporary()
         with temporary.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=header)
             writer.writeheader()
-            writer.writerows(kept)
-        os.replace(temporary, path)
+            writer.writerows(rows)
+        os.replace(temporary, self.metrics_file_path)
+
+    def _temporary(self) -> Path:
+        path = Path(self.metrics_file_path)
+        return path.with_name(f".{path.name}.tmp")
 
 
 class CSVLog(CSVLogger):
