@@ -23,14 +23,13 @@ import torch
 import torch.nn.functional as F
 from common import conf, datamodule, finetune_optimizer, net_for, sync, train_tensors
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.seeding import EpochSeed
-from prunelab.tracking import CSVLog
+from prunelab.tracking import CSVLog, StageProgressBar
 
 
 def clocked(base: type, methods: tuple[str, ...]) -> type:
@@ -53,7 +52,7 @@ def clocked(base: type, methods: tuple[str, ...]) -> type:
 
 # Every hook of these components that runs during training.
 ClockedBar = clocked(
-    TQDMProgressBar,
+    StageProgressBar,
     ("on_train_start", "on_train_epoch_start", "on_train_batch_end", "on_train_epoch_end"),
 )
 ClockedCheckpoint = clocked(ModelCheckpoint, ("on_train_batch_end", "on_train_epoch_end"))

@@ -160,3 +160,28 @@ def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
 def test_bad_sizes_are_one_clear_error(cls, kwargs, expected):
     with pytest.raises(PrunelabError, match=re.escape(expected)):
         cls((1, 28, 28), 10, [0.5], [0.25], **kwargs)
+
+
+def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, capsys):
+    """A job's console (a log file when not a terminal) shows "baseline 1/2", "baseline 2/2",
+    never Lightning's 0-based "Epoch N" label drawn before the stage's."""
+    import functools
+
+    from torch import nn
+
+    from prunelab.data import FashionMNISTDataModule
+    from prunelab.module import Classifier
+    from prunelab.pipeline import _trainer
+
+    from conftest import DATA
+
+    cfg = make_cfg("trainer.enable_progress_bar=true", "progress_bar.refresh_rate=1")
+    dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    module = Classifier(net, 10, functools.partial(torch.optim.SGD, lr=0.01), scheduler=None)
+    trainer = _trainer(cfg, "baseline", 2, [], False, tmp_path)
+    trainer.fit(module, datamodule=dm)
+    console = capsys.readouterr()
+    shown = console.out + console.err
+    assert "baseline 1/2" in shown and "baseline 2/2" in shown
+    assert "Epoch" not in shown

@@ -45,7 +45,7 @@ from prunelab.pruning import (
 )
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
-from prunelab.tracking import StageLabel, Tracker
+from prunelab.tracking import Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity
 
 log = logging.getLogger("prunelab")
@@ -71,7 +71,10 @@ def _trainer(
     cfg: DictConfig, stage: str, max_epochs: int, callbacks: list, logger, root: Path
 ) -> L.Trainer:
     if cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress_bar") is not None:
-        callbacks = [*callbacks, instantiate(cfg.progress_bar), StageLabel(stage)]
+        bar = instantiate(cfg.progress_bar)
+        if hasattr(bar, "stage"):  # prunelab.tracking.StageProgressBar; another bar keeps its own
+            bar.stage = stage
+        callbacks = [*callbacks, bar]
     return instantiate(
         cfg.trainer,
         max_epochs=max_epochs,

@@ -17,6 +17,8 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -261,18 +263,22 @@ class Tracker:
                 log.info("W&B run (%s): wandb sync %s", run.settings.mode, where)
 
 
-class StageLabel(L.Callback):
-    """Names the training stage on the progress bar: "baseline 3/12", not Lightning's "Epoch 3".
+class StageProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar labelled with the training stage: "baseline 3/12", not "Epoch 2".
 
     A job that trains its baseline shows two bars in a row; both said "Epoch 0" at their start.
-    Listed after the progress bar, so its epoch-start hook runs after the bar's own.
+    The label is set before the bar's reset draws it, so no "Epoch N" line reaches a log file.
     """
 
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
+    stage = "epoch"  # set per trainer by prunelab.pipeline
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Relabel the bar Lightning has just labelled."""
-        bar = getattr(trainer.progress_bar_callback, "train_progress_bar", None)
-        if bar is not None and hasattr(bar, "set_description"):
-            bar.set_description(f"{self.stage} {trainer.current_epoch + 1}/{trainer.max_epochs}")
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: object) -> None:
+        """Start the epoch's bar under the stage's label."""
+        if self._leave:
+            self.train_progress_bar = self.init_train_tqdm()
+        bar = self.train_progress_bar
+        bar.set_description_str(
+            f"{self.stage} {trainer.current_epoch + 1}/{trainer.max_epochs}", refresh=False
+        )
+        bar.reset(total=convert_inf(self.total_train_batches))
+        bar.initial = 0
