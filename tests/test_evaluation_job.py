@@ -228,8 +228,11 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert main([f"ckpt={tmp_path / 'missing.pt'}", f"out={tmp_path}"]) == 1  # before loading
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"prunelab: error: out={tmp_path} is a folder; name the file")
-    assert main(["attack.n_images=3"]) == 1
+    assert main(["attack.n_images=3"]) == 2  # a malformed command line, as argparse's status
     assert "usage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main([f"ckpt={tmp_path / 'missing.pt'}", "attack.n_images=[3"])
+    assert stop.value.code == 2 and "attack.n_images" in capsys.readouterr().err
     assert main([f"ckpt={tmp_path / 'job' / 'model.sparse'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert "is the size export" in err and "\n" not in err

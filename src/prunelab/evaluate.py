@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, UsageError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
         else:
             overrides.append(arg)
     if not own.get("ckpt"):
-        raise PrunelabError("usage: python -m prunelab.evaluate ckpt=PATH [baseline=PATH] ...")
+        raise UsageError("usage: python -m prunelab.evaluate ckpt=PATH [baseline=PATH] ...")
     return own, overrides
 
 
@@ -300,7 +300,8 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: one clear line and status 1 for a problem the user can fix."""
+    """Command-line entry: one clear line for a problem the user can fix, and status 2 for a
+    malformed command line, 1 for anything else (as train.py)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in args):
@@ -310,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, UsageError) else 1
     return 0
 
 

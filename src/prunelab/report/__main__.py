@@ -34,7 +34,8 @@ def summary_lines(result) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, build the report, print where it is; 2 on a user error."""
+    """Parse arguments, build the report, print where it is; 1 for a folder that is no sweep
+    (argparse exits with 2 for a malformed command line), as train.py and prunelab.evaluate."""
     parser = argparse.ArgumentParser(
         prog="python -m prunelab.report",
         description="Write report.md, results.csv and figures into a sweep folder.",
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     for line in summary_lines(result):
         print(line)
     return 0
