@@ -218,7 +218,7 @@ def _pgd_rows(changes: list[tuple[float, float, float]] | None) -> list[Row]:
 def test_a_paired_change_is_claimed_where_two_separate_intervals_overlap():
     unpaired = _pgd_rows(None)
     assert unpaired[1].robust("robust/pgd_acc").overlaps(unpaired[0].robust("robust/pgd_acc"))
-    assert "all lie within noise" in robustness_finding(unpaired)
+    assert "a change of -4.9 pts lies within noise" in robustness_finding(unpaired)
     assert "(within noise)" in headline_table(unpaired)[0]
     paired = _pgd_rows([(-4.9, -6.9, -2.9)])
     text = robustness_finding(paired)
@@ -226,7 +226,10 @@ def test_a_paired_change_is_claimed_where_two_separate_intervals_overlap():
     assert "(within noise)" not in headline_table(paired)[0]
     assert "(-4.9)" in robust_tables(paired)[0] and "(-4.9~)" in robust_tables(unpaired)[0]
     # A paired interval that straddles 0 claims nothing.
-    assert "all lie within noise" in robustness_finding(_pgd_rows([(-0.5, -2.4, 1.4)]))
+    assert "lies within noise" in robustness_finding(_pgd_rows([(-0.5, -2.4, 1.4)]))
+    two = _pgd_rows(None)
+    two.append(Row(two[1].group, 0.8, two[1].samples, "job"))
+    assert "changes of -4.9 pts to -4.9 pts all lie within noise" in robustness_finding(two)
 
 
 def test_several_seeds_judge_the_mean_change_by_its_spread_and_the_image_noise():
@@ -265,7 +268,12 @@ def test_speed_finding_flags_zeros_that_buy_no_time():
     ]
     assert "do not speed up dense kernels" in speed_finding(rows, 0.1)
     rows[1].samples[0]["latency/b1_speedup"] = 3.0
-    assert "faster than dense beyond noise at 0.9 (3.00×)" in speed_finding(rows, 0.1)
+    text = speed_finding(rows, 0.1)
+    assert "speed-up ranges 1.02× (sparsity 0.5) to 3.00× (sparsity 0.9)" in text
+    assert "faster than dense beyond noise at 0.9 (3.00×)" in text
+    # One pruned cell: its figure, not a range from it to itself.
+    one = speed_finding(rows[:1], 0.1)
+    assert "speed-up 1.02× (sparsity 0.5); the MAC count promises 2.00× (sparsity 0.5)" in one
 
 
 def test_speed_within_timing_noise_is_not_claimed():

@@ -204,13 +204,16 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     device = pruned[0].first("latency/device")
     threads = pruned[0].first("latency/threads")
     where = f" on {device}" + (f", {threads} threads" if threads else "") if device else ""
-    text = (
-        f"Speed{where}: measured batch-1 speed-up ranges {times(lo[1])} (sparsity "
-        f"{lo[0].sparsity:g}) to {times(hi[1])} (sparsity {hi[0].sparsity:g})"
+    text = f"Speed{where}: measured batch-1 speed-up " + (
+        f"{times(lo[1])} (sparsity {lo[0].sparsity:g})"
+        if len(measured) == 1
+        else f"ranges {times(lo[1])} (sparsity {lo[0].sparsity:g}) to {times(hi[1])} "
+        f"(sparsity {hi[0].sparsity:g})"
     )
     top = max(theory, key=lambda t: t[1]) if theory else None
     if top:
-        text += f"; the MAC count promises up to {times(top[1])} (sparsity {top[0].sparsity:g})"
+        most = "" if len(theory) == 1 else "up to "
+        text += f"; the MAC count promises {most}{times(top[1])} (sparsity {top[0].sparsity:g})"
     noise = latency_noise(rows)
     faster = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "faster"]
     slower = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "slower"]
@@ -253,9 +256,11 @@ def robustness_finding(rows: list[Row]) -> str | None:
     if not beyond:
         deltas = [100 * difference(r, HEADLINE_ATTACK, iv.mean, base.mean) for r, iv in pruned]
         text += (
-            f" changes of {signed(min(deltas), ' pts')} to {signed(max(deltas), ' pts')} "
-            "all lie within noise: no robustness effect of pruning is measurable here."
-        )
+            f" a change of {signed(deltas[0], ' pts')} lies"
+            if len(deltas) == 1
+            else f" changes of {signed(min(deltas), ' pts')} to {signed(max(deltas), ' pts')} "
+            "all lie"
+        ) + " within noise: no robustness effect of pruning is measurable here."
     else:
         text += " sparsity " + ", ".join(
             _change(r, HEADLINE_ATTACK, difference(r, HEADLINE_ATTACK, iv.mean, base.mean))
