@@ -104,6 +104,15 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
             "'pruning.rewnd_epoch' (check its spelling; did you mean 'pruning.rewind_epoch'?)",
         ),  # fmt: skip
         (["data.qwertyuiop=1"], "'data.qwertyuiop' (check its spelling)"),
+        (
+            ["finetune.lr=1e-3"],
+            "'finetune.lr' (check its spelling; did you mean 'finetune.optimizer.lr'?)",
+        ),  # fmt: skip
+        (
+            ["weight_decay=0"],
+            "'weight_decay' (check its spelling; did you mean "
+            "'baseline.optimizer.weight_decay' or 'finetune.optimizer.weight_decay'?)",
+        ),  # fmt: skip
     ],
 )
 def test_misspelt_key_is_one_line(args, expected, tmp_path):

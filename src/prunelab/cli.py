@@ -206,11 +206,24 @@ def did_you_mean(key: str, overrides: list[str]) -> str | None:
             return ""
         if part not in node:
             close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-            if not close:
-                return ""
-            return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
+            if close:
+                return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
+            # A level left out (finetune.lr for finetune.optimizer.lr): the keys below it.
+            rest = tuple(parts[i:])
+            deeper = [p for p in _paths(node) if len(p) > len(rest) and p[-len(rest) :] == rest]
+            names = [f"'{'.'.join([*parts[:i], *p])}'" for p in deeper[:3]]
+            return f"; did you mean {' or '.join(names)}?" if names else ""
         node = node[part]
     return None
+
+
+def _paths(node: dict, depth: int = 3) -> list[tuple[str, ...]]:
+    """The key paths of a config tree, down to `depth` levels (top levels first)."""
+    found = [(str(k),) for k in node]
+    for k, v in node.items():
+        if isinstance(v, dict) and depth > 1:
+            found += [(str(k), *p) for p in _paths(v, depth - 1)]
+    return found
 
 
 def hydra_flags() -> dict[str, object]:
