@@ -14,7 +14,7 @@ from typing import Any
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
-from prunelab.shape import check_shape
+from prunelab.shape import check_shape, first_missing
 from prunelab.targets import check_targets
 from prunelab.validate import (
     CELL_KEYS,
@@ -200,21 +200,19 @@ def did_you_mean(key: str, overrides: list[str]) -> str | None:
         node: Any = OmegaConf.to_container(compose_config(overrides), resolve=False)
     except (OmegaConfBaseException, HydraException):
         return ""
+    missing = first_missing(node, key)
+    if missing is None:
+        return None
+    i, level = missing
     parts = key.split(".")
-    for i, part in enumerate(parts):
-        if not isinstance(node, dict):
-            return ""
-        if part not in node:
-            close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-            if close:
-                return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
-            # A level left out (finetune.lr for finetune.optimizer.lr): the keys below it.
-            rest = tuple(parts[i:])
-            deeper = [p for p in _paths(node) if len(p) > len(rest) and p[-len(rest) :] == rest]
-            names = [f"'{'.'.join([*parts[:i], *p])}'" for p in deeper[:3]]
-            return f"; did you mean {' or '.join(names)}?" if names else ""
-        node = node[part]
-    return None
+    close = difflib.get_close_matches(parts[i], [str(k) for k in level], n=1)
+    if close:
+        return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
+    # A level left out (finetune.lr for finetune.optimizer.lr): the keys below it.
+    rest = tuple(parts[i:])
+    deeper = [p for p in _paths(level) if len(p) > len(rest) and p[-len(rest) :] == rest]
+    names = [f"'{'.'.join([*parts[:i], *p])}'" for p in deeper[:3]]
+    return f"; did you mean {' or '.join(names)}?" if names else ""
 
 
 def _paths(node: dict, depth: int = 3) -> list[tuple[str, ...]]:

@@ -31,6 +31,17 @@ def lookup(tree: Any, key: str) -> Any:
     return node
 
 
+def first_missing(tree: Any, key: str) -> tuple[int, dict] | None:
+    """Where dotted `key` leaves `tree`: the index of its first missing part and the mapping
+    that lacks it ({} below a plain value); None when `key` is there."""
+    node = tree
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            return i, node if isinstance(node, dict) else {}
+        node = node[part]
+    return None
+
+
 def is_argument(tree: Any, key: str) -> bool:
     """True when `key` is an argument of a node built by instantiate (a `_target_` beside it)."""
     parent, _, name = key.rpartition(".")
@@ -68,14 +79,12 @@ def check_type(key: str, value: Any, default: Any) -> None:
 
 def check_added(key: str, default: Any) -> None:
     """`+key=...` may add an argument to a constructor's node or a user mapping, nothing else."""
-    if is_argument(default, key) or is_open(key):
+    missing = first_missing(default, key)
+    if missing is None or is_argument(default, key) or is_open(key):
         return
+    depth, level = missing
     parts = key.split(".")
-    node, depth = default, 0
-    while depth < len(parts) - 1 and isinstance(node, dict) and parts[depth] in node:
-        node, depth = node[parts[depth]], depth + 1
-    names = [str(k) for k in node] if isinstance(node, dict) else []
-    close = difflib.get_close_matches(parts[depth], names, n=1)
+    close = difflib.get_close_matches(parts[depth], [str(k) for k in level], n=1)
     hint = f"; did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else ""
     raise PrunelabError(
         f"unknown config key '{'.'.join(parts[: depth + 1])}' (nothing reads it{hint})"
