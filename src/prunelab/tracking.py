@@ -73,12 +73,9 @@ class _AppendingWriter(ExperimentWriter):
 
     def _drop_from(self, stage: str, epoch: float) -> None:
         """Remove the rows of `stage` at `epoch` or later (written to a temporary file first)."""
-        path = Path(self.metrics_file_path)
-        if not path.is_file():
+        if not Path(self.metrics_file_path).is_file():
             return
-        with path.open(newline="") as file:
-            reader = csv.DictReader(file)
-            header, rows = reader.fieldnames or [], list(reader)
+        header, rows = self._read()
         kept = [r for r in rows if stage_of(r) != stage or float(r.get("epoch") or -1) < epoch]
         if len(kept) < len(rows):
             self._replace(header, kept)
@@ -86,9 +83,13 @@ class _AppendingWriter(ExperimentWriter):
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
         # Lightning truncates metrics.csv and then writes it again: a kill in between (new keys
         # first appear right after an epoch's checkpoint) lost every row logged so far.
+        self._replace(fieldnames, self._read()[1])
+
+    def _read(self) -> tuple[list[str], list[dict]]:
+        """metrics.csv's header and rows."""
         with open(self.metrics_file_path, newline="") as file:
-            rows = list(csv.DictReader(file))
-        self._replace(fieldnames, rows)
+            reader = csv.DictReader(file)
+            return list(reader.fieldnames or []), list(reader)
 
     def _replace(self, header: list[str], rows: list[dict]) -> None:
         """Write metrics.csv anew through a temporary file, so a kill leaves the old or the new."""
