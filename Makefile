@@ -21,7 +21,7 @@ sweep: setup  ## the default study: 2 models x 3 sparsities on Fashion-MNIST, of
 	$(PY) train.py -m $(SWEEP) $(ARGS)
 
 test: setup  ## the whole test suite (real data, one end-to-end offline sweep) and ruff
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n auto --dist loadgroup $(ARGS)
 	$(VENV)/bin/ruff check .
 
 bench: setup  ## the benchmarks suite (~10 min on a quiet machine): writes benchmarks/RESULTS.md

@@ -20,6 +20,18 @@ DATA = ROOT / "data"
 RAW = DATA / "FashionMNIST" / "raw"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker gets its share of the cores: two workers with two torch
+    # threads each on two cores spin-wait on each other and run slower than one worker.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # for the train.py runs it starts
+        torch.set_num_threads(threads)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # The suite runs on the real dataset; `make test` fetches it. Fail early and say how.
     if not (RAW / "t10k-images-idx3-ubyte").is_file():

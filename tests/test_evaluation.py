@@ -30,6 +30,10 @@ from prunelab.stats import paired_difference
 
 from conftest import CONF, DATA
 
+# Under pytest-xdist (`make test`) this module's tests stay on one worker, so its module-scoped
+# fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_evaluation")
+
 CPU = torch.device("cpu")
 
 

@@ -26,6 +26,10 @@ from prunelab.pruning import (
 
 from conftest import DATA, ROOT
 
+# `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
+# worker, so that sweep runs once.
+pytestmark = pytest.mark.xdist_group("smoke_sweep")
+
 FGSM = ("0.01", "0.03", "0.05", "0.1")
 ROBUST = [
     "robust/clean_acc",

@@ -23,6 +23,10 @@ from prunelab.pruning import (
 
 from conftest import DATA, quiet_trainer
 
+# Under pytest-xdist (`make test`) this module's tests stay on one worker, so its module-scoped
+# fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_pruning")
+
 
 def _trainer(epochs: int, callbacks: list, root, **kwargs) -> L.Trainer:
     return quiet_trainer(epochs, callbacks, root, **kwargs)

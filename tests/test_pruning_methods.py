@@ -37,6 +37,10 @@ from prunelab.pruning.masks import count_pruned
 
 from conftest import DATA, quiet_trainer
 
+# Under pytest-xdist (`make test`) this module's tests stay on one worker, so its module-scoped
+# fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_pruning_methods")
+
 
 def _trainer(epochs: int, callbacks: list, root, **kwargs) -> L.Trainer:
     # No validation: nothing here reads validation metrics; the CPUs are shared.

@@ -19,6 +19,10 @@ from prunelab.report.hydra_callback import ReportCallback
 
 from conftest import DATA, job_results, run_train
 
+# `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
+# worker, so that sweep runs once.
+pytestmark = pytest.mark.xdist_group("smoke_sweep")
+
 HEAVY = shutil.ignore_patterns("model.pt", "checkpoints", "wandb", "csv", "*.ckpt")
 
 

@@ -30,6 +30,10 @@ from prunelab.pruning.structured import (
 
 from conftest import DATA, quiet_trainer
 
+# Under pytest-xdist (`make test`) this module's tests stay on one worker, so its module-scoped
+# fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_structured")
+
 ARCHS = [SimpleCNN, ResNetSmall]
 # Resuming without the checkpoint's ModelCheckpoint is deliberate here; Lightning says so.
 resume_warning = pytest.mark.filterwarnings("ignore:Be aware that when using")

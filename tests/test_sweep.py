@@ -10,6 +10,10 @@ from prunelab.pruning import mask_violations, measure_sparsity
 
 from conftest import job_results
 
+# `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
+# worker, so that sweep runs once.
+pytestmark = pytest.mark.xdist_group("smoke_sweep")
+
 REQUIRED = [
     "model",
     "data",
