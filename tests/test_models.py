@@ -164,9 +164,10 @@ def test_bad_sizes_are_one_clear_error(cls, kwargs, expected):
 
 def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, capsys):
     """A job's console (a log file when not a terminal) shows "baseline 1/2", "baseline 2/2",
-    never Lightning's 0-based "Epoch N" label drawn before the stage's."""
+    never Lightning's 0-based "Epoch N" label drawn before the stage's, nor the logger's v_num."""
     import functools
 
+    from lightning.pytorch.loggers import CSVLogger
     from torch import nn
 
     from prunelab.data import FashionMNISTDataModule
@@ -179,9 +180,9 @@ def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, 
     dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
     module = Classifier(net, 10, functools.partial(torch.optim.SGD, lr=0.01), scheduler=None)
-    trainer = _trainer(cfg, "baseline", 2, [], False, tmp_path)
+    trainer = _trainer(cfg, "baseline", 2, [], CSVLogger(tmp_path), tmp_path)
     trainer.fit(module, datamodule=dm)
     console = capsys.readouterr()
     shown = console.out + console.err
-    assert "baseline 1/2" in shown and "baseline 2/2" in shown
-    assert "Epoch" not in shown
+    assert "baseline 1/2" in shown and "baseline 2/2" in shown and "val/acc=" in shown
+    assert "Epoch" not in shown and "v_num" not in shown

@@ -269,6 +269,7 @@ class StageProgressBar(TQDMProgressBar):
 
     A job that trains its baseline shows two bars in a row; both said "Epoch 0" at their start.
     The label is set before the bar's reset draws it, so no "Epoch N" line reaches a log file.
+    The logger's version (`v_num`, four characters of the W&B run id) is left off.
     """
 
     stage = "epoch"  # set per trainer by prunelab.pipeline
@@ -283,3 +284,9 @@ class StageProgressBar(TQDMProgressBar):
         )
         bar.reset(total=convert_inf(self.total_train_batches))
         bar.initial = 0
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        """The bar's figures without `v_num`: a W&B run id's tail means nothing there."""
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
