@@ -27,7 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workers:
         import torch
 
-        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // int(workers))
         os.environ["OMP_NUM_THREADS"] = str(threads)  # for the train.py runs it starts
         torch.set_num_threads(threads)
 
