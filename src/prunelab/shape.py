@@ -21,25 +21,30 @@ OPEN = ("report.profiles",)
 NULLABLE_LISTS = ("data.classes", "data.mean", "data.std", "baseline.rewind_epochs")
 
 
+def _walk(tree: Any, key: str) -> tuple[int | None, Any]:
+    """How far dotted `key` reaches into `tree`: the index of its first missing part (None when
+    all are there) and the node reached."""
+    node = tree
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            return i, node
+        node = node[part]
+    return None, node
+
+
 def lookup(tree: Any, key: str) -> Any:
     """The value at dotted `key` in a plain container, or ABSENT."""
-    node = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return ABSENT
-        node = node[part]
-    return node
+    missing, node = _walk(tree, key)
+    return node if missing is None else ABSENT
 
 
 def first_missing(tree: Any, key: str) -> tuple[int, dict] | None:
     """Where dotted `key` leaves `tree`: the index of its first missing part and the mapping
     that lacks it ({} below a plain value); None when `key` is there."""
-    node = tree
-    for i, part in enumerate(key.split(".")):
-        if not isinstance(node, dict) or part not in node:
-            return i, node if isinstance(node, dict) else {}
-        node = node[part]
-    return None
+    missing, node = _walk(tree, key)
+    if missing is None:
+        return None
+    return missing, node if isinstance(node, dict) else {}
 
 
 def is_argument(tree: Any, key: str) -> bool:
