@@ -78,7 +78,7 @@ class PruneOnce:
     """ModelPruning's `apply_pruning`: True for the first epoch end it sees, then never again.
 
     Every round starts a new Trainer at epoch 0; a constant `apply_pruning=True` would prune
-    again at each of those epoch ends, compounding the sparsity (NOTES.md).
+    again at each of those epoch ends, compounding the sparsity (Lightning's docs for ModelPruning).
     """
 
     def __init__(self) -> None:
@@ -351,7 +351,7 @@ CONFIGS = [
     "- (c) `ModelPruning('l1_unstructured', parameters_to_prune=pairs, "
     "use_global_unstructured=True, amount, use_lottery_ticket_hypothesis=False, "
     "apply_pruning=<once>, make_pruning_permanent=False)`. Its defaults do not fit "
-    "(NOTES.md): it would prune biases and BatchNorm too, rewind survivors (lottery "
+    "for this study: it would prune biases and BatchNorm too, rewind survivors (lottery "
     "ticket), prune again at every epoch end. It prunes at the *end* of epoch 0, so a "
     "warm-up fit prunes and the timed rounds measure the steady state with the hooks in "
     "place; `make_pruning_permanent=False` because its default folds the hooks away at "

@@ -13,7 +13,6 @@ of the same code paths in well under a minute.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -59,7 +58,6 @@ PLANS = {
         "probe": {"steps": 10, "rounds": 2},
     },
 }
-PENDING = "**PENDING**"
 TITLES = {
     1: "1. Training throughput",
     2: "2. Cost of holding the masks",
@@ -96,30 +94,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def eval_cost_section(quick: bool, threads: int, epochs: int) -> Section:
     """5. Evaluation cost against fine-tuning cost, from benchmarks/eval_cost.py's measure()."""
     section = Section("5. Evaluation cost against fine-tuning cost")
-    if not (Path(__file__).parent / "eval_cost.py").is_file():
-        section.lines += [
-            f"{PENDING}: `benchmarks/eval_cost.py` (the evaluation module's owner) does not "
-            "exist yet; when it does, `run.py` calls its `measure()` here.",
-        ]
-        section.summary.append(["5. evaluation ÷ fine-tuning cost", "-", PENDING, "pending"])
-        return section
     import eval_cost
 
-    wanted = {"quick": quick, "threads": threads, "epochs": None if quick else epochs}
-    accepted = inspect.signature(eval_cost.measure).parameters
-    kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
+    kwargs = {"quick": quick, "threads": threads} | ({} if quick else {"epochs": epochs})
     call = f"eval_cost.measure({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     progress(f"eval cost: {call}")
     result = eval_cost.measure(**kwargs)
     rows = [[f"`{k}`", f"{v:.4g}" if isinstance(v, float) else v] for k, v in result.items()]
     section.lines += [
-        f"From `benchmarks/eval_cost.py` (its owner's module; its docstring says how it "
-        f"measures), called as `{call}`"
+        f"From `benchmarks/eval_cost.py` (its docstring says how it measures), called as "
+        f"`{call}`"
         + (
             ": **smoke size, the ratio means nothing**."
             if quick
-            else f": {epochs} fine-tuning epoch(s) timed and scaled to the job's count, to keep "
-            "the suite near 10 minutes (`--eval-epochs 10` times them all). Its baseline "
+            else f": fine-tuning epochs timed ({result['finetune_epochs_timed']} the "
+            "evaluation), their mean scaled to the job's count, to keep the suite near 10 "
+            "minutes (`--eval-epochs 10` times all of them before it). Its baseline "
             "comes from `outputs/cache` (trained there first if missing: minutes more)."
         ),
         "",

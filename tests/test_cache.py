@@ -118,3 +118,31 @@ def test_code_fingerprint_reads_every_file_of_a_package(tmp_path, monkeypatch):
     before = code_fingerprint(module)
     (pkg / "sub" / "deep.py").write_text("X = 2\n")
     assert code_fingerprint(module) != before
+
+
+def test_own_image_folder_keys_follow_its_files_not_its_place(make_cfg, tmp_path):
+    """Another folder, or changed images, retrain and re-run; the same images moved do not."""
+    import shutil
+
+    from test_data import _sports_layout
+
+    from prunelab.identity import config_hash, job_config
+
+    def keys(root):
+        cfg = make_cfg("data=imagefolder", f"data.root={root}")
+        return baseline_key(cfg), config_hash(job_config(cfg))
+
+    _sports_layout(tmp_path / "a", ["cats", "dogs"], per_split=2)
+    first = keys(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")
+    assert keys(tmp_path / "moved") == first
+    _sports_layout(tmp_path / "b", ["cats", "birds"], per_split=2)
+    other = keys(tmp_path / "b")
+    assert other[0] != first[0] and other[1] != first[1]
+    (tmp_path / "a" / "train" / "cats" / "0.jpg").unlink()
+    fewer = keys(tmp_path / "a")
+    assert fewer[0] != first[0] and fewer[1] != first[1]
+    # A published dataset's folder stays out of both keys (the same files wherever they lie).
+    plain = make_cfg()
+    assert "files" not in baseline_key_material(plain)["data"]
+    assert "files" not in job_config(plain)["data"]

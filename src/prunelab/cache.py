@@ -39,6 +39,15 @@ TRAINER_KEYS_IGNORED = {
 }
 
 
+def data_files(data: DictConfig) -> dict[str, str]:
+    """`{"files": hash}` for an image folder of one's own (its root is ignored, not its
+    contents), `{}` for a published dataset, whose keys stay as they were."""
+    from prunelab.data import files_fingerprint  # lightning: not on the command line's fast path
+
+    digest = files_fingerprint(data)
+    return {} if digest is None else {"files": digest}
+
+
 def training_code() -> dict:
     """Fingerprint of the code and libraries that train a baseline (nets, data, loop, seeding)."""
     from prunelab import data, models, module, pipeline, seeding
@@ -58,7 +67,8 @@ def baseline_key_material(cfg: DictConfig) -> dict:
     return {
         "version": CACHE_VERSION,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED},
+        "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED}
+        | data_files(cfg.data),
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
         "trainer": {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_IGNORED},
         "seed": int(cfg.seed),

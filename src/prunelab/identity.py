@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from prunelab.cache import TRAINER_KEYS_IGNORED
+from prunelab.cache import TRAINER_KEYS_IGNORED, data_files
 from prunelab.errors import PrunelabError
 from prunelab.fingerprint import content_hash
 from prunelab.io import read_json, write_json
@@ -34,6 +34,8 @@ def job_config(cfg: DictConfig) -> dict:
         ignored = {"data": DATA_KEYS_IGNORED, "trainer": TRAINER_KEYS_IGNORED}.get(str(key), ())
         if isinstance(value, dict) and ignored:
             value = {k: v for k, v in value.items() if k not in ignored}
+        if key == "data":
+            value.update(data_files(cfg.data))
         out[str(key)] = value
     return out
 

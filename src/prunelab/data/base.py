@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
 
 from prunelab.data.sampling import EpochBatchSampler, EpochShuffleSampler
@@ -122,6 +124,15 @@ class ImageDataModule(L.LightningDataModule):
         """Return (train, val or None, test) datasets of (image in [0,1], label)."""
         raise NotImplementedError
 
+    @classmethod
+    def files_fingerprint(cls, root: str) -> str | None:
+        """A hash of the files under `root` where they are the user's own; None here.
+
+        A published dataset (Fashion-MNIST, CIFAR-10) is the same files wherever it lies, so its
+        folder stays out of the cache keys; an image folder of one's own overrides this.
+        """
+        return None
+
     def setup(self, stage: str | None = None) -> None:
         """Load once and apply the seeded split and subset sizes."""
         if self.train_set is not None:
@@ -187,3 +198,8 @@ class ImageDataModule(L.LightningDataModule):
             "data/val_size": len(self.val_set),
             "data/test_size": len(self.test_set),
         }
+
+
+def files_fingerprint(data_cfg: DictConfig) -> str | None:
+    """The configured dataset's `files_fingerprint` (None for a published dataset)."""
+    return get_class(str(data_cfg._target_)).files_fingerprint(str(data_cfg.root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from torchvision.datasets import ImageFolder
 
 from prunelab.data.base import ImageDataModule
 from prunelab.errors import PrunelabError
+from prunelab.fingerprint import content_hash
 
 STUDY_CLASSES = (
     "baseball",
@@ -78,6 +80,27 @@ class SportsDataModule(ImageDataModule):
         self.image_size = image_size
         self.augment = augment
         self.in_shape = (3, image_size, image_size)
+
+    @classmethod
+    def files_fingerprint(cls, root: str) -> str | None:
+        """A hash of every file's path under `root` and its size: other images, other keys.
+
+        The baseline cache and a job's `config/hash` leave the folder's location out (a moved
+        folder is the same data) but not what it holds: another folder, or images added,
+        removed or replaced by ones of another size, train and evaluate afresh.
+        """
+        top = Path(root)
+        if not top.is_dir():
+            raise PrunelabError(
+                f"image-folder root not found at {top.resolve()}: expected the layout "
+                "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
+            )
+        listing = []
+        for folder, _, names in os.walk(top, followlinks=True):  # as ImageFolder walks it
+            for name in names:
+                path = Path(folder) / name
+                listing.append(f"{path.relative_to(top).as_posix()}:{path.stat().st_size}")
+        return content_hash(sorted(listing))
 
     @property
     def classes(self) -> list[str]:
