@@ -258,3 +258,19 @@ def test_own_image_folder_runs_end_to_end_as_imagefolder(tmp_path):
     results = json.loads(job.read_text())
     assert results["data"] == "imagefolder" and results["data/test_size"] == 12
     assert "data.train_size=256 but there are only 12" in proc.stderr  # smoke asks for more
+
+
+def test_a_file_that_is_no_image_is_named_before_training(tmp_path):
+    """A non-image or truncated file anywhere in the folder: one line naming it, at setup."""
+    _sports_layout(tmp_path, ["golf", "tennis"], per_split=2)
+    broken = tmp_path / "test" / "tennis" / "notes.jpg"
+    broken.write_text("not an image")
+    with pytest.raises(PrunelabError, match=r"notes\.jpg \(not an image PIL can read\)"):
+        SportsDataModule(str(tmp_path), classes=["golf", "tennis"]).setup()
+    broken.unlink()
+    cut = tmp_path / "train" / "golf" / "0.jpg"
+    cut.write_bytes(cut.read_bytes()[:200])
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"], augment=False)
+    with pytest.raises(PrunelabError, match=r"cannot read image .*0\.jpg .*remove or replace it"):
+        dm.setup()
+        list(dm.train_dataloader())  # a header that reads: decoding the pixels finds the cut

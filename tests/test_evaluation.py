@@ -141,6 +141,14 @@ def test_subset_and_attack_randomness_are_fixed_by_the_attack_seed(trained, fmni
     assert measure_robustness(trained, a[0], a[1], cfg, CPU) == first
 
 
+def test_more_attack_images_than_the_test_split_holds_takes_all_with_a_warning(fmnist, capsys):
+    n = len(fmnist.test_set)
+    images, _, order = eval_subset(fmnist.test_set, n + 1, 0)
+    assert len(images) == n and sorted(order.tolist()) == list(range(n))
+    err = capsys.readouterr().err
+    assert f"attack.n_images={n + 1} but there are only {n} test images" in err
+
+
 def test_fgsm_for_every_eps_from_one_gradient_is_torchattacks_fgsm(trained, fmnist):
     import torchattacks
 

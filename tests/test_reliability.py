@@ -379,6 +379,44 @@ def test_wandb_online_without_credentials_or_network_falls_back_offline(tmp_path
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.parametrize("mode", ["run", "shared"])
+def test_wandbs_other_online_modes_fall_back_offline_too(mode, tmp_path, monkeypatch, capsys):
+    from prunelab.tracking import resolve_mode
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert resolve_mode(mode) == "offline"
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"prunelab: warning: W&B {mode} mode unavailable (no W&B API key")
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("+finetune.optimizer.momentum=0.9", "finetune.optimizer (torch.optim.Adam): TypeError:"),
+        ("+baseline.optimizer.betas=[0.9]", "baseline.optimizer (torch.optim.Adam): "),
+    ],
+)
+def test_an_optimizer_that_cannot_be_built_stops_before_training(override, says, make_cfg):
+    """Adam takes no momentum: found by the config check, not after the baseline's training."""
+    from prunelab.errors import PrunelabError
+    from prunelab.validate import check_config
+
+    with pytest.raises(PrunelabError) as err:
+        check_config(make_cfg(override))
+    assert str(err.value).startswith(says) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("value", "hint"), [("50", True), ("80.0", True), ("1.5", False)])
+def test_a_sparsity_given_in_percent_gets_a_hint(value, hint):
+    from prunelab.errors import PrunelabError
+    from prunelab.validate import check_sparsity
+
+    with pytest.raises(PrunelabError) as err:
+        check_sparsity(value)
+    assert ("(a fraction: " in str(err.value)) == hint
+
+
 def test_same_seed_and_config_give_identical_metrics(make_cfg, tmp_path):
     first = run(make_cfg(f"paths.cache_dir={tmp_path}/a", out=tmp_path / "a"))
     second = run(make_cfg(f"paths.cache_dir={tmp_path}/b", out=tmp_path / "b"))

@@ -131,6 +131,16 @@ def test_a_removed_job_is_named_missing_and_the_rest_reported(smoke_sweep, tmp_p
     assert len(read_csv(copy / "results.csv")) == 5
 
 
+def test_a_sweep_without_any_results_is_reported_and_exits_1(smoke_sweep, tmp_path, capsys):
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    for found in copy.glob("*/results.json"):
+        found.unlink()
+    assert report_main([str(copy), "--no-wandb", "--no-figures"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 jobs with results" in out and "missing cells: " in out
+    assert err.strip() == f"prunelab: error: no job in {copy} has results"
+
+
 def test_a_failed_job_is_reported_and_the_callback_exits_1(smoke_sweep, tmp_path, capsys):
     copy = copy_sweep(smoke_sweep, tmp_path)
     job = sorted(p.parent for p in copy.glob("*/results.json"))[-1]
@@ -179,15 +189,21 @@ def test_a_job_folder_from_another_sweep_is_not_mixed_in(smoke_sweep, tmp_path):
     assert f"EXCLUDED `{job.name}`" in (copy / "report.md").read_text()
 
 
-def test_cli_rejects_a_non_sweep_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("make", "says"), [(None, "does not exist"), ("file", "is not a directory")]
+)
+def test_cli_rejects_a_non_sweep_in_one_line(tmp_path, make, says):
+    target = tmp_path / "nope"
+    if make == "file":
+        target.write_text("not a sweep")
     proc = subprocess.run(
-        [sys.executable, "-m", "prunelab.report", str(tmp_path / "nope")],
+        [sys.executable, "-m", "prunelab.report", str(target)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 1  # as train.py's and prunelab.evaluate's missing files
-    assert proc.stderr.strip().count("\n") == 0 and "is not a directory" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and says in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -142,6 +142,11 @@ def run_id(out: Path) -> str:
     return hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:16]
 
 
+# wandb's modes that talk to its server ('run' is online's old name, 'shared' online with
+# several writers to one run); 'dryrun' is offline's old name.
+ONLINE_MODES = ("online", "run", "shared")
+
+
 def online_problem(timeout: float = 3.0) -> str | None:
     """Why W&B online mode cannot work here (no API key, server unreachable), or None."""
     url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
@@ -164,14 +169,14 @@ def online_problem(timeout: float = 3.0) -> str | None:
 
 def resolve_mode(requested: str) -> str:
     """The W&B mode to use: online falls back to offline, with one warning, if it cannot work."""
-    if requested != "online":
+    if requested not in ONLINE_MODES:
         return requested
     problem = online_problem()
     if problem is None:
-        return "online"
+        return requested
     print(
-        f"prunelab: warning: W&B online mode unavailable ({problem}); logging offline instead, "
-        "upload later with `wandb sync <job dir>/wandb/offline-run-*`",
+        f"prunelab: warning: W&B {requested} mode unavailable ({problem}); logging offline "
+        "instead, upload later with `wandb sync <job dir>/wandb/offline-run-*`",
         file=sys.stderr,
         flush=True,
     )

@@ -29,7 +29,13 @@ def check_sparsity(value: object) -> float:
     except (TypeError, ValueError):
         raise PrunelabError(f"sparsity must be a number in [0, 1), got {value!r}") from None
     if not math.isfinite(number) or not 0.0 <= number < 1.0:
-        raise PrunelabError(f"sparsity must be in [0, 1), got {value!r}")
+        # 50 meant 50 %? The fraction is what the study and every key use.
+        hint = (
+            f" (a fraction: {number / 100:g} for {number:g} %)"
+            if number.is_integer() and 1 < number <= 100
+            else ""
+        )
+        raise PrunelabError(f"sparsity must be in [0, 1){hint}, got {value!r}")
     return number
 
 
@@ -256,6 +262,8 @@ def check_config(cfg: DictConfig) -> None:
         key = "logger.wandb.mode" + (" (from $WANDB_MODE)" if "WANDB_MODE" in str(raw) else "")
         check_wandb_mode(key, mode)
     check_rewind(cfg)
+    for stage in ("baseline", "finetune"):
+        check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
 
 
 def check_rewind(cfg: DictConfig) -> None:
@@ -338,3 +346,24 @@ def check_before_training(cfg: DictConfig, spec: dict) -> None:
             f"attack.targeted_class must be in 0..{classes - 1} (the data has {classes} "
             f"classes), got {target}"
         )
+
+
+def check_optimizer(key: str, node: object) -> None:
+    """Build the optimizer on one dummy parameter: an argument it does not take (momentum for
+    Adam) or a value it refuses fails now, not after the baseline's training."""
+    if node is None:
+        return
+    import torch
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        make = instantiate(node)
+    except InstantiationException:
+        return  # a target that does not import: check_targets names it
+    try:
+        make([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as err:  # whatever stops it here would stop the job after training
+        what = getattr(node, "_target_", "?")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise PrunelabError(f"{key} ({what}): {type(err).__name__}: {first}") from None

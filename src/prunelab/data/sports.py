@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import default_loader
 
 from prunelab.data.base import ImageDataModule
 from prunelab.errors import PrunelabError
@@ -135,14 +138,19 @@ class SportsDataModule(ImageDataModule):
             ]
         steps.append(transforms.ToTensor())
         try:
-            return _SelectedClasses(
+            folder = _SelectedClasses(
                 str(path),
                 self.classes,
-                transform=transforms.Compose(steps),  # default loader gives RGB
+                transform=transforms.Compose(steps),
+                loader=read_image,
             )
         except FileNotFoundError as err:
             # ImageFolder names the empty class folder(s) in its message.
             raise PrunelabError(f"image-folder split '{split}' at {path}: {err}") from err
+        for file, _ in folder.samples:  # headers only: a non-image stops the job before training
+            with _named(file), Image.open(file):
+                pass
+        return folder
 
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         root = Path(self.root)
@@ -153,6 +161,22 @@ class SportsDataModule(ImageDataModule):
             self._folder(val, False),
             self._folder("test", False),
         )
+
+
+@contextmanager
+def _named(path: str) -> Iterator[None]:
+    """Turn PIL's error for a file that is no image (or a truncated one) into one line naming it."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+        why = "not an image PIL can read" if isinstance(err, UnidentifiedImageError) else err
+        raise PrunelabError(f"cannot read image {path} ({why}); remove or replace it") from None
+
+
+def read_image(path: str) -> Image.Image:
+    """torchvision's default loader (RGB), failing with the file's name."""
+    with _named(path):
+        return default_loader(path)
 
 
 def found_classes(train_dir: Path) -> list[str]:

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from prunelab.data.base import seeded_indices
+from prunelab.data.base import capped_size, seeded_indices
 from prunelab.errors import PrunelabError
 
 
@@ -96,7 +96,8 @@ def eval_subset(dataset: Dataset, n_images: int | None, seed: int) -> tuple[torc
     """(images, labels, indices) of a fixed subset of `dataset` that depends only on `seed`."""
     order = seeded_indices(len(dataset), seed)
     if n_images is not None:
-        order = order[: max(0, min(int(n_images), len(dataset)))]
+        size = capped_size("attack.n_images", int(n_images), len(dataset), "test images")
+        order = order[: max(0, size)]
     if len(order) == 0:
         return torch.empty(0), torch.empty(0, dtype=torch.long), order
     pairs = [dataset[int(i)] for i in order]

@@ -1,4 +1,5 @@
-"""`python -m prunelab.report SWEEP_DIR`: (re)write a sweep's report; exit 0 even if partial."""
+"""`python -m prunelab.report SWEEP_DIR`: (re)write a sweep's report; exit 0 even if partial,
+1 if no job has results."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def summary_lines(result) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, build the report, print where it is; 1 for a folder that is no sweep
-    (argparse exits with 2 for a malformed command line), as train.py and prunelab.evaluate."""
+    """Parse arguments, build the report, print where it is; 1 for a folder that is no sweep or
+    whose jobs have no results (argparse exits with 2 for a malformed command line), as train.py
+    and prunelab.evaluate."""
     parser = argparse.ArgumentParser(
         prog="python -m prunelab.report",
         description="Write report.md, results.csv and figures into a sweep folder.",
@@ -59,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for line in summary_lines(result):
         print(line)
+    if result.jobs == 0:  # a report of nothing: say so, as the end-of-sweep report does
+        print(f"prunelab: error: no job in {args.sweep_dir} has results", file=sys.stderr)
+        return 1
     return 0
 
 

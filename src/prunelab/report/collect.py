@@ -282,7 +282,8 @@ def collect(sweep_dir: str | Path) -> SweepData:
     """Read every job folder directly under `sweep_dir` that belongs to this sweep."""
     here = Path(sweep_dir)
     if not here.is_dir():
-        raise PrunelabError(f"{here} is not a directory (expected a sweep folder)")
+        what = "is not a directory" if here.exists() else "does not exist"
+        raise PrunelabError(f"{here} {what} (expected a sweep folder)")
     multirun = _load_yaml(here / "multirun.yaml")
     folders = sorted(
         p
