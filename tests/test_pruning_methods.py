@@ -33,7 +33,7 @@ from prunelab.pruning import (
     prunable_weights,
     random_masks,
 )
-from prunelab.pruning.masks import count_pruned
+from prunelab.pruning.masks import count_pruned, max_amount, n_to_prune
 
 from conftest import DATA, quiet_trainer
 
@@ -360,6 +360,156 @@ def test_lottery_without_rewind_weights_fails_clearly(trained, data, tmp_path):
     # The message says what to set, not how the code saves states.
     with pytest.raises(PrunelabError, match="set baseline.rewind_epochs to include 1"):
         _trainer(1, [pruning], tmp_path).fit(_module(copy.deepcopy(trained[0])), data)
+
+
+# --- settings refused before the baseline trains --------------------------------------------
+
+# SimpleCNN on 1x28x28: 241,184 prunable weights, the smallest layer (features.1) holds 288.
+GLOBAL = {
+    "magnitude": lambda a: MagnitudePruning(a),
+    "random": lambda a: RandomPruning(a, seed=0),
+    "gradual": lambda a: GradualMagnitudePruning(a),
+    "lottery": lambda a: LotteryRewinding(a),
+}
+PER_LAYER = {
+    "layerwise": lambda a: LayerwiseMagnitudePruning(a),
+    "gradual": lambda a: GradualMagnitudePruning(a, scope="layer"),
+}
+
+
+def _simplecnn():
+    torch.manual_seed(0)
+    return SimpleCNN((1, 28, 28), 10, (0.5,), (0.25,))
+
+
+@pytest.mark.parametrize("amount", [0.999999, 0.9999999])
+@pytest.mark.parametrize("method", sorted(GLOBAL))
+def test_a_sparsity_that_prunes_every_weight_is_refused_with_the_largest_that_works(method, amount):
+    # round(0.999999 * 241184) = 241184: every weight goes, a constant classifier, exit 0.
+    net = _simplecnn()
+    with pytest.raises(PrunelabError) as err:
+        GLOBAL[method](amount).check_net(net)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message == (
+        f"sparsity={amount} would prune all 241,184 prunable weights of SimpleCNN "
+        f"(round({amount} * 241184) = 241184); use at most 0.999997"
+    )
+    # The stated value works (one weight left) and the next step up would not.
+    pruning = GLOBAL[method](0.999997)
+    pruning.check_net(net)
+    if method != "gradual":  # gradual starts dense; its last event prunes the same count
+        assert count_pruned(pruning.compute_masks(net)) == 241184 - 1
+    assert n_to_prune(0.999998, 241184) == 241184
+
+
+@pytest.mark.parametrize("method", sorted(PER_LAYER))
+def test_a_sparsity_that_empties_a_layer_is_refused_naming_the_layer(method):
+    net = _simplecnn()
+    with pytest.raises(PrunelabError) as err:
+        PER_LAYER[method](0.999).check_net(net)
+    message = str(err.value)
+    assert "would prune every weight of features.1 (288 weights: round(0.999 * 288) = 288)" in (
+        message
+    )
+    assert message.endswith("the largest sparsity that keeps a weight in every layer is 0.998")
+    pruning = PER_LAYER[method](0.998)
+    pruning.check_net(net)
+    masks = layerwise_magnitude_masks(prunable_weights(net), 0.998)
+    assert min(int(m.sum()) for m in masks.values()) == 1  # features.1 keeps one of 288
+    # Global ranking at 0.999 keeps 241 weights: refused per layer only.
+    MagnitudePruning(0.999).check_net(net)
+
+
+def test_the_stated_largest_sparsity_keeps_a_weight_and_is_the_largest_at_its_digits():
+    for sizes in ([1], [2], [3], [7, 1000], [288, 1280], [241184], [693792], [10**7]):
+        best = max_amount(sizes)
+        assert all(n_to_prune(best, n) < n for n in sizes), sizes
+        digits = len(repr(best).split(".")[1])
+        step = round(best + 10**-digits, digits)
+        assert any(n_to_prune(step, n) >= n for n in sizes), (sizes, best)
+    assert max_amount([241184]) == 0.999997 and max_amount([288, 1280]) == 0.998
+    assert max_amount([]) is None
+
+
+# (method, keyword arguments, the message's end): each once failed only at fine-tuning, after
+# the baseline trained, or was truncated in silence (every=1.5 ran as 1).
+BAD_ARGS = [
+    (
+        MagnitudePruning,
+        {"amount": "abc"},
+        "pruning.amount (the sparsity) must be a number in [0, 1), got 'abc'",
+    ),
+    (MagnitudePruning, {"amount": 1.0}, "must be a number in [0, 1), got 1.0"),
+    (RandomPruning, {"seed": 1.5}, "pruning.seed must be a whole number >= 0, got 1.5"),
+    (RandomPruning, {"seed": "x"}, "pruning.seed must be a whole number >= 0, got 'x'"),
+    (GradualMagnitudePruning, {"every": 1.5}, "pruning.every must be a whole number >= 1, got 1.5"),
+    (GradualMagnitudePruning, {"every": "x"}, "pruning.every must be a whole number >= 1, got 'x'"),
+    (GradualMagnitudePruning, {"start": "x"}, "pruning.start must be a number, got 'x'"),
+    (GradualMagnitudePruning, {"end": None}, "pruning.end must be a number, got None"),
+    (
+        GradualMagnitudePruning,
+        {"initial_amount": "x"},
+        "pruning.initial_amount must be a number, got 'x'",
+    ),
+    (
+        LotteryRewinding,
+        {"rewind_epoch": 1.5},
+        "pruning.rewind_epoch must be a whole number >= 0, got 1.5",
+    ),
+    (
+        LotteryRewinding,
+        {"rewind_epoch": "x"},
+        "pruning.rewind_epoch must be a whole number >= 0, got 'x'",
+    ),
+    (LotteryRewinding, {"seed": -1}, "pruning.seed must be a whole number >= 0 or null, got -1"),
+    (LotteryRewinding, {"rewind_dir": 3}, "pruning.rewind_dir must be a folder or null, got 3"),
+    (LotteryRewinding, {"model": "x"}, "pruning.model must be a model config or null, got 'x'"),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, message", BAD_ARGS)
+def test_constructor_arguments_that_would_fail_after_training_are_refused(cls, kwargs, message):
+    with pytest.raises(PrunelabError) as err:
+        cls(**{"amount": 0.5, **kwargs})
+    assert str(err.value).endswith(message)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["sparsity=0.999999"], "would prune all 241,184 prunable weights of SimpleCNN"),
+        (["pruning=random", "sparsity=0.9999999"], "use at most 0.999997"),
+        (["pruning=layerwise", "sparsity=0.999"], "every weight of features.1 (288 weights"),
+        (["pruning=gradual", "pruning.every=1.5"], "pruning.every must be a whole number >= 1"),
+    ],
+)
+def test_the_pipeline_refuses_before_the_baseline_trains(overrides, message, make_cfg, monkeypatch):
+    def trains(*args, **kwargs):
+        raise AssertionError("the baseline must not train for a refused setting")
+
+    monkeypatch.setattr(pipeline, "train_baseline", trains)
+    with pytest.raises(Exception) as err:
+        pipeline.run(make_cfg(*overrides))
+    cause = err.value.__cause__ if not isinstance(err.value, PrunelabError) else err.value
+    assert isinstance(cause, PrunelabError)  # Hydra wraps a constructor's error; main unwraps it
+    assert message in str(cause)
+
+
+def test_the_pipeline_checks_no_net_at_sparsity_zero(make_cfg, monkeypatch):
+    # sparsity 0 fine-tunes nothing: no check applies (and none may fail).
+    class Stop(Exception):
+        pass
+
+    def trains(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "train_baseline", trains)
+    monkeypatch.setattr(
+        MagnitudePruning, "check_net", lambda *a, **k: pytest.fail("checked at sparsity 0")
+    )
+    with pytest.raises(Stop):
+        pipeline.run(make_cfg("sparsity=0"))
 
 
 # --- configs -------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_a_sweep_without_any_results_is_reported_and_exits_1(smoke_sweep, tmp_pa
         found.unlink()
     assert report_main([str(copy), "--no-wandb", "--no-figures"]) == 1
     out, err = capsys.readouterr()
-    assert "0 jobs with results" in out and "missing cells: " in out
+    assert "(0 jobs with results" in out and "report: unfinished: " in out
     assert err.strip() == f"prunelab: error: no job in {copy} has results"
 
 

@@ -368,3 +368,78 @@ def test_resuming_from_a_dense_checkpoint_fails_loudly(data, tmp_path):
         trainer.fit(
             Classifier(_net(SimpleCNN, data), 10, _adam), data, ckpt_path=tmp_path / "last.ckpt"
         )
+
+
+# --- settings refused before the baseline trains --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"norm": 3}, "pruning.norm must be 1 or 2, got 3"),
+        ({"norm": "abc"}, "pruning.norm must be 1 or 2, got 'abc'"),
+        ({"norm": True}, "pruning.norm must be 1 or 2, got True"),
+        ({"round_to": "abc"}, "pruning.round_to must be a whole number >= 1 or null, got 'abc'"),
+        ({"round_to": 0}, "pruning.round_to must be a whole number >= 1 or null, got 0"),
+        ({"round_to": -1}, "pruning.round_to must be a whole number >= 1 or null, got -1"),
+        ({"round_to": 2.5}, "pruning.round_to must be a whole number >= 1 or null, got 2.5"),
+        ({"in_shape": "abc"}, "pruning.in_shape must be null or whole numbers >= 1"),
+        ({"in_shape": [1, 0, 28]}, "pruning.in_shape must be null or whole numbers >= 1"),
+        ({"amount": "abc"}, "channel ratio) must be in [0, 1), got 'abc'"),
+    ],
+)
+def test_bad_settings_are_refused_when_built(kwargs, message):
+    # These once failed only when fine-tuning began (or round_to=0 and -1 passed in silence).
+    with pytest.raises(PrunelabError) as err:
+        StructuredPruning(**{"amount": 0.5, **kwargs})
+    assert message in str(err.value)
+    with pytest.raises(PrunelabError, match="norm must be 1 or 2"):
+        prune_channels(nn.Linear(2, 2), 0.5, (2,), norm=3)
+
+
+def test_check_net_refuses_another_in_shape_than_the_data_s(data):
+    net = _net(SimpleCNN, data)
+    pruning = StructuredPruning(0.5, in_shape=[3, 32, 32])
+    with pytest.raises(PrunelabError) as err:
+        pruning.check_net(net, in_shape=[1, 28, 28])
+    assert str(err.value) == (
+        "pruning.in_shape=[3, 32, 32] does not match the data's [1, 28, 28] (leave it null)"
+    )
+    StructuredPruning(0.5, in_shape=[1, 28, 28]).check_net(net, in_shape=[1, 28, 28])
+    StructuredPruning(0.5).check_net(net, in_shape=[1, 28, 28])
+
+
+def test_a_fit_with_another_in_shape_than_the_data_s_fails_before_pruning(data, tmp_path):
+    trainer = _trainer(1, tmp_path, [StructuredPruning(0.5, in_shape=[3, 32, 32])])
+    with pytest.raises(PrunelabError, match=r"does not match the data's \[1, 28, 28\]"):
+        trainer.fit(Classifier(_net(SimpleCNN, data), 10, _adam), data)
+
+
+def test_check_net_refuses_a_ratio_that_removes_no_channel(data):
+    with pytest.raises(PrunelabError, match="would remove no channel"):
+        StructuredPruning(1e-17).check_net(_net(SimpleCNN, data))
+    StructuredPruning(1e-9).check_net(_net(SimpleCNN, data))  # 1 - 1e-9 < 1: a channel goes
+    StructuredPruning(0.0).check_net(_net(SimpleCNN, data))  # nothing to check
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["pruning.norm=3"], "pruning.norm must be 1 or 2, got 3"),
+        (["pruning.round_to=abc"], "pruning.round_to must be a whole number >= 1 or null"),
+        (["pruning.in_shape=[3,32,32]"], "pruning.in_shape=[3, 32, 32] does not match"),
+        (["sparsity=0.99"], "would remove every channel of features.1"),
+    ],
+)
+def test_the_pipeline_refuses_before_the_baseline_trains(overrides, message, make_cfg, monkeypatch):
+    from prunelab import pipeline
+
+    def trains(*args, **kwargs):
+        raise AssertionError("the baseline must not train for a refused setting")
+
+    monkeypatch.setattr(pipeline, "train_baseline", trains)
+    with pytest.raises(Exception) as err:
+        pipeline.run(make_cfg("pruning=structured", *overrides))
+    cause = err.value if isinstance(err.value, PrunelabError) else err.value.__cause__
+    assert isinstance(cause, PrunelabError)  # Hydra wraps a constructor's error; main unwraps it
+    assert message in str(cause)

@@ -316,8 +316,11 @@ def run(cfg: DictConfig) -> dict:
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # not after an hour of training: eval.device, target class
-    if isinstance(method, StructuredPruning) and sparsity > 0:
-        method.check_net(build_net(cfg.model, spec))  # a ratio that would empty a layer
+    check_net = getattr(method, "check_net", None)  # a custom callback may have none
+    if check_net is not None and sparsity > 0:
+        # A sparsity that would prune every weight, empty a layer, or (structured) a wrong
+        # pruning.in_shape: known from the net's shapes alone, so refused before any training.
+        check_net(build_net(cfg.model, spec), in_shape=spec["in_shape"])
     tracker = Tracker(cfg, names, out)
     try:
         cache = BaselineCache(cfg.paths.cache_dir)

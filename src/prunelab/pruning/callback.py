@@ -11,8 +11,10 @@ import lightning as L
 import torch
 
 from prunelab.errors import PrunelabError
+from prunelab.pruning.checks import fraction, whole
 from prunelab.pruning.masks import (
     apply_masks,
+    check_keeps_a_weight,
     global_magnitude_masks,
     layerwise_magnitude_masks,
     mask_violations,
@@ -31,14 +33,33 @@ class MagnitudePruning(L.Callback):
     in the checkpoint's callback state.
     """
 
+    # True where each layer loses `amount` of its own weights rather than of the whole net's.
+    per_layer = False
+
     def __init__(self, amount: float) -> None:
-        self.amount = float(amount)
+        # `amount` is the job's `sparsity` (checked before); here for a direct pruning.amount.
+        self.amount = fraction("pruning.amount (the sparsity)", amount)
         self.masks: dict[str, torch.Tensor] | None = None
 
     @property
     def state_key(self) -> str:
         # The class name, so a checkpoint's masks are only restored into the same method.
         return type(self).__qualname__
+
+    def check_net(self, net: torch.nn.Module, in_shape=None) -> None:
+        """PrunelabError now, before any training, if `amount` would prune all of `net`'s weights
+        (or, per layer, all of one layer's): the masks' counts depend on the shapes alone.
+
+        `in_shape` (the data's) is for StructuredPruning; masks do not depend on it.
+        """
+        check_keeps_a_weight(
+            prunable_weights(net), self.amount, self.per_layer, type(net).__name__, self.label
+        )
+
+    @property
+    def label(self) -> str:
+        """How check_net names a per-layer method in its message."""
+        return "layer-wise pruning"
 
     def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Masks for `net`'s current weights."""
@@ -128,6 +149,8 @@ class LayerwiseMagnitudePruning(MagnitudePruning):
     rounding (at most half a weight per layer).
     """
 
+    per_layer = True
+
     def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Per-layer magnitude masks for `net`'s current weights."""
         return layerwise_magnitude_masks(prunable_weights(net), self.amount)
@@ -142,7 +165,7 @@ class RandomPruning(MagnitudePruning):
 
     def __init__(self, amount: float, seed: int = 0) -> None:
         super().__init__(amount)
-        self.seed = int(seed)
+        self.seed = whole("pruning.seed", seed, 0)
 
     def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Seeded random masks shaped like `net`'s prunable weights."""

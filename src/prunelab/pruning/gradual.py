@@ -8,6 +8,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from prunelab.errors import PrunelabError
 from prunelab.pruning.callback import MagnitudePruning
+from prunelab.pruning.checks import number, whole
 from prunelab.pruning.masks import (
     apply_masks,
     global_masks_from_scores,
@@ -59,14 +60,25 @@ class GradualMagnitudePruning(MagnitudePruning):
         scope: str = "global",
     ) -> None:
         super().__init__(amount)
-        check_schedule_args(self.amount, float(initial_amount), float(start), float(end), every)
+        initial_amount = number("pruning.initial_amount", initial_amount)
+        start, end = number("pruning.start", start), number("pruning.end", end)
+        every = whole("pruning.every", every, 1)
+        check_schedule_args(self.amount, initial_amount, start, end, every)
         if scope not in SCOPES:
             raise PrunelabError(f"pruning.scope must be one of {SCOPES}, got '{scope}'")
-        self.initial_amount = float(initial_amount)
-        self.start, self.end, self.every = float(start), float(end), int(every)
+        self.initial_amount = initial_amount
+        self.start, self.end, self.every = start, end, every
         self.scope = scope
         self.schedule: CubicSchedule | None = None
         self.events_done = -1  # index of the last pruning event applied; -1 = none yet
+
+    @property
+    def per_layer(self) -> bool:  # the final masks are ranked as masks_at ranks them
+        return self.scope == "layer"
+
+    @property
+    def label(self) -> str:
+        return "gradual pruning with pruning.scope=layer"
 
     def compute_masks(self, net: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Masks at the final sparsity for `net`'s weights, keeping pruned positions pruned."""

@@ -5,8 +5,14 @@ A mask is a bool tensor shaped like its weight, True where the weight is kept.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from fractions import Fraction
+
 import torch
 from torch import nn
+
+from prunelab.errors import PrunelabError
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -25,6 +31,64 @@ def n_to_prune(amount: float, total: int) -> int:
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {amount}")
     return round(amount * total)
+
+
+def max_amount(sizes: Iterable[int]) -> float | None:
+    """The largest sparsity (a short decimal) at which every group of `sizes` keeps a weight.
+
+    A group of n weights keeps one while round(amount * n) < n, i.e. amount < 1 - 1 / (2n)
+    (up to round's ties): the smallest group decides. None if only 0 works (no group).
+    """
+    sizes = [int(n) for n in sizes if n > 0]
+    if not sizes:
+        return None
+    smallest = min(sizes)
+    bound = 1 - Fraction(1, 2 * smallest)
+    unit = Fraction(1, 10 ** max(3, len(str(2 * smallest))))  # finer than half a weight
+    ratio = math.floor(bound / unit) * unit
+    # At the bound itself round() breaks the tie, and a float product can land on either side:
+    # step down until the stated value is one that the masks themselves accept.
+    while ratio > 0 and any(n_to_prune(float(ratio), n) >= n for n in sizes):
+        ratio -= unit
+    return float(ratio) if ratio > 0 else None
+
+
+def check_keeps_a_weight(
+    weights: dict[str, torch.Tensor],
+    amount: float,
+    per_layer: bool = False,
+    net_name: str = "the net",
+    method: str = "layer-wise pruning",
+) -> None:
+    """PrunelabError if `amount` would prune every weight the masks rank together.
+
+    Global ranking (per_layer=False) prunes round(amount * n) of all n prunable weights: at n the
+    net computes a constant. Per layer, round(amount * n_layer) = n_layer cuts the net in two.
+    Either way the job would report a result for a net that no longer looks at its input.
+    """
+    sizes = {name.removesuffix(".weight"): w.numel() for name, w in weights.items()}
+    if amount == 0 or not sizes:
+        return
+    if per_layer:
+        starved = [name for name, n in sizes.items() if n_to_prune(amount, n) >= n]
+        if not starved:
+            return
+        name = min(starved, key=sizes.__getitem__)  # the smallest layer decides the largest amount
+        n = sizes[name]
+        best = max_amount(sizes.values())
+        raise PrunelabError(
+            f"{method} at sparsity={amount} would prune every weight of {name} ({n:,} weights: "
+            f"round({amount} * {n}) = {n_to_prune(amount, n)}); the largest sparsity that keeps "
+            f"a weight in every layer is {best}"
+        )
+    total = sum(sizes.values())
+    if n_to_prune(amount, total) < total:
+        return
+    raise PrunelabError(
+        f"sparsity={amount} would prune all {total:,} prunable weights of {net_name} "
+        f"(round({amount} * {total}) = {n_to_prune(amount, total)}); use at most "
+        f"{max_amount([total])}"
+    )
 
 
 def _keep_all_but_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:

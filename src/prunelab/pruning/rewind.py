@@ -23,6 +23,7 @@ from prunelab.build import build_net, data_spec
 from prunelab.errors import PrunelabError
 from prunelab.io import load_torch, save_torch
 from prunelab.pruning.callback import MagnitudePruning
+from prunelab.pruning.checks import whole
 from prunelab.pruning.masks import prunable_weights
 
 SCOPES = ("all", "prunable")
@@ -158,15 +159,17 @@ class LotteryRewinding(MagnitudePruning):
         seed: int | None = None,
     ) -> None:
         super().__init__(amount)
-        if int(rewind_epoch) < 0:
-            raise PrunelabError(f"pruning.rewind_epoch must be >= 0, got {rewind_epoch}")
+        self.rewind_epoch = whole("pruning.rewind_epoch", rewind_epoch, 0)
         if scope not in SCOPES:
             raise PrunelabError(f"pruning.scope must be one of {SCOPES}, got '{scope}'")
-        self.rewind_epoch = int(rewind_epoch)
+        if rewind_dir is not None and not isinstance(rewind_dir, str | os.PathLike):
+            raise PrunelabError(f"pruning.rewind_dir must be a folder or null, got {rewind_dir!r}")
+        if model is not None and not isinstance(model, DictConfig | dict):
+            raise PrunelabError(f"pruning.model must be a model config or null, got {model!r}")
         self.scope = scope
         self.rewind_dir = rewind_dir
         self.model = model
-        self.seed = seed
+        self.seed = whole("pruning.seed", seed, 0, nullable=True)
         self.rewind_state: dict[str, torch.Tensor] | None = None
 
     def resolve_rewind_state(self, trainer: L.Trainer) -> dict[str, torch.Tensor]:

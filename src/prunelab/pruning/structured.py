@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from prunelab.errors import PrunelabError
 from prunelab.io import load_torch
+from prunelab.pruning.checks import one_of, shape, whole
 from prunelab.pruning.masks import prunable_weights
 from prunelab.pruning.shapes import conform
 
@@ -119,9 +120,31 @@ def _check_keeps_a_channel(
 
 
 def _check_amount(amount: float) -> float:
-    if not 0.0 <= float(amount) < 1.0:
-        raise PrunelabError(f"structured sparsity (channel ratio) must be in [0, 1), got {amount}")
+    number = isinstance(amount, int | float) and not isinstance(amount, bool)
+    if not number or not 0.0 <= amount < 1.0:  # NaN fails the range too
+        raise PrunelabError(
+            f"structured sparsity (channel ratio) must be in [0, 1), got {amount!r}"
+        )
     return float(amount)
+
+
+def _check_norm(norm: object) -> int:
+    one_of("pruning.norm", norm, NORMS)
+    return int(norm)  # type: ignore[call-overload]
+
+
+def _check_round_to(round_to: object) -> int | None:
+    # 0 and negative values would be taken as null (or grow a layer) in silence.
+    return whole("pruning.round_to", round_to, 1, nullable=True)
+
+
+def _check_in_shape(in_shape: Sequence[int], data_shape: Sequence[int] | None) -> None:
+    """The shape traced for pruning and counted for MACs must be the data's."""
+    if data_shape is not None and tuple(in_shape) != tuple(data_shape):
+        raise PrunelabError(
+            f"pruning.in_shape={list(in_shape)} does not match the data's {list(data_shape)} "
+            "(leave it null)"
+        )
 
 
 def prune_channels(
@@ -133,8 +156,8 @@ def prune_channels(
 ) -> nn.Module:
     """Remove `amount` of the output channels of every prunable layer, lowest L_norm first."""
     amount = _check_amount(amount)
-    if norm not in NORMS:
-        raise PrunelabError(f"structured pruning norm must be one of {NORMS}, got {norm}")
+    norm = _check_norm(norm)
+    round_to = _check_round_to(round_to)
     if amount == 0.0:
         return net
     head = classifier_layer(net)
@@ -258,9 +281,9 @@ class StructuredPruning(L.Callback):
         in_shape: Sequence[int] | None = None,
     ) -> None:
         self.amount = _check_amount(amount)
-        self.norm = int(norm)
-        self.round_to = round_to
-        self.in_shape = None if in_shape is None else tuple(in_shape)
+        self.norm = _check_norm(norm)
+        self.round_to = _check_round_to(round_to)
+        self.in_shape = shape("pruning.in_shape", in_shape)
         self.stats: dict[str, float | int] = {}
         self._reference: nn.Module | None = None
         self._hook = None
@@ -269,16 +292,35 @@ class StructuredPruning(L.Callback):
     def state_key(self) -> str:
         return "StructuredPruning"
 
-    def check_net(self, net: nn.Module) -> None:
-        """PrunelabError now, before any training, if the ratio would empty a layer of `net`."""
+    def check_net(self, net: nn.Module, in_shape: Sequence[int] | None = None) -> None:
+        """PrunelabError now, before any training, if the ratio would empty a layer of `net` or
+        remove nothing, or if `in_shape` was set and differs from the data's (`in_shape`)."""
+        if self.in_shape is not None:
+            _check_in_shape(self.in_shape, in_shape)
+        if self.amount == 0.0:
+            return
         widths = {name: m.weight.shape[0] for name, m in prunable_layers(net).items()}
-        _check_keeps_a_channel(widths, self.amount, self.round_to)
+        if not widths:
+            raise PrunelabError(
+                "structured pruning needs a Conv2d or Linear layer besides the classifier; "
+                f"{type(net).__name__} has none"
+            )
+        kept = _check_keeps_a_channel(widths, self.amount, self.round_to)
+        if all(kept[name] == c for name, c in widths.items()):
+            raise PrunelabError(
+                f"structured pruning at channel ratio {self.amount} would remove no channel: "
+                "1 - ratio rounds to 1.0, so floor(C * (1 - ratio)) = C in every layer; "
+                "use a larger ratio"
+            )
 
     def _input_shape(self, trainer: L.Trainer) -> tuple[int, ...]:
-        shape = self.in_shape or getattr(trainer.datamodule, "in_shape", None)
-        if shape is None:
+        data_shape = getattr(trainer.datamodule, "in_shape", None)
+        if self.in_shape is not None:
+            _check_in_shape(self.in_shape, data_shape)
+            return self.in_shape
+        if data_shape is None:
             raise PrunelabError("StructuredPruning needs in_shape (or a datamodule with in_shape)")
-        return tuple(shape)
+        return tuple(data_shape)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self._reference is not None or self.stats:
