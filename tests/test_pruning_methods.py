@@ -579,3 +579,16 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_pat
         ends = [pruned[f"vs_control/test_acc_delta_ci_{end}"] for end in ("low", "high")]
         d = band_digits(gap, *ends)
         assert f"sparsity 0.5 ({gap:+.{d}f} pts; 95 % interval" in text
+
+
+@pytest.mark.parametrize(
+    ("per_layer", "amount", "warned"),
+    [(False, 1e-9, True), (True, 1e-3, True), (False, 0.01, False)],
+)
+def test_a_sparsity_that_rounds_to_no_weight_warns(per_layer, amount, warned, capsys):
+    from prunelab.pruning.masks import check_keeps_a_weight
+
+    weights = {"a.weight": torch.zeros(100), "b.weight": torch.zeros(10)}
+    check_keeps_a_weight(weights, amount, per_layer, "Net")
+    err = capsys.readouterr().err
+    assert ("prunes no weight of Net (110 prunable weights)" in err) == warned

@@ -6,6 +6,7 @@ A mask is a bool tensor shaped like its weight, True where the weight is kept.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from fractions import Fraction
 
@@ -69,6 +70,19 @@ def check_keeps_a_weight(
     sizes = {name.removesuffix(".weight"): w.numel() for name, w in weights.items()}
     if amount == 0 or not sizes:
         return
+    total = sum(sizes.values())
+    counts = (
+        [n_to_prune(amount, n) for n in sizes.values()]
+        if per_layer
+        else [n_to_prune(amount, total)]
+    )
+    if not any(counts):  # 1e-9: rounds to nothing; the numbers would be the dense model's
+        print(
+            f"prunelab: warning: sparsity={amount} prunes no weight of {net_name} "
+            f"({total:,} prunable weights); this job measures the dense model",
+            file=sys.stderr,
+            flush=True,
+        )
     if per_layer:
         starved = [name for name, n in sizes.items() if n_to_prune(amount, n) >= n]
         if not starved:
@@ -81,7 +95,6 @@ def check_keeps_a_weight(
             f"round({amount} * {n}) = {n_to_prune(amount, n)}); the largest sparsity that keeps "
             f"a weight in every layer is {best}"
         )
-    total = sum(sizes.values())
     if n_to_prune(amount, total) < total:
         return
     raise PrunelabError(
