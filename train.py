@@ -3,6 +3,7 @@
 import sys
 
 from prunelab.cli import check_argv
+from prunelab.flags import print_command
 
 # One clear line for a bad sparsity, model or dataset, before torch is even imported; Hydra's
 # flags (-m) may stand anywhere.
@@ -21,7 +22,18 @@ def main(cfg: DictConfig):
 
 if __name__ == "__main__":
     try:
-        main()
+        command = print_command(sys.argv[1:])
+        if command is None:
+            main()
+        else:
+            # --help, --hydra-help, --cfg, --info run no job: an error of Hydra's in composing
+            # what they print is the command line's, one line (a job's errors are not caught).
+            try:
+                main()
+            except Exception as err:
+                first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
+                print(f"prunelab: error: {command}: {first.strip()}", file=sys.stderr)
+                raise SystemExit(2) from None
     except KeyboardInterrupt:
         # Ctrl-C under a parallel launcher (joblib) reaches this process too; each job has
         # already printed "prunelab: interrupted; ..." and marked itself FAILED.

@@ -9,11 +9,15 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-from prunelab.cli import arrange, check_overrides, compose_config
+from prunelab.cli import _values, check_argv, check_overrides
 from prunelab.errors import PrunelabError
+from prunelab.evaluate import main as evaluate_main
+from prunelab.flags import arrange
+from prunelab.io import save_torch
 from prunelab.pipeline import run
+from prunelab.suggest import compose_config
 from prunelab.targets import find_target, targets
-from prunelab.validate import check_before_training, check_config, options
+from prunelab.validate import CONF_DIR, check_before_training, check_config, options
 
 from conftest import run_train
 
@@ -103,7 +107,22 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
             ["pruning=lottery", "pruning.rewnd_epoch=1"],
             "'pruning.rewnd_epoch' (check its spelling; did you mean 'pruning.rewind_epoch'?)",
         ),  # fmt: skip
-        (["data.qwertyuiop=1"], "'data.qwertyuiop' (check its spelling)"),
+        (
+            ["data.qwertyuiop=1"],
+            "'data.qwertyuiop' (the config has no such key: check its spelling, or add it with "
+            "+data.qwertyuiop=1 if prunelab.data.FashionMNISTDataModule takes it)",
+        ),  # fmt: skip
+        # Spelt right, but not there: an argument the optimizer may take, or a key set elsewhere.
+        (
+            ["finetune.optimizer.momentum=0.9"],
+            "'finetune.optimizer.momentum' (the config has no such key: check its spelling, or "
+            "add it with +finetune.optimizer.momentum=0.9 if torch.optim.Adam takes it)",
+        ),  # fmt: skip
+        (
+            ["trainer.max_epochs=3"],
+            "'trainer.max_epochs' (trainer has no max_epochs; did you mean "
+            "'baseline.max_epochs' or 'finetune.max_epochs'?)",
+        ),  # fmt: skip
         (
             ["finetune.lr=1e-3"],
             "'finetune.lr' (check its spelling; did you mean 'finetune.optimizer.lr'?)",
@@ -168,6 +187,56 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
             ["--sparsity", "0.5"],
             "unknown option '--sparsity': set config values as key=value (sparsity=0.5)",
         ),  # fmt: skip
+        # An argparse-style option names the config key it means, wherever that lives.
+        (
+            ["--n_images", "5"],
+            "unknown option '--n_images': set config values as key=value (attack.n_images=5); "
+            "Hydra's options: python train.py --hydra-help",
+        ),  # fmt: skip
+        (["--n-images=5"], "(attack.n_images=5)"),
+        # Hydra runs one command: -m with --cfg/--info is a traceback of Hydra's otherwise.
+        (
+            ["-m", "--cfg", "job"],
+            "--cfg prints one job's config and cannot be combined with -m; drop -m",
+        ),  # fmt: skip
+        (["-m", "--cfg", "hydra"], "--cfg prints one job's config and cannot be combined with -m"),
+        (
+            ["-m", "sparsity=0.2,0.5", "--cfg", "job"],
+            "cannot be combined with -m; drop -m and give sparsity one value",
+        ),  # fmt: skip
+        (["-m", "--info"], "--info prints Hydra's information on one job and cannot be combined"),
+        (["--cfg", "job", "--info", "plugins"], "--cfg and --info cannot be combined: give one"),
+        (
+            ["--cfg", "job", "sparsity=0.2,0.5"],
+            "--cfg prints one job's config: give sparsity one value (sparsity=0.2)",
+        ),  # fmt: skip
+        (["-m", "sparsity=0.2,0.5", "--help"], "--help shows the config of one job: give sparsity"),
+        # A continuous range is for an optimizing sweeper; the basic sweeper lists values.
+        (
+            ["-m", "sparsity=interval(0,1)"],
+            "sparsity=interval(0,1) is a continuous range that a sweep cannot list; give values "
+            "(sparsity=0.25,0.5) or range(0,1,0.25)",
+        ),  # fmt: skip
+        (["-m", "seed=interval(0,5)"], "give values (seed=0,1) or range(0,5)"),
+        (["-m", "model=interval(0,1)"], "give the options to sweep (model=resnetsmall,simplecnn)"),
+        (
+            ["-m", "model=glob(vgg*)"],
+            "model=glob(vgg*) matches none of the model options: resnetsmall, simplecnn",
+        ),  # fmt: skip
+        (["-m", "sparsity=glob(*)"], "glob(...) picks options of a config group"),
+        # Hydra's own flags, checked as Hydra would (each a traceback or a usage screen there).
+        (
+            ["--shell-completion"],
+            "--shell-completion needs one of install=SHELL, uninstall=SHELL or query=SHELL "
+            "(SHELL: bash, fish, zsh)",
+        ),  # fmt: skip
+        (["-sc", "install=tcsh"], "no tab completion for 'tcsh'; shells: bash, fish, zsh"),
+        (["--resolve"], "--resolve goes with --cfg or --help"),
+        (["--cfg", "bogus"], "--cfg takes job, hydra or all, got 'bogus'"),
+        (["--info", "bogus"], "--info takes all, config, defaults, defaults-tree, plugins or"),
+        (["-cn", "nothere", "--cfg", "job"], "-cn nothere: no config nothere.yaml in"),
+        (["-cd", "/nonexistent-prunelab"], "-cd /nonexistent-prunelab: no such folder"),
+        (["--experimental-rerun", "no.pickle"], "--experimental-rerun no.pickle: no such file"),
     ],
 )
 def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):
@@ -189,6 +258,54 @@ def test_hydra_flags_may_stand_after_the_overrides():
     proc = run_train(["experiment=smoke", "--cfg", "job", "sparsity=0.3"])  # prints, runs nothing
     assert proc.returncode == 0, proc.stderr
     assert "sparsity: 0.3" in proc.stdout and "max_epochs: 1" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "--cfg", "job"],
+        ["-m", "sparsity=interval(0,1)"],
+        ["--shell-completion"],
+        ["experiment=smoke", "-m", "--info"],
+    ],
+)
+def test_hydra_flag_mistakes_are_one_line(args, tmp_path):
+    """Mistakes Hydra itself would answer with a traceback (ValueError, HydraException)."""
+    proc = run_train([*args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sw"])
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("prunelab: error: ") and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_hydra_help_shows_with_our_overrides_given(tmp_path):
+    """--hydra-help composes Hydra's config alone: ours would stop it, so they are left out."""
+    assert check_argv(["experiment=smoke", "--hydra-help", "hydra/launcher=joblib"]) == [
+        "--hydra-help",
+        "hydra/launcher=joblib",
+    ]
+    proc = run_train(["experiment=smoke", "sparsity=0.3", "--hydra-help"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Hydra (") and "Traceback" not in proc.stderr
+
+
+def test_glob_sweeps_the_options_hydra_would():
+    """`model=glob(*)` in a sweep: the same options Hydra's sweeper expands it to."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = ["model=glob(*)", "pruning=glob([l*,m*],exclude=lottery)", "data=glob(*,exclude=s*)"]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        hydra_says = [list(o.sweep_string_iterator()) for o in parser.parse_overrides(lines)]
+    GlobalHydra.instance().clear()
+    ours = [_values(o) for o in OverridesParser.create().parse_overrides(lines)]
+    assert ours == hydra_says
+    assert ours == [["resnetsmall", "simplecnn"], ["layerwise", "magnitude"],
+                    ["cifar10", "fashion_mnist", "imagefolder"]]  # fmt: skip
+    check_overrides(["-m", "model=glob(*)", "hydra.sweep.dir=/tmp/prunelab-never-written"])
 
 
 @pytest.mark.parametrize(
@@ -278,7 +395,7 @@ def test_a_bad_pruning_setting_stops_the_job_before_the_baseline(make_cfg, tmp_p
     out = tmp_path / "job"
     with pytest.raises(InstantiationException) as info:
         run(make_cfg("pruning=gradual", "pruning.every=0", out=out))
-    assert "pruning.every must be at least 1" in str(info.value.__cause__)
+    assert "pruning.every must be" in str(info.value.__cause__)
     assert not out.exists() and not (tmp_path / "cache").exists()
     # A channel ratio that would empty a layer needs the net's widths: known before training.
     with pytest.raises(PrunelabError, match="would remove every channel of features.1"):
@@ -295,3 +412,86 @@ def test_a_bad_model_setting_names_target_and_cause(tmp_path):
         "ValueError: dropout probability has to be between 0 and 1, but got 1.5"
     )
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+@pytest.fixture
+def saved_job(tmp_path, monkeypatch):
+    """A job folder whose model.pt has what prunelab.evaluate reads before the data (the
+    weights are never reached: loading the data fails the test)."""
+    job = tmp_path / "job"
+    meta = {"model": "simplecnn", "data": "fashion_mnist", "pruning": "magnitude",
+            "sparsity": 0.5, "seed": 0, "baseline/key": None}  # fmt: skip
+    spec = {"in_shape": [1, 28, 28], "num_classes": 10}
+    save_torch(job / "model.pt", {"state_dict": {}, "model": {}, "data": spec, "meta": meta})
+
+    class DataLoaded(Exception):
+        pass
+
+    def no_data(cfg):
+        raise DataLoaded(f"data loaded: {cfg.data._target_}")
+
+    monkeypatch.setattr("prunelab.build.build_datamodule", no_data)
+    return job, DataLoaded
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["-m"],
+            "prunelab.evaluate takes no -m (nor Hydra's other flags): it evaluates one "
+            "checkpoint with one setting, given as key=value",
+        ),  # fmt: skip
+        (["--cfg", "job"], "prunelab.evaluate takes no --cfg (nor Hydra's other flags)"),
+        (
+            ["attack.n_images=8,16"],
+            "prunelab.evaluate runs one setting: give attack.n_images one value "
+            "(attack.n_images=8,16 sweeps over several)",
+        ),  # fmt: skip
+        (
+            ["--n_images", "5"],
+            "unknown option '--n_images': set config values as key=value (attack.n_images=5)",
+        ),  # fmt: skip
+    ],
+)
+def test_evaluate_command_line_mistakes_are_one_line(args, expected, saved_job, capsys):
+    job, _ = saved_job
+    with pytest.raises(SystemExit) as stop:
+        evaluate_main([f"ckpt={job}", *args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"prunelab: error: {expected}")
+    assert err.count("\n") == 1 and "train.py" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["model=resnetsmall", "sparsity=0.9"],
+            "model, sparsity come from the checkpoint (model=simplecnn, sparsity=0.5); "
+            "prunelab.evaluate does not change them",
+        ),  # fmt: skip
+        (["data=cifar10"], "data comes from the checkpoint (data=fashion_mnist)"),
+        (
+            ["pruning=structured", "seed=1"],
+            "pruning, seed come from the checkpoint (pruning=magnitude, seed=0)",
+        ),  # fmt: skip
+        (["++sparsity=0.2"], "sparsity comes from the checkpoint (sparsity=0.5); prunelab"),
+    ],
+)
+def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, capsys):
+    """The checkpoint's model, data, method, sparsity and seed are its own: refused before any
+    data is loaded (data=cifar10 would start a download)."""
+    job, _ = saved_job
+    assert evaluate_main([f"ckpt={job}", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"prunelab: error: {expected}") and err.count("\n") == 1
+
+
+def test_evaluate_takes_settings_under_the_checkpoints_groups(saved_job, tmp_path):
+    """Its own values again, data.*, attack.*, eval.* and paths.* pass on to the evaluation."""
+    job, data_loaded = saved_job
+    args = ["model=simplecnn", "sparsity=0.5", "data.test_size=100", "attack.n_images=8",
+            f"paths.data_dir={tmp_path}", "eval.device=cpu"]  # fmt: skip
+    with pytest.raises(data_loaded):
+        evaluate_main([f"ckpt={job}", *args])

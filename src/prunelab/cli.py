@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
+import math
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
-from prunelab.shape import check_shape, first_missing
+from prunelab.flags import arrange, check_completion, check_paths, flags_of, only_hydra
+from prunelab.shape import check_shape
+from prunelab.suggest import compose_config, why_unknown
 from prunelab.targets import check_targets
 from prunelab.validate import (
     CELL_KEYS,
     CONF_DIR,
+    WHOLE,
     check_config,
     check_option,
     check_value,
@@ -29,10 +31,56 @@ GROUPS = ("model", "data", "pruning", "attack", "trainer", "logger", "experiment
 
 
 def _values(override) -> list:
-    """Every value an override stands for (one, or each element of a sweep)."""
-    if override.is_sweep_override():
-        return list(override.sweep_iterator())
-    return [override.value()]
+    """Every value an override stands for (one, or each element of a sweep).
+
+    `glob(...)` picks among a group's options in conf/ (as Hydra's sweeper does when it runs);
+    `interval(...)` is a continuous range for an optimizing sweeper, which cannot be listed.
+    """
+    from hydra.core.override_parser.types import Glob
+
+    if not override.is_sweep_override():
+        return [override.value()]
+    key, value = override.key_or_group, override.value()
+    if override.is_interval_sweep():
+        raise PrunelabError(f"{override.input_line} is a continuous range that a sweep cannot "
+                            f"list; give {_listed(key, value.start, value.end)}")  # fmt: skip
+    if isinstance(value, Glob):
+        if not (CONF_DIR / key).is_dir():
+            raise PrunelabError(
+                f"{override.input_line}: glob(...) picks options of a config group "
+                f"({', '.join(g for g in GROUPS if (CONF_DIR / g).is_dir())}); "
+                f"{key} is not one: list its values ({key}=a,b)"
+            )
+        known = options(key)
+        found = value.filter(known)
+        if not found:
+            raise PrunelabError(
+                f"{override.input_line} matches none of the {key} options: {', '.join(known)}"
+            )
+        return found
+    return list(override.sweep_iterator())
+
+
+def _first(override) -> str:
+    """The first value of a sweep override, as it would be written on the command line."""
+    from hydra.core.override_parser.types import Glob
+
+    if isinstance(override.value(), Glob):
+        return str(_values(override)[0])
+    return next(iter(override.sweep_string_iterator()))
+
+
+def _listed(key: str, start: float, end: float) -> str:
+    """How to write, as a list a sweep can enumerate, what interval(start, end) meant."""
+    if (CONF_DIR / key).is_dir():  # model=interval(...): the options, not numbers
+        return f"the options to sweep ({key}={','.join(options(key)[:2])})"
+    if key in WHOLE:  # seed: whole numbers
+        lo, hi = math.ceil(start), math.floor(end)
+        return f"values ({key}={lo},{lo + 1}) or range({lo},{max(hi, lo + 1)})"
+    step = (end - start) / 4
+    return (
+        f"values ({key}={start + step:g},{start + 2 * step:g}) or range({start:g},{end:g},{step:g})"
+    )
 
 
 # Folders a job writes to, with the defaults of conf/ (relative to the working directory).
@@ -56,8 +104,11 @@ def check_writable(path: str) -> None:
         raise PrunelabError(f"cannot write to {target}: {probe} is not writable") from None
 
 
-def check_overrides(args: Sequence[str]) -> None:
-    """Raise PrunelabError for a bad value, an unknown config option or key in `args`."""
+def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
+    """Raise PrunelabError for a bad value, an unknown config option or key in `args`.
+
+    `evaluate`: the command line of prunelab.evaluate (one checkpoint, one setting).
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -70,7 +121,11 @@ def check_overrides(args: Sequence[str]) -> None:
             f"cannot read the override '{err.override}' ({cause}): write key=value, several "
             "values as key=a,b (no spaces), a list as key=[a,b]; quote values with spaces"
         ) from None
-    check_multirun(args, overrides)
+    flags = check_flags(args, overrides)
+    if "shell_completion" in flags:  # install=bash: Hydra's words, not config keys
+        check_completion(overrides)
+        return
+    check_multirun(args, overrides, evaluate)
     written = dict(WRITTEN)
     for override in overrides:
         key = override.key_or_group
@@ -97,8 +152,16 @@ def check_overrides(args: Sequence[str]) -> None:
     check_composes(overrides)
 
 
-def check_multirun(args: Sequence[str], overrides: list) -> None:
+def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False) -> None:
     """A sweep (`key=a,b`) needs -m; Hydra alone says so in six lines and exits 1."""
+    if evaluate:  # -m does not exist there (arrange refuses it)
+        for override in overrides:
+            if override.is_sweep_override():
+                raise PrunelabError(
+                    f"prunelab.evaluate runs one setting: give {override.key_or_group} one "
+                    f"value ({override.input_line} sweeps over several)"
+                )
+        return
     multirun = any(a in ("-m", "--multirun") for a in args) or any(
         o.key_or_group == "hydra.mode" and str(o.value()) == "MULTIRUN" for o in overrides
     )
@@ -139,8 +202,7 @@ def check_composes(overrides: list) -> None:
     for override in overrides:
         text = override.input_line
         if override.is_sweep_override():
-            value = next(iter(override.sweep_string_iterator()))
-            text = f"{override.get_key_element()}={value}"
+            text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
     try:
         cfg = compose_config(first)
@@ -158,18 +220,18 @@ def check_composes(overrides: list) -> None:
             key = match.group(1)
             # The same config without that override: the keys a correct spelling can take.
             rest = [t for o, t in zip(overrides, first, strict=True) if o.key_or_group != key]
-            hint = did_you_mean(key, rest)
-            if hint is not None:
-                raise PrunelabError(
-                    f"unknown config key '{key}' (check its spelling{hint})"
-                ) from None
+            line = next(o.input_line for o in overrides if o.key_or_group == key)
+            why = why_unknown(key, line, rest)
+            if why is not None:
+                raise PrunelabError(f"unknown config key '{key}' ({why})") from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__
         raise PrunelabError(f"bad override: {detail}") from None
     groups = [t for o, t in zip(overrides, first, strict=True) if _is_group(o.key_or_group)]
     default = OmegaConf.to_container(compose_config(groups), resolve=False)
     check_shape(overrides, [_values(o) for o in overrides], default)
-    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
+    # Targets first: they are read from sources, while check_config builds the optimizer (torch).
     check_targets(cfg)
+    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
 
 
 def _is_group(key: str) -> bool:
@@ -177,115 +239,61 @@ def _is_group(key: str) -> bool:
     return key in GROUPS or "/" in key or (CONF_DIR / key).is_dir()
 
 
-def compose_config(overrides: list[str]) -> Any:
-    """The job config (hydra node included) that `overrides` give, composed from conf/."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+# Hydra's commands (argparse dests): one at a time. --help and --hydra-help come before them.
+COMMANDS = {
+    "multirun": "runs a sweep",
+    "run": "runs one job",
+    "cfg": "prints one job's config",
+    "info": "prints Hydra's information on one job",
+    "shell_completion": "sets up tab completion",
+}
 
 
-def did_you_mean(key: str, overrides: list[str]) -> str | None:
-    """'; did you mean ...?' for a key missing from the config `overrides` compose, '' for no
-    close match, None when `key` exists after all (the override failed for another reason)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        node: Any = OmegaConf.to_container(compose_config(overrides), resolve=False)
-    except (OmegaConfBaseException, HydraException):
-        return ""
-    missing = first_missing(node, key)
-    if missing is None:
-        return None
-    i, level = missing
-    parts = key.split(".")
-    close = difflib.get_close_matches(parts[i], [str(k) for k in level], n=1)
-    if close:
-        return f"; did you mean '{'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}'?"
-    # A level left out (finetune.lr for finetune.optimizer.lr): the keys below it.
-    rest = tuple(parts[i:])
-    deeper = [p for p in _paths(level) if len(p) > len(rest) and p[-len(rest) :] == rest]
-    names = [f"'{'.'.join([*parts[:i], *p])}'" for p in deeper[:3]]
-    return f"; did you mean {' or '.join(names)}?" if names else ""
-
-
-def _paths(node: dict, depth: int = 3) -> list[tuple[str, ...]]:
-    """The key paths of a config tree, down to `depth` levels (top levels first)."""
-    found = [(str(k),) for k in node]
-    for k, v in node.items():
-        if isinstance(v, dict) and depth > 1:
-            found += [(str(k), *p) for p in _paths(v, depth - 1)]
-    return found
-
-
-def hydra_flags() -> dict[str, object]:
-    """Hydra's command-line flags (-m, --cfg, -cn, ...) and how many values each takes."""
-    from hydra._internal.utils import get_args_parser
-
-    return {
-        flag: action.choices if action.nargs == "?" else action.nargs
-        for action in get_args_parser()._actions
-        for flag in action.option_strings
-    }
-
-
-def arrange(args: Sequence[str]) -> list[str]:
-    """Hydra's flags (with their values) first, then the overrides, each kept in its order.
-
-    Hydra's argument parser takes flags only before the overrides (`experiment=smoke -m
-    sparsity=0.2,0.5` stops with an eight-line usage message); a token that is neither a flag
-    nor an override (`sparsity=0.2, 0.5` splits in two) is one line here.
-    """
-    takes = hydra_flags()
-    flags, overrides, last = [], [], []
-    rest = list(args)
-    while rest:
-        token = rest.pop(0)
-        if "=" in token and not token.startswith("-") or token.startswith("~"):
-            overrides.append(token)
-            continue
-        name = token.split("=", 1)[0]
-        if not token.startswith("-"):
+def check_flags(args: Sequence[str], overrides: list) -> dict[str, tuple[str, str | None]]:
+    """Hydra's flags must go together, and name folders and files that exist; Hydra says
+    otherwise in a traceback. Returns the flags (see _flags)."""
+    flags = flags_of(args)
+    helps = "help" in flags or "hydra_help" in flags  # Hydra shows the help, ignoring the rest
+    given = [d for d in COMMANDS if d in flags]
+    sweeps = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    if len(given) > 1 and not helps:
+        if "multirun" in given and "run" not in given:
+            other = next(d for d in given if d != "multirun")
+            fix = f" and give {', '.join(sweeps)} one value" if sweeps else ""
             raise PrunelabError(
-                f"'{token}' is not an override: write key=value, several values of one key as "
-                "key=a,b (no spaces)"
+                f"{flags[other][0]} {COMMANDS[other]} and cannot be combined with "
+                f"{flags['multirun'][0]}; drop {flags['multirun'][0]}{fix}"
             )
-        if name not in takes:
-            value = f"={rest[0]}" if rest and "=" not in rest[0] else "=..."
-            raise PrunelabError(
-                f"unknown option '{name}': set config values as key=value "
-                f"({name.lstrip('-')}{value}); Hydra's options: python train.py --hydra-help"
-            )
-        wanted = takes[name]
-        if (
-            wanted is None
-            and "=" not in token
-            and (not rest or "=" in rest[0] or rest[0][:1] == "-")
-        ):
-            raise PrunelabError(f"option '{name}' needs a value ({name} VALUE)")
-        optional = isinstance(wanted, (list, tuple))  # --info [which]
-        if "=" not in token and rest and (wanted is None or optional and rest[0] in wanted):
-            flags += [token, rest.pop(0)]  # --cfg job, -cn NAME, --info plugins
-        elif optional and "=" not in token:
-            last.append(token)  # before an override it would take the override as its value
-        else:
-            flags.append(token)
-    return flags + overrides + last
+        raise PrunelabError(
+            f"{flags[given[0]][0]} and {flags[given[1]][0]} cannot be combined: give one of them"
+        )
+    if "resolve" in flags and not ("cfg" in flags or "help" in flags):
+        raise PrunelabError(
+            f"{flags['resolve'][0]} goes with --cfg or --help (python train.py --cfg job --resolve)"
+        )
+    shown = next((d for d in ("help", "cfg", "info") if d in flags), None)
+    if shown and sweeps:  # they compose one job's config (--hydra-help alone drops ours)
+        what = "shows the config of one job" if shown == "help" else COMMANDS[shown]
+        sweep = next(o for o in overrides if o.is_sweep_override())
+        raise PrunelabError(
+            f"{flags[shown][0]} {what}: give {sweep.key_or_group} one value "
+            f"({sweep.key_or_group}={_first(sweep)})"
+        )
+    check_paths(flags)
+    return flags
 
 
-def check_argv(args: Sequence[str]) -> list[str]:
+def check_argv(args: Sequence[str], evaluate: bool = False) -> list[str]:
     """`args` arranged for Hydra (see arrange) and checked (check_overrides); on a mistake one
-    line on stderr and exit status 2."""
+    line on stderr and exit status 2. `evaluate`: prunelab.evaluate's overrides."""
     try:
-        arranged = arrange(args)
-        check_overrides(arranged)
+        arranged = arrange(args, evaluate)
+        check_overrides(arranged, evaluate)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    flags = flags_of(arranged)
+    if "hydra_help" in flags and "help" not in flags:
+        # Hydra's help composes Hydra's config alone: `experiment=smoke` would stop it.
+        arranged = only_hydra(arranged)
     return arranged

@@ -47,6 +47,35 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return own, overrides
 
 
+def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
+    """The model, data, pruning method, sparsity and seed are the checkpoint's: an override of
+    one (`model=resnetsmall`, `sparsity=0.9`) would evaluate the same weights under another
+    name, or load another dataset. Keys under the groups (data.root, data.test_size) are free.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prunelab.validate import CELL_KEYS
+
+    changed = []
+    for override in OverridesParser.create().parse_overrides(list(cli_overrides)):
+        key = override.key_or_group
+        if key not in CELL_KEYS or override.package is not None:
+            continue
+        value = None if override.is_delete() else override.value()
+        own = meta.get(key)
+        same = str(value) == str(own) if key in ("model", "data", "pruning") else value == own
+        if override.is_delete() or not same:
+            changed.append(key)
+    if changed:
+        # A file from before the pruning method was recorded holds None for it: unknown.
+        held = ", ".join(f"{k}={'?' if meta.get(k) is None else meta[k]}" for k in changed)
+        verb = "comes" if len(changed) == 1 else "come"
+        raise UsageError(
+            f"{', '.join(changed)} {verb} from the checkpoint ({held}); prunelab.evaluate does "
+            "not change them"
+        )
+
+
 def job_overrides(job_dir: Path) -> list[str]:
     """The overrides the job at `job_dir` ran with (none if Hydra left no record)."""
     import yaml
@@ -230,7 +259,7 @@ def format_table(results: dict[str, Any]) -> str:
 def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
-    check_argv(cli_overrides)
+    check_argv(cli_overrides, evaluate=True)
     ckpt = Path(own["ckpt"])
     if ckpt.is_dir():  # a job folder: its model
         ckpt = ckpt / "model.pt"
@@ -244,6 +273,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
     check_writable(str(out.parent))  # before minutes of attacks, not after
     saved = load_job_model(ckpt)
+    check_identity(cli_overrides, saved["meta"])  # before any data is loaded (or downloaded)
 
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
     from prunelab.evaluation import evaluate
