@@ -80,7 +80,9 @@ from conftest import run_train
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):
     # Smoke-sized and cached under tmp_path: a case that slipped through would end quickly.
-    safe = ["experiment=smoke", f"paths.cache_dir={tmp_path}/cache"]
+    keys = {a.split("=", 1)[0] for a in args}  # a key given twice is a mistake of its own
+    safe = [a for a in ("experiment=smoke", f"paths.cache_dir={tmp_path}/cache")
+            if a.split("=", 1)[0] not in keys]  # fmt: skip
     proc = run_train([*safe, *args, f"hydra.run.dir={tmp_path}/run",
                       f"hydra.sweep.dir={tmp_path}/sweep"])  # fmt: skip
     assert proc.returncode == 2
@@ -237,6 +239,8 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["-cn", "nothere", "--cfg", "job"], "-cn nothere: no config nothere.yaml in"),
         (["-cd", "/nonexistent-prunelab"], "-cd /nonexistent-prunelab: no such folder"),
         (["--experimental-rerun", "no.pickle"], "--experimental-rerun no.pickle: no such file"),
+        (["seed=0", "seed=1"], "seed is given twice (seed=0, seed=1): give it once, several"),
+        (["-m", "sparsity=0.2", "sparsity=0.5"], "sparsity is given twice"),
     ],
 )
 def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):

@@ -126,6 +126,7 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
         check_completion(overrides)
         return
     check_multirun(args, overrides, evaluate)
+    check_repeated(overrides, evaluate)
     written = dict(WRITTEN)
     for override in overrides:
         key = override.key_or_group
@@ -150,6 +151,19 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
     for path in written.values():
         check_writable(path)
     check_composes(overrides)
+
+
+def check_repeated(overrides: list, evaluate: bool = False) -> None:
+    """A key given twice (`seed=0 seed=1`): Hydra keeps the last silently; a sweep was meant?"""
+    seen: dict[str, str] = {}
+    for override in overrides:
+        key = override.key_or_group
+        if key in seen and not override.is_delete():
+            sweep = "" if evaluate else f", several values as {key}=a,b with -m"
+            raise PrunelabError(
+                f"{key} is given twice ({seen[key]}, {override.input_line}): give it once{sweep}"
+            )
+        seen[key] = override.input_line
 
 
 def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False) -> None:
