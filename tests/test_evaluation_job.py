@@ -242,6 +242,11 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert "is the size export" in err and "\n" not in err
     assert main([f"ckpt={tmp_path}"]) == 1  # a folder: its model.pt, here missing
     assert f"no checkpoint at {tmp_path / 'model.pt'}" in capsys.readouterr().err
+    (tmp_path / "a-job").mkdir()
+    (tmp_path / "a-job" / "model.pt").write_bytes(b"")
+    assert main([f"ckpt={tmp_path}"]) == 1  # a sweep folder: the job to name
+    err = capsys.readouterr().err.strip()
+    assert f"is a sweep folder: name one of its 1 jobs (ckpt={tmp_path / 'a-job'})" in err
     assert main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("Evaluate a saved job model on its own")
 

@@ -141,6 +141,13 @@ def test_a_sweep_without_any_results_is_reported_and_exits_1(smoke_sweep, tmp_pa
     assert err.strip() == f"prunelab: error: no job in {copy} has results"
 
 
+def test_a_job_folder_given_as_the_sweep_says_so(smoke_sweep, capsys):
+    job = sorted(p.parent for p in smoke_sweep.glob("*/results.json"))[0]
+    assert report_main([str(job), "--no-wandb"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(it is a job's folder: report the folder above it)") and "\n" not in err
+
+
 def test_a_failed_job_is_reported_and_the_callback_exits_1(smoke_sweep, tmp_path, capsys):
     copy = copy_sweep(smoke_sweep, tmp_path)
     job = sorted(p.parent for p in copy.glob("*/results.json"))[-1]

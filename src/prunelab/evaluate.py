@@ -262,6 +262,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     check_argv(cli_overrides, evaluate=True)
     ckpt = Path(own["ckpt"])
     if ckpt.is_dir():  # a job folder: its model
+        jobs = sorted(ckpt.glob("*/model.pt"))
+        if not (ckpt / "model.pt").exists() and jobs:
+            raise PrunelabError(
+                f"{ckpt} is a sweep folder: name one of its {len(jobs)} jobs "
+                f"(ckpt={jobs[0].parent})"
+            )
         ckpt = ckpt / "model.pt"
     if ckpt.suffix == ".sparse":
         raise PrunelabError(

@@ -292,7 +292,14 @@ def collect(sweep_dir: str | Path) -> SweepData:
         and any((p / f).exists() for f in ("results.json", "FAILED", ".hydra/hydra.yaml"))
     )
     if multirun is None and not any((p / "results.json").is_file() for p in folders):
-        raise PrunelabError(f"{here} is not a sweep folder: no multirun.yaml and no */results.json")
+        job = (
+            " (it is a job's folder: report the folder above it)"
+            if (here / "results.json").is_file() or (here / "model.pt").is_file()
+            else ""
+        )
+        raise PrunelabError(
+            f"{here} is not a sweep folder: no multirun.yaml and no */results.json{job}"
+        )
     recorded = {p: _recorded_dir(p) for p in folders}
     home = _sweep_home(multirun, [r for r in recorded.values() if r is not None], here)
     data = SweepData(here, multirun, [], expected_cells(multirun))
