@@ -1,6 +1,7 @@
 """End to end: the smoke `-m` sweep, offline, as a user runs it."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 from prunelab.models import ResNetSmall, SimpleCNN
 from prunelab.pruning import mask_violations, measure_sparsity
 
-from conftest import job_results
+from conftest import ROOT, job_results
 
 # `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
 # worker, so that sweep runs once.
@@ -117,6 +118,39 @@ def test_every_job_carries_robustness_latency_size_and_flops(smoke_sweep):
     for model in ("simplecnn", "resnetsmall"):
         rows = [r for r in results if r["model"] == model]
         assert len({(r["robust/pgd_acc_baseline"], r["flops/dense_macs"]) for r in rows}) == 1
+
+
+# docs/metrics.md names a family once: `robust/fgsm_acc@E`, `test/acc_class/<class>`, and `X`
+# for its `X_baseline`, `X_delta_pts`, ... (the suffix table at its top).
+SUFFIXES = ("_delta_ci_low", "_delta_ci_high", "_delta_pts", "_delta_rel", "_baseline", "_ci_low",
+            "_ci_high")  # fmt: skip
+
+
+def documented_name(key: str) -> str:
+    """The name docs/metrics.md gives `key`'s family."""
+    key = re.sub(r"^test/acc_class/.+?(?=(_baseline)?$)", "test/acc_class/<class>", key)
+    key = re.sub(r"@eps\d+", "@epsK", re.sub(r"@(?!eps)[\d.]+", "@E", key))
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in SUFFIXES:
+            if key.endswith(suffix) and key != suffix:
+                key, stripped = key.removesuffix(suffix), True
+    return key
+
+
+def test_every_key_of_every_job_is_documented(smoke_sweep):
+    """A key added to results.json (and so to W&B and results.csv) must be named in the docs."""
+    documented = set(re.findall(r"`([^`\s]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    undocumented = {
+        key
+        for r in job_results(smoke_sweep)
+        for key in r
+        if key not in documented and documented_name(key) not in documented
+    }
+    assert not undocumented, sorted(undocumented)
+    assert documented_name("robust/fgsm_acc@0.03_delta_ci_low") == "robust/fgsm_acc@E"
+    assert documented_name("test/acc_class/t_shirt_top_baseline") == "test/acc_class/<class>"
 
 
 def test_sparse_export_of_every_job_loads_back_to_its_weights(smoke_sweep):
