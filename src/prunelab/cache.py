@@ -96,6 +96,7 @@ class BaselineCache:
         self.root = Path(root)
 
     def entry(self, key: str) -> Path:
+        """The folder of the entry `key` (whether or not it exists yet)."""
         return self.root / key
 
     def work_dir(self, key: str, name: str = "") -> Path:
