@@ -21,20 +21,17 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
     try:
-        command = print_command(sys.argv[1:])
-        if command is None:
-            main()
-        else:
-            # --help, --hydra-help, --cfg, --info run no job: an error of Hydra's in composing
-            # what they print is the command line's, one line (a job's errors are not caught).
-            try:
-                main()
-            except Exception as err:
-                first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
-                print(f"prunelab: error: {command}: {first.strip()}", file=sys.stderr)
-                raise SystemExit(2) from None
+        main()
     except KeyboardInterrupt:
         # Ctrl-C under a parallel launcher (joblib) reaches this process too; each job has
         # already printed "prunelab: interrupted; ..." and marked itself FAILED.
         raise SystemExit(130) from None
+    except Exception as err:
+        if command is None:  # a job's errors are its own (it has logged them)
+            raise
+        # An error of Hydra's in composing what the flag prints is the command line's: one line.
+        first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
+        print(f"prunelab: error: {command}: {first.strip()}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -11,13 +11,11 @@ import math
 from collections.abc import Sequence
 
 from prunelab.errors import PrunelabError
+from prunelab.validate import is_whole
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """True for an int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -25,7 +23,7 @@ def whole(key: str, value: object, low: int, nullable: bool = False) -> int | No
     """`value` as an int: a whole number >= low (or None where `nullable`); 1.5 is refused."""
     if value is None and nullable:
         return None
-    if not _is_int(value) or value < low:  # type: ignore[operator]
+    if not is_whole(value, low):
         rule = f"a whole number >= {low}" + (" or null" if nullable else "")
         raise PrunelabError(f"{key} must be {rule}, got {value!r}")
     return int(value)  # type: ignore[arg-type]
@@ -33,14 +31,14 @@ def whole(key: str, value: object, low: int, nullable: bool = False) -> int | No
 
 def number(key: str, value: object) -> float:
     """`value` as a float: any int or float (ranges are checked by the caller); 'abc' is refused."""
-    if not _is_number(value):
+    if not is_number(value):
         raise PrunelabError(f"{key} must be a number, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
 def fraction(key: str, value: object) -> float:
     """A sparsity: a number in [0, 1)."""
-    if not _is_number(value) or not math.isfinite(value) or not 0.0 <= value < 1.0:  # type: ignore[arg-type,operator]
+    if not is_number(value) or not math.isfinite(value) or not 0.0 <= value < 1.0:  # type: ignore[arg-type,operator]
         raise PrunelabError(f"{key} must be a number in [0, 1), got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
@@ -58,7 +56,7 @@ def shape(key: str, value: object) -> tuple[int, ...] | None:
         return None
     # A ListConfig when Hydra instantiates the method: any sequence but a string.
     items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
-    if not items or not all(_is_int(v) and v >= 1 for v in items):
+    if not items or not all(is_whole(v, 1) for v in items):
         shown = items if items is not None else value
         raise PrunelabError(
             f"{key} must be null or whole numbers >= 1 (channels, height, width), got {shown!r}"

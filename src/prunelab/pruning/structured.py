@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from prunelab.errors import PrunelabError
 from prunelab.io import load_torch
-from prunelab.pruning.checks import one_of, shape, whole
+from prunelab.pruning.checks import is_number, one_of, shape, whole
 from prunelab.pruning.masks import prunable_weights
 from prunelab.pruning.shapes import conform
 
@@ -120,8 +120,7 @@ def _check_keeps_a_channel(
 
 
 def _check_amount(amount: float) -> float:
-    number = isinstance(amount, int | float) and not isinstance(amount, bool)
-    if not number or not 0.0 <= amount < 1.0:  # NaN fails the range too
+    if not is_number(amount) or not 0.0 <= amount < 1.0:  # NaN fails the range too
         raise PrunelabError(
             f"structured sparsity (channel ratio) must be in [0, 1), got {amount!r}"
         )
