@@ -16,6 +16,7 @@ from prunelab.pruning import (
     MagnitudePruning,
     MaskGuard,
     global_magnitude_masks,
+    layer_sparsity,
     mask_violations,
     measure_sparsity,
     prunable_weights,
@@ -190,3 +191,41 @@ def test_no_bias_or_batchnorm_is_pruned(data, tmp_path):
     assert all(n.endswith(".weight") for n in masks)
     named = dict(net.named_parameters())
     assert all(named[n].dim() in (2, 4) for n in masks)
+
+
+def test_layer_sparsity_per_layer_adds_up_and_an_emptied_layer_warns_once(
+    baseline, data, tmp_path, capsys
+):
+    net = copy.deepcopy(baseline)
+    with torch.no_grad():  # the smallest weights of the net: global ranking takes them all
+        net.features[1].weight.mul_(1e-6)
+    pruning = MagnitudePruning(0.5)
+    _trainer(2, [pruning, MaskGuard(pruning)], tmp_path).fit(
+        Classifier(net, 10, _adam(1e-3)), data
+    )
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [
+        "prunelab: warning: pruning at sparsity=0.5 pruned every weight of 1 layer(s): "
+        "features.1; only a residual path can carry a signal past such a layer "
+        "(prune/layer/<layer> in results.json)"
+    ]
+    shares = layer_sparsity(net)
+    names = [n.removesuffix(".weight") for n in prunable_weights(net)]
+    assert list(shares) == [f"prune/layer/{n}" for n in names]
+    assert shares["prune/layer/features.1"] == 1.0
+    sizes = [w.numel() for w in prunable_weights(net).values()]
+    pruned = sum(s * n for s, n in zip(shares.values(), sizes, strict=True))
+    assert pruned / sum(sizes) == pytest.approx(measure_sparsity(net)["prune/sparsity_measured"])
+
+
+def test_layer_sparsity_of_a_shrunk_net_counts_removed_channels(data):
+    from prunelab.pruning.structured import prune_channels
+
+    dense = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    shrunk = prune_channels(copy.deepcopy(dense), 0.5, data.in_shape)
+    shares = layer_sparsity(shrunk, reference=dense)
+    kept = {n: w.numel() for n, w in prunable_weights(shrunk).items()}
+    for name, w in prunable_weights(dense).items():
+        assert shares[f"prune/layer/{name.removesuffix('.weight')}"] == 1 - kept[name] / w.numel()
+    assert shares["prune/layer/features.5"] == 0.75  # half the inputs and half the outputs
+    assert layer_sparsity(dense, reference=dense) == dict.fromkeys(shares, 0.0)

@@ -64,6 +64,10 @@ def fake_result(model: str, sparsity: float, seed: int = 0, acc: float = 0.88) -
         "size/disk_bytes_baseline": disk,
         "size/reduction_pct": 100 * (sparsity - 0.1),
         "flops/theoretical_speedup": 1 / (1 - sparsity),
+        # Global ranking: the large middle layer gives up more than `sparsity`, the ends less.
+        "prune/layer/features.1": sparsity / 2,
+        "prune/layer/head.1": min(1.0, 1.1 * sparsity),
+        "prune/layer/head.4": sparsity / 2,
     }
     for k in (0, 1, 2, 4, 8, 16):
         r[f"robust/curve_acc@eps{k}"] = acc / (1 + k)
@@ -131,13 +135,13 @@ def test_expected_cells_expand_sweeps_and_ranges():
     assert expected_cells(None) is None
 
 
-def test_full_sweep_renders_every_section_and_six_figures(tmp_path):
+def test_full_sweep_renders_every_section_and_seven_figures(tmp_path):
     results = [
         fake_result(m, s, acc=0.89 - 0.05 * (s > 0.6)) for m in MODELS for s in (0.2, 0.5, 0.8)
     ]
     sweep = make_sweep(tmp_path, results, ["model=simplecnn,resnetsmall", "sparsity=0.2,0.5,0.8"])
     result = build(sweep)
-    assert len(result.figures) == 6 and not result.omitted_figures
+    assert len(result.figures) == 7 and not result.omitted_figures
     report = (sweep / "report.md").read_text()
     for heading in ("## Key findings", "## Deployment recommendations", "### simplecnn"):
         assert heading in report
@@ -161,7 +165,7 @@ def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp
         r.update({"robust/n_images": 1000, "robust/curve_acc@eps0": 1.0})
         r.update({"robust/curve_acc@eps16": 0.0, "robust/curve_acc@eps16_baseline": 0.0})
     sweep = make_sweep(tmp_path, results, ["model=resnetsmall", "sparsity=0.2,0.5"])
-    assert len(build(sweep, wandb=False).figures) == 6
+    assert len(build(sweep, wandb=False).figures) == 7
 
     def broken(*_args) -> bool:
         raise ValueError("bad bars")
@@ -170,7 +174,7 @@ def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp
     drawer["robust_vs_eps.png"] = (broken, "robust/curve_acc@epsK keys")
     monkeypatch.setattr(figures, "FIGURES", drawer)
     result = build(sweep, wandb=False)
-    assert len(result.figures) == 5 and not (sweep / "robust_vs_eps.png").exists()
+    assert len(result.figures) == 6 and not (sweep / "robust_vs_eps.png").exists()
     assert "robust_vs_eps.png: drawing failed (ValueError: bad bars)" in result.omitted_figures
     assert "drawing failed (ValueError: bad bars)" in (sweep / "report.md").read_text()
 

@@ -129,6 +129,7 @@ SUFFIXES = ("_delta_ci_low", "_delta_ci_high", "_delta_pts", "_delta_rel", "_bas
 def documented_name(key: str) -> str:
     """The name docs/metrics.md gives `key`'s family."""
     key = re.sub(r"^test/acc_class/.+?(?=(_baseline)?$)", "test/acc_class/<class>", key)
+    key = re.sub(r"^prune/layer/.+$", "prune/layer/<layer>", key)
     key = re.sub(r"@eps\d+", "@epsK", re.sub(r"@(?!eps)[\d.]+", "@E", key))
     stripped = True
     while stripped:
@@ -151,6 +152,7 @@ def test_every_key_of_every_job_is_documented(smoke_sweep):
     assert not undocumented, sorted(undocumented)
     assert documented_name("robust/fgsm_acc@0.03_delta_ci_low") == "robust/fgsm_acc@E"
     assert documented_name("test/acc_class/t_shirt_top_baseline") == "test/acc_class/<class>"
+    assert documented_name("prune/layer/stages.0.conv1") == "prune/layer/<layer>"
 
 
 def test_sparse_export_of_every_job_loads_back_to_its_weights(smoke_sweep):

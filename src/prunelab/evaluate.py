@@ -184,11 +184,15 @@ def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
     are gone (prunelab.pruning.measure_removed), with the channel ratio and MACs removed.
     """
     from prunelab.build import build_net
-    from prunelab.pruning import measure_removed, measure_sparsity
+    from prunelab.pruning import layer_sparsity, measure_removed, measure_sparsity
 
-    # The job's target is its sparsity (for structured pruning, its channel ratio).
-    zeros = {"prune/sparsity_target": float(saved["meta"]["sparsity"]), **measure_sparsity(net)}
     dense = build_net(saved["model"], saved["data"])  # the architecture before any shrinking
+    # The job's target is its sparsity (for structured pruning, its channel ratio).
+    zeros = {
+        "prune/sparsity_target": float(saved["meta"]["sparsity"]),
+        **measure_sparsity(net),
+        **layer_sparsity(net, reference=dense),
+    }
     if [p.shape for p in net.parameters()] == [p.shape for p in dense.parameters()]:
         return zeros
     # The job's keys in its order: zeros, then what shrinking removed (overriding them).

@@ -41,6 +41,7 @@ from prunelab.pruning import (
     MaskGuard,
     SaveWeightsAt,
     StructuredPruning,
+    layer_sparsity,
     measure_sparsity,
 )
 from prunelab.runtime import cheap_cuda_check
@@ -348,6 +349,7 @@ def run(cfg: DictConfig) -> dict:
             "config/recipe": recipe_hash(cfg),
             "prune/sparsity_target": sparsity,
             **measure_sparsity(net),
+            **layer_sparsity(net, reference=baseline),
             # Structured: a shrunk net has no zeros; these are the shares of the dense model gone.
             **removed,
             "baseline/key": key,

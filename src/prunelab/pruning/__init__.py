@@ -10,6 +10,7 @@ from prunelab.pruning.gradual import GradualMagnitudePruning
 from prunelab.pruning.masks import (
     apply_masks,
     global_magnitude_masks,
+    layer_sparsity,
     layerwise_magnitude_masks,
     mask_violations,
     measure_sparsity,
@@ -42,6 +43,7 @@ __all__ = [
     "cubic_sparsity",
     "global_magnitude_masks",
     "initial_state",
+    "layer_sparsity",
     "layerwise_magnitude_masks",
     "load_rewind_weights",
     "mask_violations",

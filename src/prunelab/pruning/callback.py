@@ -7,6 +7,8 @@ rewinding build on MagnitudePruning in gradual.py and rewind.py.
 
 from __future__ import annotations
 
+import sys
+
 import lightning as L
 import torch
 
@@ -15,6 +17,7 @@ from prunelab.pruning.checks import fraction, whole
 from prunelab.pruning.masks import (
     apply_masks,
     check_keeps_a_weight,
+    emptied_layers,
     global_magnitude_masks,
     layerwise_magnitude_masks,
     mask_violations,
@@ -176,10 +179,15 @@ class RandomPruning(MagnitudePruning):
 
 
 class MaskGuard(L.Callback):
-    """Logs measured sparsity every epoch and stops training if a pruned weight comes back."""
+    """Logs measured sparsity every epoch and stops training if a pruned weight comes back.
+
+    Warns once when the masks empty a layer: global ranking can take every weight of a layer
+    whose weights are all small, which cuts a plain chain of layers (SimpleCNN) in two.
+    """
 
     def __init__(self, pruning: MagnitudePruning) -> None:
         self.pruning = pruning
+        self._emptied: set[str] = set()
 
     def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
         if self.pruning.masks is None:
@@ -192,9 +200,24 @@ class MaskGuard(L.Callback):
         bad = mask_violations(pl_module.net, self.pruning.masks)
         if bad:
             raise PrunelabError(f"pruned weights came back {when}: {bad} (layer: count)")
+        self._warn_emptied(self.pruning.masks)
         stats = measure_sparsity(pl_module.net)
         pl_module.log("prune/sparsity_measured", stats["prune/sparsity_measured"])
         pl_module.log("prune/sparsity_overall", stats["prune/sparsity_overall"])
+
+    def _warn_emptied(self, masks: dict[str, torch.Tensor]) -> None:
+        new = [name for name in emptied_layers(masks) if name not in self._emptied]
+        if not new:
+            return
+        self._emptied.update(new)
+        shown = ", ".join(new[:4]) + (f" and {len(new) - 4} more" if len(new) > 4 else "")
+        print(
+            f"prunelab: warning: pruning at sparsity={self.pruning.amount} "
+            f"pruned every weight of {len(new)} layer(s): {shown}; only a residual path can "
+            "carry a signal past such a layer (prune/layer/<layer> in results.json)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._check(trainer, pl_module, "before fine-tuning")

@@ -217,3 +217,24 @@ def measure_sparsity(net: nn.Module) -> dict[str, float]:
         "prune/prunable_params": w_total,
         "prune/total_params": p_total,
     }
+
+
+@torch.no_grad()
+def layer_sparsity(net: nn.Module, reference: nn.Module | None = None) -> dict[str, float]:
+    """`prune/layer/<layer>`: share of each prunable layer's dense weights that `net` lacks.
+
+    Zeros for mask-based pruning; for a net shrunk by structured pruning, give the dense
+    `reference`: weights removed with their channels count as pruned too.
+    """
+    dense = prunable_weights(reference if reference is not None else net)
+    weights = prunable_weights(net)
+    return {
+        f"prune/layer/{name.removesuffix('.weight')}": 1 - int(torch.count_nonzero(w)) / n
+        for name, w in weights.items()
+        if name in dense and (n := dense[name].numel()) > 0
+    }
+
+
+def emptied_layers(masks: dict[str, torch.Tensor]) -> list[str]:
+    """Layers whose mask keeps none of their weights (their output no longer depends on input)."""
+    return [name.removesuffix(".weight") for name, m in masks.items() if not bool(m.any())]

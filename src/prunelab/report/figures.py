@@ -1,7 +1,7 @@
 """The report's figures (PNG via matplotlib's Agg canvas; no pyplot, no global state).
 
 Accuracy, change against dense and robustness here; size, latency and the Pareto plot in
-figures_cost; shared styles and helpers in plotkit.
+figures_cost; per-layer sparsity in figures_layers; shared styles and helpers in plotkit.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from matplotlib import colormaps
 
 from prunelab.report.aggregate import Group, Row
 from prunelab.report.figures_cost import latency_vs_sparsity, pareto, pareto_front, size_vs_sparsity
+from prunelab.report.figures_layers import layer_sparsity
 from prunelab.report.plotkit import (
     CHANNEL_AXIS,
     MIXED_AXIS,
@@ -228,6 +229,7 @@ FIGURES: dict[str, tuple[Callable[..., bool], str]] = {
     "size_vs_sparsity.png": (size_vs_sparsity, "size/disk_bytes or size/sparse_disk_bytes"),
     "latency_vs_sparsity.png": (latency_vs_sparsity, "latency/b1_ms"),
     "pareto_accuracy_latency.png": (pareto, "latency/b1_ms"),
+    "layer_sparsity.png": (layer_sparsity, "prune/layer/<layer> keys of a pruned job"),
 }
 
 
