@@ -481,6 +481,13 @@ def test_evaluate_command_line_mistakes_are_one_line(args, expected, saved_job, 
             "pruning, seed come from the checkpoint (pruning=magnitude, seed=0)",
         ),  # fmt: skip
         (["++sparsity=0.2"], "sparsity comes from the checkpoint (sparsity=0.5); prunelab"),
+        (
+            ["model.widths=[16,32,64]", "finetune.max_epochs=3"],
+            "model.widths, finetune.max_epochs: the checkpoint holds its net and was trained "
+            "already; prunelab.evaluate would ignore them (it reads data.*, attack.*, eval.* "
+            "and paths.*)",
+        ),  # fmt: skip
+        (["baseline.max_epochs=5"], "baseline.max_epochs: the checkpoint holds its net and"),
     ],
 )
 def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, capsys):

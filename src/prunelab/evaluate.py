@@ -50,15 +50,19 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
     """The model, data, pruning method, sparsity and seed are the checkpoint's: an override of
     one (`model=resnetsmall`, `sparsity=0.9`) would evaluate the same weights under another
-    name, or load another dataset. Keys under the groups (data.root, data.test_size) are free.
+    name, or load another dataset. Keys under the groups (data.root, data.test_size) are free,
+    except the net's (model.*: the checkpoint holds its own) and training's, which would change
+    nothing here: refused rather than silently ignored.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from prunelab.validate import CELL_KEYS
 
-    changed = []
+    changed, ignored = [], []
     for override in OverridesParser.create().parse_overrides(list(cli_overrides)):
         key = override.key_or_group
+        if override.package is None and key.split(".")[0] in IGNORED_GROUPS and "." in key:
+            ignored.append(key)
         if key not in CELL_KEYS or override.package is not None:
             continue
         value = None if override.is_delete() else override.value()
@@ -74,6 +78,17 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
             f"{', '.join(changed)} {verb} from the checkpoint ({held}); prunelab.evaluate does "
             "not change them"
         )
+    if ignored:
+        raise UsageError(
+            f"{', '.join(ignored)}: the checkpoint holds its net and was trained already; "
+            "prunelab.evaluate would ignore "
+            + ("it" if len(ignored) == 1 else "them")
+            + " (it reads data.*, attack.*, eval.* and paths.*)"
+        )
+
+
+# Groups whose keys shape the net or its training: fixed once a checkpoint exists.
+IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune", "trainer")
 
 
 def job_overrides(job_dir: Path) -> list[str]:
