@@ -153,7 +153,25 @@ def test_full_sweep_renders_every_section_and_seven_figures(tmp_path):
     assert "-2.0 pts (-16.7 %)" in report
     assert "Unstructured zeros do not speed up dense kernels" in report
     assert "tight memory): **simplecnn** (sparsity 0.8) — test accuracy 84.0 %" in report
+    assert (
+        "Per layer at sparsity 0.8: from 40 % of `features.1`'s weights to 88 % of `head.1`'s"
+        in report
+    )
     assert "no W&B logger" in report  # logger=csv: no summary run, and it says so
+
+
+def test_findings_name_a_layer_pruned_entirely_and_an_even_spread(tmp_path):
+    results = [fake_result("simplecnn", s) for s in (0.5, 0.95)]
+    layerwise = [{**fake_result("resnetsmall", 0.5), "pruning": "layerwise"}]
+    for r in layerwise:
+        r.update({k: 0.5 for k in r if k.startswith("prune/layer/")})
+    sweep = make_sweep(tmp_path, results + layerwise, ["model=simplecnn", "sparsity=0.5,0.95"])
+    report = (build(sweep, wandb=False, figures=False).report).read_text()
+    assert (
+        "Pruned entirely in at least one seed: `head.1` (sparsity 0.95); only a residual path "
+        "carries a signal past such a layer." in report
+    )
+    assert "Per layer at sparsity 0.5: every layer loses 50 %." in report
 
 
 def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp_path, monkeypatch):

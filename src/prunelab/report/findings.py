@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prunelab.report.aggregate import Row
+from prunelab.report.figures_layers import PREFIX, layer_names
 from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
 
 # Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
@@ -284,10 +285,41 @@ def robustness_finding(rows: list[Row]) -> str | None:
     return text
 
 
+def layer_finding(rows: list[Row]) -> str | None:
+    """How the highest sparsity spreads over the layers; names any layer pruned entirely."""
+    pruned = [r for r in rows if not r.is_baseline and layer_names([r])]
+    if not pruned:
+        return None
+    top = max(pruned, key=lambda r: r.sparsity)
+    shares = {n: top.mean(PREFIX + n) for n in layer_names([top])}
+    shares = {n: v for n, v in shares.items() if v is not None}
+    low, high = min(shares, key=shares.__getitem__), max(shares, key=shares.__getitem__)
+    if shares[high] - shares[low] < 0.005:
+        text = f"Per layer at sparsity {top.sparsity:g}: every layer loses {pct(shares[low], 0)}."
+    else:
+        text = (
+            f"Per layer at sparsity {top.sparsity:g}: from {pct(shares[low], 0)} of `{low}`'s "
+            f"weights to {pct(shares[high], 0)} of `{high}`'s (figure `layer_sparsity.png`)."
+        )
+    emptied = [
+        f"`{n}` (sparsity {r.sparsity:g})"
+        for r in pruned
+        for n in layer_names([r])
+        if r.values(PREFIX + n) and max(r.values(PREFIX + n)) >= 1.0
+    ]
+    if emptied:
+        text += (
+            f" Pruned entirely in at least one seed: {', '.join(emptied)}; only a residual "
+            "path carries a signal past such a layer."
+        )
+    return text
+
+
 def group_findings(rows: list[Row], tolerance: float, finetune: str | None = None) -> list[str]:
     """All findings for one model, in reading order (`finetune`: see accuracy_finding)."""
     found = [accuracy_finding(rows, finetune)]
-    for extra in (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows)):
+    extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows))
+    for extra in (*extras, layer_finding(rows)):
         if extra:
             found.append(extra)
     return found
