@@ -109,6 +109,22 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
             ["pruning=lottery", "pruning.rewnd_epoch=1"],
             "'pruning.rewnd_epoch' (check its spelling; did you mean 'pruning.rewind_epoch'?)",
         ),  # fmt: skip
+        # A key of another option of its group: name the option, not a +key that would fail.
+        (
+            ["pruning.every=2"],
+            "'pruning.every' (pruning.every belongs to pruning=gradual; the chosen "
+            "pruning=magnitude has no such key)",
+        ),  # fmt: skip
+        (
+            ["pruning.seed=3"],
+            "'pruning.seed' (pruning.seed belongs to pruning=lottery or pruning=random; the "
+            "chosen pruning=magnitude has no such key)",
+        ),  # fmt: skip
+        (
+            ["model.blcks=3"],
+            "'model.blcks' (check its spelling; did you mean 'model.blocks' (a key of "
+            "model=resnetsmall)?)",
+        ),  # fmt: skip
         (
             ["data.qwertyuiop=1"],
             "'data.qwertyuiop' (the config has no such key: check its spelling, or add it with "

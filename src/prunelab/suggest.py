@@ -68,8 +68,19 @@ def why_unknown(key: str, line: str, overrides: list[str]) -> str | None:
     keys = suggest(key, overrides, tree)
     if keys is None:
         return None
+    group = key.split(".")[0]
+    chosen = tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
+    elsewhere = other_options(key, overrides, tree)
+    exact = [o for o, found in elsewhere.items() if found is None]
+    if exact:
+        which = " or ".join(f"{group}={o}" for o in exact)
+        return f"{key} belongs to {which}; the chosen {group}={chosen} has no such key"
     if keys:
         return f"check its spelling; did you mean {_either(keys)}?"
+    close = [(o, found[0]) for o, found in elsewhere.items() if found]
+    if close:
+        option, fixed = close[0]
+        return f"check its spelling; did you mean '{fixed}' (a key of {group}={option})?"
     parent, _, name = key.rpartition(".")
     ours = {k: v for k, v in tree.items() if k != "hydra" or key.startswith("hydra.")}
     paths = _paths(ours, depth=5)
@@ -87,6 +98,21 @@ def why_unknown(key: str, line: str, overrides: list[str]) -> str | None:
             f"if {target} takes it"
         )
     return "the config has no such key: check its spelling"
+
+
+def other_options(key: str, overrides: list[str], tree: dict) -> dict[str, list[str] | None]:
+    """`suggest` for `key` under each other option of its config group: None where that option
+    has `key` (pruning.every: gradual), else its close spellings there."""
+    from prunelab.validate import options
+
+    group = key.split(".")[0]
+    chosen = tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
+    if "." not in key or chosen is None:
+        return {}
+    rest = [o for o in overrides if o.lstrip("+~").split("=")[0].split("@")[0] != group]
+    found = {o: suggest(key, [*rest, f"{group}={o}"]) for o in options(group) if o != chosen}
+    # A key with no other option near it stays out: it is then no option's key at all.
+    return {o: keys for o, keys in found.items() if keys is None or keys}
 
 
 def _paths(node: dict, depth: int = 3) -> list[tuple[str, ...]]:
