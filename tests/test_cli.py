@@ -167,7 +167,11 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         # YAML's off/no are strings to Hydra, and true to Python.
         (["attack.cascade=off"], "attack.cascade must be true or false, got 'off'"),
         (["data.download=no"], "data.download must be true or false, got 'no'"),
-        (["model.dropout=abc"], "model.dropout must be a number, got 'abc'"),
+        (["model.dropout=abc"], "model.dropout must be a number in [0, 1], got 'abc'"),
+        # The nets' own limits, checked before the data loads (not 7 s later, when built).
+        (["model.dropout=1.5"], "model.dropout must be a number in [0, 1], got 1.5"),
+        (["model.widths=[0,64]"], "model.widths must be a non-empty list of whole numbers >= 1"),
+        (["model=resnetsmall", "model.blocks=0"], "model.blocks must be a whole number >= 1"),
         (["attack.fgsm_eps=0.1"], "attack.fgsm_eps must be a list (attack.fgsm_eps=[a,b,...])"),
         (["pruning.amount=0.8"], "pruning.amount follows sparsity: set sparsity=0.8 instead"),
         (["attack.curve.alpha_factor=0"], "attack.curve.alpha_factor must be a number > 0, got 0"),
@@ -424,12 +428,13 @@ def test_a_bad_pruning_setting_stops_the_job_before_the_baseline(make_cfg, tmp_p
 
 
 def test_a_bad_model_setting_names_target_and_cause(tmp_path):
-    proc = run_train(["experiment=smoke", "model.dropout=1.5", f"hydra.run.dir={tmp_path}/run",
+    """An argument the net does not take: one line naming the target and the cause."""
+    proc = run_train(["experiment=smoke", "+model.foo=1", f"hydra.run.dir={tmp_path}/run",
                       f"paths.cache_dir={tmp_path}/cache"])  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "prunelab: error: Error in call to target 'prunelab.models.simple_cnn.SimpleCNN': "
-        "ValueError: dropout probability has to be between 0 and 1, but got 1.5"
+        "TypeError: SimpleCNN.__init__() got an unexpected keyword argument 'foo'"
     )
     assert not (tmp_path / "run" / "results.json").exists()
 
