@@ -57,18 +57,22 @@ def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
                 color=colour[row.sparsity],
                 label=f"{row.sparsity:g}",
             )
-            ax.axhline(100 * row.sparsity, color=colour[row.sparsity], ls="--", lw=0.8)
+            # Structured pruning's `sparsity` is a channel ratio: draw the weights it removed.
+            overall = row.mean("prune/sparsity_measured")
+            overall = row.sparsity if overall is None else overall
+            ax.axhline(100 * overall, color=colour[row.sparsity], ls="--", lw=0.8)
         ax.set_xticks(list(xs), names, rotation=60, ha="right", fontsize="small")
         ax.set_ylim(-3, 103)
         ax.set_ylabel("Share of the layer's weights pruned (%)")
         ax.set_title(group_label(group, groups))
         ax.grid(alpha=0.3)
-        ax.legend(title="sparsity", fontsize="small")
+        title = "channel ratio" if group.pruning == "structured" else "sparsity"
+        ax.legend(title=title, fontsize="small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(
         "Where pruning removes weights: share pruned per Conv2d/Linear layer, in network order\n"
-        "(dashed: the sparsity over all prunable weights; seeds averaged)"
+        "(dashed: the share pruned over all prunable weights; seeds averaged)"
     )
     save_png(fig, path, dpi)
     return True
