@@ -120,6 +120,11 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
             "'pruning.seed' (pruning.seed belongs to pruning=lottery or pruning=random; the "
             "chosen pruning=magnitude has no such key)",
         ),  # fmt: skip
+        (  # the group's other keys stay out when another option is composed
+            ["model=resnetsmall", "model.blocks=3", "model.hiden=64"],
+            "'model.hiden' (check its spelling; did you mean 'model.hidden' (a key of "
+            "model=simplecnn)?)",
+        ),  # fmt: skip
         (
             ["model.blcks=3"],
             "'model.blcks' (check its spelling; did you mean 'model.blocks' (a key of "
@@ -167,7 +172,7 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         # YAML's off/no are strings to Hydra, and true to Python.
         (["attack.cascade=off"], "attack.cascade must be true or false, got 'off'"),
         (["data.download=no"], "data.download must be true or false, got 'no'"),
-        (["model.dropout=abc"], "model.dropout must be a number in [0, 1], got 'abc'"),
+        (["model.dropout=abc"], "model.dropout must be a number, got 'abc'"),
         # The nets' own limits, checked before the data loads (not 7 s later, when built).
         (["model.dropout=1.5"], "model.dropout must be a number in [0, 1], got 1.5"),
         (["model.widths=[0,64]"], "model.widths must be a non-empty list of whole numbers >= 1"),
@@ -260,6 +265,7 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["-cd", "/nonexistent-prunelab"], "-cd /nonexistent-prunelab: no such folder"),
         (["--experimental-rerun", "no.pickle"], "--experimental-rerun no.pickle: no such file"),
         (["seed=0", "seed=1"], "seed is given twice (seed=0, seed=1): give it once, several"),
+        (["pruning@x=gradual"], "bad override: Could not override 'pruning@x'"),
         (["-m", "sparsity=0.2", "sparsity=0.5"], "sparsity is given twice"),
     ],
 )
@@ -505,8 +511,8 @@ def test_evaluate_command_line_mistakes_are_one_line(args, expected, saved_job, 
         (
             ["model.widths=[16,32,64]", "finetune.max_epochs=3"],
             "model.widths, finetune.max_epochs: the checkpoint holds its net and was trained "
-            "already; prunelab.evaluate would ignore them (it reads data.*, attack.*, eval.* "
-            "and paths.*)",
+            "already; prunelab.evaluate would ignore them (the evaluation's own keys are "
+            "data.*, attack.*, eval.* and paths.*)",
         ),  # fmt: skip
         (["baseline.max_epochs=5"], "baseline.max_epochs: the checkpoint holds its net and"),
     ],
@@ -523,7 +529,30 @@ def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, c
 def test_evaluate_takes_settings_under_the_checkpoints_groups(saved_job, tmp_path):
     """Its own values again, data.*, attack.*, eval.* and paths.* pass on to the evaluation."""
     job, data_loaded = saved_job
+    # trainer.accelerator: a job trained with =gpu evaluated on a machine without one.
     args = ["model=simplecnn", "sparsity=0.5", "data.test_size=100", "attack.n_images=8",
-            f"paths.data_dir={tmp_path}", "eval.device=cpu"]  # fmt: skip
+            f"paths.data_dir={tmp_path}", "eval.device=cpu",
+            "trainer.accelerator=auto"]  # fmt: skip
     with pytest.raises(data_loaded):
         evaluate_main([f"ckpt={job}", *args])
+
+
+def test_an_option_that_does_not_compose_gives_no_hint_and_no_traceback(monkeypatch):
+    """Hints compose the group's other options; a broken one (bad YAML) is left out."""
+    import prunelab.suggest as suggest
+
+    real = suggest.compose_config
+
+    def broken(overrides):
+        if "pruning=gradual" in overrides:
+            raise ValueError("while parsing a block mapping")
+        return real(overrides)
+
+    monkeypatch.setattr(suggest, "compose_config", broken)
+    assert suggest.why_unknown("pruning.every", "pruning.every=2", []) == (
+        "the config has no such key: check its spelling, or add it with +pruning.every=2 if "
+        "prunelab.pruning.MagnitudePruning takes it"
+    )
+    assert "belongs to pruning=lottery or pruning=random" in suggest.why_unknown(
+        "pruning.seed", "pruning.seed=1", []
+    )

@@ -200,13 +200,11 @@ def test_layer_sparsity_per_layer_adds_up_and_an_emptied_layer_warns_once(
     with torch.no_grad():  # the smallest weights of the net: global ranking takes them all
         net.features[1].weight.mul_(1e-6)
     pruning = MagnitudePruning(0.5)
-    _trainer(2, [pruning, MaskGuard(pruning)], tmp_path).fit(
-        Classifier(net, 10, _adam(1e-3)), data
-    )
+    _trainer(2, [pruning, MaskGuard(pruning)], tmp_path).fit(Classifier(net, 10, _adam(1e-3)), data)
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert warnings == [
-        "prunelab: warning: pruning at sparsity=0.5 pruned every weight of 1 layer(s): "
-        "features.1; only a residual path can carry a signal past such a layer "
+        "prunelab: warning: the masks (pruning to sparsity=0.5) remove every weight of 1 "
+        "layer(s): features.1; only a residual path can carry a signal past such a layer "
         "(prune/layer/<layer> in results.json)"
     ]
     shares = layer_sparsity(net)

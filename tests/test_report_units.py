@@ -174,6 +174,17 @@ def test_findings_name_a_layer_pruned_entirely_and_an_even_spread(tmp_path):
     assert "Per layer at sparsity 0.5: every layer loses 50 %." in report
 
 
+def test_layer_findings_name_channel_ratios_and_skip_missing_shares(tmp_path):
+    structured = [{**fake_result("simplecnn", 0.5), "pruning": "structured"}]
+    unmeasured = [fake_result("resnetsmall", 0.5)]
+    for r in unmeasured:
+        r.update({k: float("nan") for k in r if k.startswith("prune/layer/")})
+    sweep = make_sweep(tmp_path, structured + unmeasured, ["model=simplecnn,resnetsmall"])
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert "Per layer at channel ratio 0.5: from 25 % of `features.1`'s weights" in report
+    assert report.count("Per layer at") == 1
+
+
 def test_zero_and_full_accuracies_draw_and_a_broken_figure_costs_only_itself(tmp_path, monkeypatch):
     """0 % robust accuracy at the largest eps on 1,000 images (the default sweep's case)."""
     from prunelab.report import figures

@@ -234,8 +234,9 @@ def check_composes(overrides: list) -> None:
             key = match.group(1)
             # The same config without that override: the keys a correct spelling can take.
             rest = [t for o, t in zip(overrides, first, strict=True) if o.key_or_group != key]
-            line = next(o.input_line for o in overrides if o.key_or_group == key)
-            why = why_unknown(key, line, rest)
+            line = next((o.input_line for o in overrides if o.key_or_group == key), None)
+            # None: Hydra named a key no override spells so (pruning@x: a package, not a key).
+            why = None if line is None else why_unknown(key, line, rest)
             if why is not None:
                 raise PrunelabError(f"unknown config key '{key}' ({why})") from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__

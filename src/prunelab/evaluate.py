@@ -51,8 +51,8 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
     """The model, data, pruning method, sparsity and seed are the checkpoint's: an override of
     one (`model=resnetsmall`, `sparsity=0.9`) would evaluate the same weights under another
     name, or load another dataset. Keys under the groups (data.root, data.test_size) are free,
-    except the net's (model.*: the checkpoint holds its own) and training's, which would change
-    nothing here: refused rather than silently ignored.
+    except the net's (model.*: the checkpoint holds its own) and its training recipe's, which
+    would change nothing here: refused rather than silently ignored.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -83,12 +83,13 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
             f"{', '.join(ignored)}: the checkpoint holds its net and was trained already; "
             "prunelab.evaluate would ignore "
             + ("it" if len(ignored) == 1 else "them")
-            + " (it reads data.*, attack.*, eval.* and paths.*)"
+            + " (the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
         )
 
 
-# Groups whose keys shape the net or its training: fixed once a checkpoint exists.
-IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune", "trainer")
+# Groups whose keys shape the net or its training: fixed once a checkpoint exists. (trainer.*
+# stays free: evaluate checks trainer.accelerator, which a job trained on a GPU may need reset.)
+IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune")
 
 
 def job_overrides(job_dir: Path) -> list[str]:

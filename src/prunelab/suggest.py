@@ -109,10 +109,24 @@ def other_options(key: str, overrides: list[str], tree: dict) -> dict[str, list[
     chosen = tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
     if "." not in key or chosen is None:
         return {}
-    rest = [o for o in overrides if o.lstrip("+~").split("=")[0].split("@")[0] != group]
-    found = {o: suggest(key, [*rest, f"{group}={o}"]) for o in options(group) if o != chosen}
-    # A key with no other option near it stays out: it is then no option's key at all.
-    return {o: keys for o, keys in found.items() if keys is None or keys}
+    # The group's choice and its other keys go: those keys may not exist in another option.
+    rest = [o for o in overrides if _group_of(o) != group]
+    found = {}
+    for option in options(group):
+        if option == chosen:
+            continue
+        try:
+            keys = suggest(key, [*rest, f"{group}={option}"])
+        except Exception:  # an option that does not compose (a broken file): not a hint
+            continue
+        if keys is None or keys:  # one with nothing near `key` is no hint either
+            found[option] = keys
+    return found
+
+
+def _group_of(override: str) -> str:
+    """The config group an override line sets or sets a key of (+pruning@x=a, model.blocks=3)."""
+    return override.lstrip("+~").split("=")[0].split("@")[0].split(".")[0]
 
 
 def _paths(node: dict, depth: int = 3) -> list[tuple[str, ...]]:

@@ -80,10 +80,6 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "eval.latency.repeats_bN": (1, False),
     "eval.latency.threads": (1, True),
     "report.dpi": (1, False),
-    # The nets check these too (a net built in Python); here they fail before the data loads.
-    "model.hidden": (1, False),
-    "model.blocks": (1, False),
-    "model.stem_stride": (1, False),
 }
 NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "report.speedup_tolerance",
                "baseline.optimizer.weight_decay", "finetune.optimizer.weight_decay")  # fmt: skip
@@ -95,7 +91,6 @@ PREFER = ("accuracy", "latency", "size")
 PROFILE_LIMITS = ("max_latency_ms", "min_latency_ms", "max_size_mb")
 # L-inf radii on images in [0, 1]: a radius above 1 (255/255) lets the attack set any image.
 EPS_HIGH = {"attack.pgd.eps": 1, "attack.fgsm_eps": 1, "attack.curve.eps_255": 255}
-FRACTIONS = ("model.dropout",)  # probabilities: a number in [0, 1]
 # What wandb 0.31's Settings.mode accepts; anything else is a multi-line pydantic error later.
 WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
 SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
@@ -217,12 +212,6 @@ def check_value(key: str, value: object) -> None:
         check_profiles(key, value)
     elif key in ("trainer.devices", "trainer.num_nodes"):
         check_devices(key, value)
-    elif key in FRACTIONS:
-        check_number(key, value, 1)
-    elif key == "model.widths":
-        from prunelab.models.layers import check_sizes
-
-        check_sizes(value if isinstance(value, (list, tuple)) else [value])
     elif key in EPS_HIGH:
         for eps in value if isinstance(value, (list, tuple)) else [value]:
             check_number(key, eps, EPS_HIGH[key])
@@ -256,9 +245,9 @@ def check_config(cfg: DictConfig) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
 
-    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, *FRACTIONS, "model.widths",
-            "trainer.devices", "trainer.num_nodes", "data.classes", "data.mean", "data.std",
-            "baseline.scheduler", "finetune.scheduler", "report.profiles"]  # fmt: skip
+    keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
+            "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
+            "finetune.scheduler", "report.profiles"]  # fmt: skip
     for key in keys:
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:  # a key this config does not have (e.g. a custom data module)
@@ -272,9 +261,31 @@ def check_config(cfg: DictConfig) -> None:
         raw = OmegaConf.to_container(cfg.logger.wandb, resolve=False).get("mode")
         key = "logger.wandb.mode" + (" (from $WANDB_MODE)" if "WANDB_MODE" in str(raw) else "")
         check_wandb_mode(key, mode)
+    check_model(cfg)
     check_rewind(cfg)
     for stage in ("baseline", "finetune"):
         check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
+
+
+def check_model(cfg: DictConfig) -> None:
+    """The shipped nets' settings, before the data loads (the nets check them again when built,
+    7 s later); a model of one's own (`model._target_`) keeps its own rules."""
+    from omegaconf import OmegaConf
+
+    if not str(OmegaConf.select(cfg, "model._target_", default="")).startswith("prunelab.models"):
+        return
+    for key in ("model.hidden", "model.blocks", "model.stem_stride"):
+        value = OmegaConf.select(cfg, key, default=KeyError)
+        if value is not KeyError:
+            check_whole(key, value, 1, nullable=False)
+    dropout = OmegaConf.select(cfg, "model.dropout", default=KeyError)
+    if dropout is not KeyError:
+        check_number("model.dropout", dropout, 1)  # a probability
+    widths = OmegaConf.select(cfg, "model.widths", default=KeyError)
+    if widths is not KeyError:
+        from prunelab.models.layers import check_sizes
+
+        check_sizes(OmegaConf.to_container(widths) if OmegaConf.is_config(widths) else [widths])
 
 
 def check_rewind(cfg: DictConfig) -> None:

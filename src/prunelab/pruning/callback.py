@@ -212,8 +212,8 @@ class MaskGuard(L.Callback):
         self._emptied.update(new)
         shown = ", ".join(new[:4]) + (f" and {len(new) - 4} more" if len(new) > 4 else "")
         print(
-            f"prunelab: warning: pruning at sparsity={self.pruning.amount} "
-            f"pruned every weight of {len(new)} layer(s): {shown}; only a residual path can "
+            f"prunelab: warning: the masks (pruning to sparsity={self.pruning.amount}) "
+            f"remove every weight of {len(new)} layer(s): {shown}; only a residual path can "
             "carry a signal past such a layer (prune/layer/<layer> in results.json)",
             file=sys.stderr,
             flush=True,

@@ -26,10 +26,8 @@ def layer_names(rs: list[Row]) -> list[str]:
 
 def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """One panel per model (and method): share of each layer's weights pruned, per sparsity."""
-    panels = [
-        (group, [r for r in rs if not r.is_baseline], layer_names(rs))
-        for group, rs in rows.items()
-    ]
+    pruned = {group: [r for r in rs if not r.is_baseline] for group, rs in rows.items()}
+    panels = [(group, rs, layer_names(rs)) for group, rs in pruned.items()]
     panels = [(g, rs, names) for g, rs, names in panels if rs and names]
     if not panels:
         return False

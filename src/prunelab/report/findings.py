@@ -293,16 +293,19 @@ def layer_finding(rows: list[Row]) -> str | None:
     top = max(pruned, key=lambda r: r.sparsity)
     shares = {n: top.mean(PREFIX + n) for n in layer_names([top])}
     shares = {n: v for n, v in shares.items() if v is not None}
+    if not shares:
+        return None
+    level = "channel ratio" if top.group.pruning == "structured" else "sparsity"
     low, high = min(shares, key=shares.__getitem__), max(shares, key=shares.__getitem__)
     if shares[high] - shares[low] < 0.005:
-        text = f"Per layer at sparsity {top.sparsity:g}: every layer loses {pct(shares[low], 0)}."
+        text = f"Per layer at {level} {top.sparsity:g}: every layer loses {pct(shares[low], 0)}."
     else:
         text = (
-            f"Per layer at sparsity {top.sparsity:g}: from {pct(shares[low], 0)} of `{low}`'s "
+            f"Per layer at {level} {top.sparsity:g}: from {pct(shares[low], 0)} of `{low}`'s "
             f"weights to {pct(shares[high], 0)} of `{high}`'s (figure `layer_sparsity.png`)."
         )
     emptied = [
-        f"`{n}` (sparsity {r.sparsity:g})"
+        f"`{n}` ({level} {r.sparsity:g})"
         for r in pruned
         for n in layer_names([r])
         if r.values(PREFIX + n) and max(r.values(PREFIX + n)) >= 1.0
