@@ -227,3 +227,17 @@ def test_layer_sparsity_of_a_shrunk_net_counts_removed_channels(data):
         assert shares[f"prune/layer/{name.removesuffix('.weight')}"] == 1 - kept[name] / w.numel()
     assert shares["prune/layer/features.5"] == 0.75  # half the inputs and half the outputs
     assert layer_sparsity(dense, reference=dense) == dict.fromkeys(shares, 0.0)
+
+
+def test_guard_warns_of_final_masks_applied_when_the_fit_ends(baseline, capsys):
+    """Gradual pruning cut short applies its final masks in on_train_end, after the last check."""
+    pruning = MagnitudePruning(0.5)
+    pruning.masks = {
+        n: torch.ones_like(w, dtype=torch.bool) for n, w in prunable_weights(baseline).items()
+    }
+    pruning.masks["head.4.weight"][:] = False
+    guard = MaskGuard(pruning)
+    guard.on_train_end(None, None)
+    guard.on_train_end(None, None)  # once per layer
+    err = capsys.readouterr().err
+    assert err.count("remove every weight of 1 layer(s): head.4;") == 1

@@ -224,3 +224,9 @@ class MaskGuard(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._check(trainer, pl_module, f"in epoch {trainer.current_epoch}")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Gradual pruning applies its final masks here when the fit stopped before its schedule
+        # ended (it runs first: the guard comes after it in the callbacks).
+        if self.pruning.masks is not None:
+            self._warn_emptied(self.pruning.masks)
