@@ -69,7 +69,7 @@ def why_unknown(key: str, line: str, overrides: list[str]) -> str | None:
     if keys is None:
         return None
     group = key.split(".")[0]
-    chosen = tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
+    chosen = _choice(tree, group)
     elsewhere = other_options(key, overrides, tree)
     exact = [o for o, found in elsewhere.items() if found is None]
     if exact:
@@ -106,7 +106,7 @@ def other_options(key: str, overrides: list[str], tree: dict) -> dict[str, list[
     from prunelab.validate import options
 
     group = key.split(".")[0]
-    chosen = tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
+    chosen = _choice(tree, group)
     if "." not in key or chosen is None:
         return {}
     # The group's choice and its other keys go: those keys may not exist in another option.
@@ -122,6 +122,11 @@ def other_options(key: str, overrides: list[str], tree: dict) -> dict[str, list[
         if keys is None or keys:  # one with nothing near `key` is no hint either
             found[option] = keys
     return found
+
+
+def _choice(tree: dict, group: str) -> str | None:
+    """The option of `group` chosen in a composed config tree (hydra.runtime.choices)."""
+    return tree.get("hydra", {}).get("runtime", {}).get("choices", {}).get(group)
 
 
 def _group_of(override: str) -> str:

@@ -286,6 +286,20 @@ def align_latency(group_rows: list[Row], by_key: dict[str, float]) -> None:
         row.latency_ref_ms = ref
 
 
+LAYER_PREFIX = "prune/layer/"  # prune/layer/<layer>: one share per Conv2d/Linear layer
+
+
+def layer_names(rs: list[Row]) -> list[str]:
+    """The layers of `rs`'s `prune/layer/<layer>` keys, in the net's order (results.json's)."""
+    names: dict[str, None] = {}
+    for row in rs:
+        for sample in row.samples:
+            names.update(
+                (k.removeprefix(LAYER_PREFIX), None) for k in sample if k.startswith(LAYER_PREFIX)
+            )
+    return list(names)
+
+
 def first_value(rows: dict[Group, list[Row]], key: str) -> object:
     """The first non-empty raw value of `key` over every row (labels: device, threads)."""
     return next((r.first(key) for rs in rows.values() for r in rs if r.first(key)), None)

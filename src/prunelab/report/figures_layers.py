@@ -9,19 +9,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from prunelab.report.aggregate import Group, Row
+from prunelab.report.aggregate import LAYER_PREFIX, Group, Row, layer_names
 from prunelab.report.plotkit import group_label, save_png
-
-PREFIX = "prune/layer/"
-
-
-def layer_names(rs: list[Row]) -> list[str]:
-    """The layers of `rs`'s `prune/layer/<layer>` keys, in the net's order (results.json's)."""
-    names: dict[str, None] = {}
-    for row in rs:
-        for sample in row.samples:
-            names.update((k.removeprefix(PREFIX), None) for k in sample if k.startswith(PREFIX))
-    return list(names)
 
 
 def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
@@ -44,7 +33,7 @@ def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     for ax, (group, rs, names) in zip(axes, panels, strict=False):
         xs = range(len(names))
         for row in rs:
-            ys = [row.mean(PREFIX + name) for name in names]
+            ys = [row.mean(LAYER_PREFIX + name) for name in names]
             points = [(x, 100 * y) for x, y in zip(xs, ys, strict=True) if y is not None]
             if not points:
                 continue

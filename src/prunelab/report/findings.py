@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prunelab.report.aggregate import Row
-from prunelab.report.figures_layers import PREFIX, layer_names
+from prunelab.report.aggregate import LAYER_PREFIX, Row, layer_names
 from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
 
 # Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
@@ -291,7 +290,7 @@ def layer_finding(rows: list[Row]) -> str | None:
     if not pruned:
         return None
     top = max(pruned, key=lambda r: r.sparsity)
-    shares = {n: top.mean(PREFIX + n) for n in layer_names([top])}
+    shares = {n: top.mean(LAYER_PREFIX + n) for n in layer_names([top])}
     shares = {n: v for n, v in shares.items() if v is not None}
     if not shares:
         return None
@@ -308,7 +307,7 @@ def layer_finding(rows: list[Row]) -> str | None:
         f"`{n}` ({level} {r.sparsity:g})"
         for r in pruned
         for n in layer_names([r])
-        if r.values(PREFIX + n) and max(r.values(PREFIX + n)) >= 1.0
+        if r.values(LAYER_PREFIX + n) and max(r.values(LAYER_PREFIX + n)) >= 1.0
     ]
     if emptied:
         text += (
