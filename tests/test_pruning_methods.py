@@ -432,6 +432,10 @@ def test_the_stated_largest_sparsity_keeps_a_weight_and_is_the_largest_at_its_di
     assert max_amount([]) is None
 
 
+# Pruning seeds follow the run seed's 32-bit range (prunelab.validate.SEED_LIMIT): lottery
+# rewinding rebuilds the initialisation through Lightning's seed_everything.
+SEED_RULE = "a whole number >= 0 and < 4294967296"
+
 # (method, keyword arguments, the message's end): each once failed only at fine-tuning, after
 # the baseline trained, or was truncated in silence (every=1.5 ran as 1).
 BAD_ARGS = [
@@ -441,8 +445,9 @@ BAD_ARGS = [
         "pruning.amount (the sparsity) must be a number in [0, 1), got 'abc'",
     ),
     (MagnitudePruning, {"amount": 1.0}, "must be a number in [0, 1), got 1.0"),
-    (RandomPruning, {"seed": 1.5}, "pruning.seed must be a whole number >= 0, got 1.5"),
-    (RandomPruning, {"seed": "x"}, "pruning.seed must be a whole number >= 0, got 'x'"),
+    (RandomPruning, {"seed": 1.5}, f"pruning.seed must be {SEED_RULE}, got 1.5"),
+    (RandomPruning, {"seed": "x"}, f"pruning.seed must be {SEED_RULE}, got 'x'"),
+    (RandomPruning, {"seed": 2**32}, f"pruning.seed must be {SEED_RULE}, got 4294967296"),
     (GradualMagnitudePruning, {"every": 1.5}, "pruning.every must be a whole number >= 1, got 1.5"),
     (GradualMagnitudePruning, {"every": "x"}, "pruning.every must be a whole number >= 1, got 'x'"),
     (GradualMagnitudePruning, {"start": "x"}, "pruning.start must be a number, got 'x'"),
@@ -462,7 +467,7 @@ BAD_ARGS = [
         {"rewind_epoch": "x"},
         "pruning.rewind_epoch must be a whole number >= 0, got 'x'",
     ),
-    (LotteryRewinding, {"seed": -1}, "pruning.seed must be a whole number >= 0 or null, got -1"),
+    (LotteryRewinding, {"seed": -1}, f"pruning.seed must be {SEED_RULE} or null, got -1"),
     (LotteryRewinding, {"rewind_dir": 3}, "pruning.rewind_dir must be a folder or null, got 3"),
     (LotteryRewinding, {"model": "x"}, "pruning.model must be a model config or null, got 'x'"),
 ]

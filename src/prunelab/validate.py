@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,11 @@ WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
 SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
 
 
+def is_number(value: object) -> bool:
+    """True for an int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def is_whole(value: object, low: int) -> bool:
     """True for an int (not a bool) of at least `low`."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
@@ -120,7 +125,7 @@ def check_number(
     key: str, value: object, high: float | None = None, positive: bool = False
 ) -> None:
     """`value` must be a finite number >= 0 (> 0 if `positive`; <= `high` where given)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = is_number(value)
     if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):  # type: ignore[arg-type]
         ok = False
     elif high is not None and value > high:  # type: ignore[operator]
@@ -241,6 +246,19 @@ def check_devices(key: str, value: object) -> None:
         )
 
 
+def present(cfg: DictConfig, keys: Sequence[str]) -> Iterator[tuple[str, object]]:
+    """(key, plain value) for each of `keys` the config has (a custom module may lack some)."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=KeyError)
+        if value is KeyError:
+            continue
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        yield key, value
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise PrunelabError for the first bad value of a composed job config."""
     from omegaconf import OmegaConf
@@ -248,12 +266,7 @@ def check_config(cfg: DictConfig) -> None:
     keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
             "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
             "finetune.scheduler", "report.profiles"]  # fmt: skip
-    for key in keys:
-        value = OmegaConf.select(cfg, key, default=KeyError)
-        if value is KeyError:  # a key this config does not have (e.g. a custom data module)
-            continue
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
+    for key, value in present(cfg, keys):
         check_value(key, value)
     # null switches W&B off (logger=csv); the mode may come from $WANDB_MODE.
     mode = OmegaConf.select(cfg, "logger.wandb.mode", default=None)
@@ -274,18 +287,16 @@ def check_model(cfg: DictConfig) -> None:
 
     if not str(OmegaConf.select(cfg, "model._target_", default="")).startswith("prunelab.models"):
         return
-    for key in ("model.hidden", "model.blocks", "model.stem_stride"):
-        value = OmegaConf.select(cfg, key, default=KeyError)
-        if value is not KeyError:
-            check_whole(key, value, 1, nullable=False)
-    dropout = OmegaConf.select(cfg, "model.dropout", default=KeyError)
-    if dropout is not KeyError:
-        check_number("model.dropout", dropout, 1)  # a probability
-    widths = OmegaConf.select(cfg, "model.widths", default=KeyError)
-    if widths is not KeyError:
-        from prunelab.models.layers import check_sizes
+    from prunelab.models.layers import check_sizes
 
-        check_sizes(OmegaConf.to_container(widths) if OmegaConf.is_config(widths) else [widths])
+    keys = ("model.hidden", "model.blocks", "model.stem_stride", "model.dropout", "model.widths")
+    for key, value in present(cfg, keys):
+        if key == "model.dropout":
+            check_number(key, value, 1)  # a probability
+        elif key == "model.widths":
+            check_sizes(value if isinstance(value, list) else [value])
+        else:
+            check_whole(key, value, 1, nullable=False)
 
 
 def check_rewind(cfg: DictConfig) -> None:

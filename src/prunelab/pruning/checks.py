@@ -11,22 +11,15 @@ import math
 from collections.abc import Sequence
 
 from prunelab.errors import PrunelabError
-from prunelab.validate import is_whole
+from prunelab.validate import check_whole, is_number, is_whole
 
-
-def is_number(value: object) -> bool:
-    """True for an int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+__all__ = ["fraction", "is_number", "number", "one_of", "shape", "whole"]
 
 
 def whole(key: str, value: object, low: int, nullable: bool = False) -> int | None:
     """`value` as an int: a whole number >= low (or None where `nullable`); 1.5 is refused."""
-    if value is None and nullable:
-        return None
-    if not is_whole(value, low):
-        rule = f"a whole number >= {low}" + (" or null" if nullable else "")
-        raise PrunelabError(f"{key} must be {rule}, got {value!r}")
-    return int(value)  # type: ignore[arg-type]
+    check_whole(key, value, low, nullable)
+    return None if value is None else int(value)  # type: ignore[arg-type]
 
 
 def number(key: str, value: object) -> float:
