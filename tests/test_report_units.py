@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from prunelab.report import build
+from prunelab.report.__main__ import main as report_main
 from prunelab.report.advice import Profile, recommend
 from prunelab.report.aggregate import Group, Row, build_rows
 from prunelab.report.collect import Job, collect, expected_cells, make_cell
@@ -133,6 +134,39 @@ def test_expected_cells_expand_sweeps_and_ranges():
     assert len(cells) == 8
     assert {(c.model, c.sparsity, c.seed) for c in cells} >= {("resnetsmall", 0.0, 1)}
     assert expected_cells(None) is None
+
+
+def test_expected_cells_expand_a_glob_over_a_groups_options():
+    """pruning=glob(...) once left the grid unknown, so missing cells of such a sweep went
+    unnamed and the report blamed an unreadable multirun.yaml."""
+    cfg = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {"task": ["pruning=glob(*,exclude=[lottery,structured])"]},
+                "runtime": {"choices": {"model": "m", "data": "d", "pruning": "magnitude"}},
+            },
+            "sparsity": 0.5,
+            "seed": 0,
+        }
+    )
+    methods = [c.pruning for c in expected_cells(cfg)]
+    assert methods == ["gradual", "layerwise", "magnitude", "random"]
+
+
+def test_a_folder_without_any_prunelab_job_is_refused_and_left_as_it_was(tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    (foreign / "job1").mkdir(parents=True)
+    (foreign / "job1" / "results.json").write_text('{"acc": 0.9}')
+    (foreign / "multirun.yaml").write_text("hydra:\n  run:\n    dir: x\ntask: [a=1]\n")
+    (foreign / "report.md").write_text("my notes\n")
+    before = sorted(p.name for p in foreign.rglob("*"))
+    assert report_main([str(foreign), "--no-wandb"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"prunelab: error: {foreign} holds no prunelab sweep: no job folder names its model, "
+        "data, pruning, sparsity and seed, nor does its multirun.yaml; nothing written"
+    )
+    assert sorted(p.name for p in foreign.rglob("*")) == before
+    assert (foreign / "report.md").read_text() == "my notes\n"
 
 
 def test_full_sweep_renders_every_section_and_seven_figures(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunelab.errors import PrunelabError
 from prunelab.report.advice import profiles_from
 from prunelab.report.aggregate import Group, build_rows
 from prunelab.report.collect import Cell, Job, SweepData, collect
@@ -76,6 +77,13 @@ def build(
     """
     sweep = Path(sweep_dir)
     data: SweepData = collect(sweep)
+    if data.expected is None and all(j.cell is None for j in data.jobs):
+        # Nothing here is a prunelab job: write nothing over the folder's own files.
+        grid = ", nor does its multirun.yaml" if data.multirun is not None else ""
+        raise PrunelabError(
+            f"{sweep} holds no prunelab sweep: no job folder names its model, data, pruning, "
+            f"sparsity and seed{grid}; nothing written"
+        )
     if cfg is None:
         cfg = data.multirun
     conf = settings(cfg)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
-from prunelab.validate import CELL_KEYS
+from prunelab.validate import CELL_KEYS, options
 
 # The job folder name written by conf/hydra/default.yaml (hydra.sweep.subdir); a last resort only.
 SUBDIR = re.compile(
@@ -205,12 +205,19 @@ def _sweep_home(multirun: DictConfig | None, recorded: list[Path], here: Path) -
 
 
 def _grid_values(override: Any) -> list[Any] | None:
+    """The values one override of multirun.yaml's task list stands for; None where unknown."""
+    from hydra.core.override_parser.types import Glob
+
+    value = override.value()
+    if isinstance(value, Glob):  # pruning=glob(*): the group's options, as Hydra's sweeper saw
+        found = value.filter(options(override.key_or_group))
+        return found or None
     if override.is_sweep_override():
         try:
             return list(override.sweep_iterator())
-        except Exception:  # glob() and friends need the config loader: grid unknown
+        except Exception:  # interval() and friends have no list of values: grid unknown
             return None
-    return [override.value()]
+    return [value]
 
 
 def expected_cells(multirun: DictConfig | None) -> list[Cell] | None:

@@ -44,9 +44,14 @@ def completeness(data: SweepData) -> list[str]:
     ok_in_grid = len({j.cell for j in data.ok if j.cell in grid})
     of_latest = " of the latest launch (`multirun.yaml`)" if outside else ""
     if expected is None:
+        why = (
+            "no readable `multirun.yaml`"
+            if data.multirun is None
+            else "`multirun.yaml` names no grid of models, data, methods, sparsities and seeds"
+        )
         lines.append(
             f"{ok} job{'s' if ok != 1 else ''} with results; the expected grid is unknown "
-            "(no readable `multirun.yaml`), so only what is present is reported."
+            f"({why}), so only what is present is reported."
         )
     elif ok_in_grid == expected == 1:
         lines.append(f"The one expected cell{of_latest} has results.")
