@@ -76,6 +76,13 @@ from conftest import run_train
         (["-m", "experiment=smoke,paper"], "cannot sweep experiment"),
         (["trainer.devices=2"], "trainer.devices must be 1, got 2: a prunelab job runs on one"),
         (["trainer.devices=auto"], "trainer.devices must be 1, got 'auto'"),
+        # A method's own checks and the devices run with the command line's, before any job.
+        (["pruning=gradual", "pruning.every=0"], "pruning.every must be a whole number >= 1"),
+        (
+            ["-m", "pruning=gradual", "pruning.end=1.5", "sparsity=0.2,0.5"],
+            "pruning.start and pruning.end must satisfy 0 <= start < end <= 1",
+        ),
+        (["eval.device=gpu"], "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):
@@ -386,25 +393,32 @@ def test_a_bad_target_is_refused_without_importing_torch():
     assert proc.stdout.strip() == "[]"
 
 
-def test_check_before_training(make_cfg):
-    """Checks that need the data's spec: the evaluation device and the targeted class."""
-    spec = {"num_classes": 10}
-    for ok in ("eval.device=auto", "eval.device=cpu", "attack.targeted_class=9"):
-        check_before_training(make_cfg(ok), spec)
+def test_devices_are_checked_with_the_config(make_cfg):
+    """A device this machine lacks fails with the command line's checks (exit 2), before any
+    job starts, not after the data loads."""
+    for ok in ("eval.device=auto", "eval.device=cpu"):
+        check_config(make_cfg(ok))
     gpus = torch.cuda.device_count()
     for bad, expected in [
         (f"eval.device=cuda:{gpus}", f"eval.device=cuda:{gpus} but this machine has"),
         ("eval.device=gpu", "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
-        ("attack.targeted_class=10", "attack.targeted_class must be in 0..9 (the data has 10"),
         ("trainer.accelerator=gpuu", "trainer.accelerator must be one of auto, cpu, cuda, gpu,"),
     ]:
         with pytest.raises(PrunelabError, match=re.escape(expected)):
-            check_before_training(make_cfg(bad), spec)
+            check_config(make_cfg(bad))
     if not torch.cuda.is_available():
         with pytest.raises(PrunelabError, match="eval.device=cuda but this machine has no cuda"):
-            check_before_training(make_cfg("eval.device=cuda"), spec)
+            check_config(make_cfg("eval.device=cuda"))
         with pytest.raises(PrunelabError, match="trainer.accelerator=gpu but this machine has no"):
-            check_before_training(make_cfg("trainer.accelerator=gpu"), spec)
+            check_config(make_cfg("trainer.accelerator=gpu"))
+
+
+def test_check_before_training(make_cfg):
+    """Checks that need the data's spec: the targeted class."""
+    spec = {"num_classes": 10}
+    check_before_training(make_cfg("attack.targeted_class=9"), spec)
+    with pytest.raises(PrunelabError, match=re.escape("attack.targeted_class must be in 0..9")):
+        check_before_training(make_cfg("attack.targeted_class=10"), spec)
 
 
 def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path):

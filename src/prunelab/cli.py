@@ -23,6 +23,7 @@ from prunelab.validate import (
     WHOLE,
     check_config,
     check_option,
+    check_pruning,
     check_value,
     options,
 )
@@ -247,6 +248,9 @@ def check_composes(overrides: list) -> None:
     # Targets first: they are read from sources, while check_config builds the optimizer (torch).
     check_targets(cfg)
     check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
+    # The method's own checks (pruning.* cannot be swept: check_swept). Sparsity and seed feed
+    # it too; each of their sweep values was checked above.
+    check_pruning(cfg)
 
 
 def _is_group(key: str) -> bool:

@@ -7,3 +7,14 @@ class PrunelabError(Exception):
 
 class UsageError(PrunelabError):
     """A malformed command line (exit status 2, as argparse's); other errors exit with 1."""
+
+
+def instantiation_message(err: Exception) -> str:
+    """One line for a Hydra InstantiationException: a method's own check, else target, cause."""
+    cause = err.__cause__
+    if isinstance(cause, PrunelabError):  # a bad knob of a config group (e.g. pruning.every)
+        return str(cause)
+    # Hydra's first line names the target, the cause says what was wrong with it.
+    where = str(err).splitlines()[0].rstrip(": ")
+    why = f"{type(cause).__name__}: {cause}".splitlines()[0] if cause else ""
+    return where + (f": {why}" if why else "")

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, instantiation_message
 
 if TYPE_CHECKING:  # omegaconf loads lazily: the command-line checks run before it
     from omegaconf import DictConfig
@@ -276,8 +276,27 @@ def check_config(cfg: DictConfig) -> None:
         check_wandb_mode(key, mode)
     check_model(cfg)
     check_rewind(cfg)
+    # This machine's devices: a GPU named where there is none fails now, not after training.
+    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
     for stage in ("baseline", "finetune"):
         check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
+
+
+def check_pruning(cfg: DictConfig) -> None:
+    """Build the pruning method as the job will: its own checks (pruning.every=0,
+    pruning.end=1.5) then fail before any job starts."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.select(cfg, "pruning", default=None)
+    if not OmegaConf.is_dict(node) or "_target_" not in node:
+        return
+    try:
+        instantiate(node)
+    except InstantiationException as err:
+        raise PrunelabError(instantiation_message(err)) from None
 
 
 def check_model(cfg: DictConfig) -> None:
@@ -370,8 +389,6 @@ def check_before_training(cfg: DictConfig, spec: dict) -> None:
     """Checks that need the data's spec (see build.data_spec); run before any training."""
     from omegaconf import OmegaConf
 
-    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
-    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
     target = OmegaConf.select(cfg, "attack.targeted_class", default=None)
     classes = int(spec["num_classes"])
     if target is not None and not 0 <= target < classes:
