@@ -199,6 +199,11 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
             "unknown profile setting 'report.profiles.mobile.max_latncy_ms'; did you mean "
             "'max_latency_ms'?",
         ),  # fmt: skip
+        (
+            ["report.profiles.edge.min_latency_ms=10"],
+            "report.profiles.edge.min_latency_ms (10) is above report.profiles.edge."
+            "max_latency_ms (5.0): no latency fits",
+        ),  # fmt: skip
         # A key added under a node nothing passes to a constructor is read by nobody.
         (
             ["+finetune.max_epoch=3"],

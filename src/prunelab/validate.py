@@ -155,6 +155,12 @@ def check_profiles(key: str, profiles: object) -> None:
                 raise PrunelabError(f"unknown profile setting '{where}.{field}'{hint}")
             if field in PROFILE_LIMITS and value is not None:
                 check_number(f"{where}.{field}", value)
+        low, high = spec.get("min_latency_ms"), spec.get("max_latency_ms")
+        if low is not None and high is not None and low > high:
+            raise PrunelabError(
+                f"{where}.min_latency_ms ({low}) is above {where}.max_latency_ms ({high}): "
+                "no latency fits"
+            )
         if spec.get("prefer", "accuracy") not in PREFER:
             raise PrunelabError(
                 f"{where}.prefer must be one of {', '.join(PREFER)}, got {spec['prefer']!r}"
