@@ -313,6 +313,16 @@ def test_several_seeds_judge_the_mean_change_by_its_spread_and_the_image_noise()
     assert disagree[1].differs("robust/pgd_acc", disagree[0]) is False
 
 
+def test_bands_stop_where_the_quantity_does():
+    """Two seeds far apart once gave 'band over seeds and images -177.5 to +120.5' points."""
+    wild = _pgd_rows([(-40.0, -45.0, -35.0), (10.0, 5.0, 15.0)])
+    band = wild[1].change("robust/pgd_acc")
+    assert (band.lo, band.hi) == (-100.0, 100.0) and band.mean == pytest.approx(-15.0)
+    samples = [{"seed": i, "test/acc": a, "data/test_size": 10} for i, a in enumerate((0.5, 1.0))]
+    iv = Row(Group("m", "d", "p"), 0.5, samples, "job").acc()
+    assert iv.hi == 1.0 and iv.lo == pytest.approx(0.75 - iv.std)
+
+
 def test_several_seeds_pool_to_mean_and_std_never_narrower_than_the_test_set():
     g = Group("m", "d", "p")
     jobs = [

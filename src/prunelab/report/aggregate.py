@@ -118,7 +118,8 @@ class Row:
         if n is not None:
             w_lo, w_hi = wilson(mean, int(n))
             lo, hi = min(lo, w_lo), max(hi, w_hi)
-        return Interval(mean, lo, hi, std, len(values))
+        # A fraction: the band says nothing beyond 0 and 1.
+        return Interval(mean, max(lo, 0.0), min(hi, 1.0), std, len(values))
 
     def acc(self) -> Interval | None:
         """Test accuracy with its noise band."""
@@ -155,7 +156,8 @@ class Row:
         seeds = t975(k - 1) * std / math.sqrt(k)
         images = statistics.fmean((hi - lo) / 2 for _, lo, hi in rows)
         spread = math.hypot(seeds, images)
-        return Interval(mean, mean - spread, mean + spread, std, k)
+        # Two seeds give t = 12.7: the band can pass ±100 points, which no change can reach.
+        return Interval(mean, max(mean - spread, -100.0), min(mean + spread, 100.0), std, k)
 
     def differs(self, key: str, base: Row) -> bool | None:
         """Whether `key` differs from the dense `base` row beyond noise (None: not measured).
