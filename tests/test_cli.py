@@ -49,6 +49,12 @@ from conftest import run_train
         (["data=imagefolder", "data.std=[0.2,0,0.2]"], "data.std must be null or 3 positive"),
         (["data=imagefolder", "data.mean=[0.5]"], "data.mean must be null or 3 numbers (one per"),
         (["+foo=1"], "unknown config key 'foo' (nothing reads it)"),
+        (
+            ["+attack=pure"],
+            "+attack=pure: attack is a group of the config's defaults already; choose it with "
+            "attack=pure (no +)",
+        ),  # fmt: skip
+        (["+model=simplecnn"], "choose it with model=simplecnn (no +)"),
         (["+foo.bar=1"], "unknown config key 'foo' (nothing reads it)"),
         (["logger.wandb.mode=bogus"], "logger.wandb.mode must be one of online, offline, disabled"),
         (

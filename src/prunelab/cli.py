@@ -230,6 +230,19 @@ def check_composes(overrides: list) -> None:
             raise PrunelabError(
                 f"unknown {group} '{value}'; choose one of: {', '.join(known)}"
             ) from None
+        twice = re.match(
+            r"(?:Multiple values for (\S+)\.|(\S+) appears more than once in the final defaults)",
+            lines[0] if lines else "",
+        )
+        added = twice and next(
+            (o for o in overrides if o.is_add() and o.key_or_group == (twice[1] or twice[2])), None
+        )
+        if added:  # Hydra's hint ('override experiment: smoke') is defaults-list syntax
+            group, value = added.key_or_group, added.input_line.split("=", 1)[1]
+            raise PrunelabError(
+                f"{added.input_line}: {group} is a group of the config's defaults already; "
+                f"choose it with {group}={value} (no +)"
+            ) from None
         match = re.match(r"Could not override '([^']+)'", lines[0] if lines else "")
         if match:
             key = match.group(1)
