@@ -89,6 +89,15 @@ from conftest import run_train
             "pruning.start and pruning.end must satisfy 0 <= start < end <= 1",
         ),
         (["eval.device=gpu"], "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        (
+            ["-m", "sparsity=0.2,0.5", "hydra.sweep.subdir=same"],
+            "hydra.sweep.subdir=same gives jobs of different sparsity one folder: include "
+            "${sparsity} (or ${hydra.job.num}) in it",
+        ),
+        (
+            ["-m", "model=simplecnn,resnetsmall", "hydra.sweep.subdir=s${sparsity}"],
+            "include ${hydra.runtime.choices.model} (or ${hydra.job.num})",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):

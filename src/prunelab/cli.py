@@ -151,6 +151,7 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
                 check_value(key, value)
     for path in written.values():
         check_writable(path)
+    check_subdir(overrides)
     check_composes(overrides)
 
 
@@ -205,6 +206,30 @@ def check_swept(override) -> None:
             f"{', '.join(CELL_KEYS)} only; run one sweep per value of {key}, "
             "each with its own hydra.sweep.dir=..."
         )
+
+
+def check_subdir(overrides: list) -> None:
+    """A hydra.sweep.subdir of one's own must tell apart every cell key the sweep varies.
+
+    With `hydra.sweep.subdir=same` every job wrote into one folder: each set the one before
+    aside as a run with other settings, and the report called all but the last missing.
+    """
+    given = next((o for o in overrides if o.key_or_group == "hydra.sweep.subdir"), None)
+    if given is None or given.is_sweep_override() or given.is_delete():
+        return
+    text = str(given.value())
+    if any(f"hydra.job.{k}" in text for k in ("num", "id", "override_dirname")):
+        return
+    for override in overrides:
+        key = override.key_or_group
+        if key not in CELL_KEYS or len({str(v) for v in _values(override)}) < 2:
+            continue
+        names = (f"${{{key}}}", f"${{hydra.runtime.choices.{key}}}")
+        if not any(name in text for name in names):
+            raise PrunelabError(
+                f"hydra.sweep.subdir={text} gives jobs of different {key} one folder: include "
+                f"{names[1] if key in GROUPS else names[0]} (or ${{hydra.job.num}}) in it"
+            )
 
 
 def check_composes(overrides: list) -> None:
