@@ -557,6 +557,10 @@ def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_ne
     assert not {"eval.json", "error.log", "FAILED", "checkpoints"} & left, sorted(left)
     assert load_torch(out / "model.pt")["model"]["widths"] == [32, 64, 128]
     assert json.loads((out / "results.json").read_text())["config/hash"] != tag
+    # The old model evaluated again: its eval file is the old run's, not the new run's eval.json.
+    assert evaluate([f"ckpt={out / f'model.{tag}.pt'}", "attack.n_images=8"]) == 0
+    assert json.loads((out / f"eval.{tag}.json").read_text())["checkpoint"].endswith(f".{tag}.pt")
+    assert not (out / "eval.json").exists()
 
 
 KILLED_RUN = """
