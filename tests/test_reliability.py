@@ -460,8 +460,12 @@ def test_rerun_with_other_settings_runs_again_and_keeps_the_old_results(make_cfg
     out = tmp_path / "job"
     first = run(make_cfg(out=out))
     mtime = (out / "results.json").stat().st_mtime_ns
+    (out / "error.log").write_text("Traceback (most recent call last): an earlier attempt\n")
+    (out / "FAILED").write_text("prunelab: error: RuntimeError: an earlier attempt\n")
     assert run(make_cfg(out=out)) == first  # same settings: skipped, file untouched
     assert (out / "results.json").stat().st_mtime_ns == mtime
+    # That earlier attempt's failure is over: its mark and traceback go.
+    assert not (out / "error.log").exists() and not (out / "FAILED").exists()
     # Only where files go or how runs are shown changed: still the same job.
     assert run(make_cfg("trainer.enable_progress_bar=true", out=out)) == first
 
@@ -503,7 +507,7 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
 
 def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     # Killed during the baseline: config.json and a CSV log, no results.json, no checkpoints.
-    from prunelab.identity import config_hash, previous_results
+    from prunelab.identity import config_hash, previous_results, set_aside
 
     old = {"baseline": {"lr": 1e-3}, "seed": 0}
     new = {"baseline": {"lr": 2e-3}, "seed": 0}
@@ -511,10 +515,52 @@ def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     (tmp_path / "csv" / "metrics.csv").write_text("epoch,val/loss\n0,0.658\n")
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert previous_results(tmp_path, {"seed": 0}, new) is None
+    set_aside(tmp_path, new)
     kept = tmp_path / f"csv.{config_hash(old)}" / "metrics.csv"
     assert kept.read_text() == "epoch,val/loss\n0,0.658\n" and not (tmp_path / "csv").exists()
     assert "baseline.lr: 0.001 -> 0.002" in capsys.readouterr().err
     assert json.loads((tmp_path / "config.json").read_text()) == new
+    assert json.loads((tmp_path / f"config.{config_hash(old)}.json").read_text()) == old
+
+
+def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_new(tmp_path):
+    """Not eval.json, not model.pt: every file of the old run is set aside under its hash, and
+    a rerun refused before training (here: no data) leaves the old run's folder whole."""
+    from prunelab.evaluate import main as evaluate
+    from prunelab.identity import aside_name
+    from prunelab.io import load_torch
+
+    out = tmp_path / "run"
+    args = ["experiment=smoke", f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={out}"]
+    proc = run_train([*args, f"paths.data_dir={DATA}", "model.widths=[8,16,32]"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert evaluate([f"ckpt={out}", "attack.n_images=8"]) == 0
+    names = ("results.json", "config.json", "eval.json", "model.pt", "model.sparse")
+    old = {name: (out / name).read_bytes() for name in names}
+    tag = json.loads(old["results.json"])["config/hash"]
+
+    proc = run_train([*args, "paths.data_dir=/nonexistent"])  # and model.widths back to default
+    assert proc.returncode == 1 and (out / "FAILED").is_file()
+    assert {name: (out / name).read_bytes() for name in names} == old
+    proc = run_train([*args, f"paths.data_dir={DATA}", "model.widths=[8,16,32]"])
+    assert "complete results.json found, skipping" in proc.stdout + proc.stderr
+    assert proc.returncode == 0 and not (out / "FAILED").exists()
+    (out / "error.log").write_text("Traceback (most recent call last): an earlier attempt\n")
+
+    proc = run_train([*args, f"paths.data_dir={DATA}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model.widths: [8, 16, 32] -> [32, 64, 128]" in proc.stderr
+    for name in names:
+        assert (out / aside_name(name, tag)).read_bytes() == old[name], name
+    assert (out / f"csv.{tag}").is_dir() and (out / f"wandb.{tag}").is_dir()
+    left = {p.name for p in out.iterdir()}
+    assert not {"eval.json", "error.log", "FAILED", "checkpoints"} & left, sorted(left)
+    assert load_torch(out / "model.pt")["model"]["widths"] == [32, 64, 128]
+    assert json.loads((out / "results.json").read_text())["config/hash"] != tag
+    # The old model evaluated again: its eval file is the old run's, not the new run's eval.json.
+    assert evaluate([f"ckpt={out / f'model.{tag}.pt'}", "attack.n_images=8"]) == 0
+    assert json.loads((out / f"eval.{tag}.json").read_text())["checkpoint"].endswith(f".{tag}.pt")
+    assert not (out / "eval.json").exists()
 
 
 KILLED_RUN = """

@@ -8,7 +8,8 @@ line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict o
 model.pt), else from the cache entry the job names; `baseline=none` evaluates the model alone.
 Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
 `prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
-beside the checkpoint (or `out=PATH`); the job's results.json is never touched.
+beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt`, or `out=PATH`); the job's
+results.json is never touched.
 """
 
 from __future__ import annotations
@@ -276,6 +277,14 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def eval_name(ckpt_name: str) -> str:
+    """eval.json, or eval.<hash>.json for a model.<hash>.pt a rerun of other settings set aside
+    (prunelab.identity.set_aside): never beside the current run's results as its own."""
+    parts = ckpt_name.split(".")
+    aside = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt" and parts[1]
+    return f"eval.{parts[1]}.json" if aside else "eval.json"
+
+
 def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
@@ -294,7 +303,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             f"{ckpt} is the size export (weights only); pass the job's model.pt, which holds "
             "the architecture and data it needs (load_sparse reads .sparse files in Python)"
         )
-    out = Path(own.get("out") or ckpt.with_name("eval.json"))
+    out = Path(own.get("out") or ckpt.with_name(eval_name(ckpt.name)))
     if out.is_dir():
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
     check_writable(str(out.parent))  # before minutes of attacks, not after

@@ -3,6 +3,7 @@
 A rerun into an old job folder (same `hydra.sweep.dir`) skips the job only if its results.json
 came from the same settings; Hydra has already overwritten the folder's `.hydra/` record by then,
 so the job keeps its own: `config.json` (the settings below) and `config/hash` in results.json.
+A job of other settings first sets every file of the old run aside under that run's hash.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from prunelab.io import read_json, write_json
 # Where files go, how runs are shown or logged, and the sweep report: none changes a number.
 TOP_KEYS_IGNORED = {"paths", "hydra", "logger", "report", "progress_bar"}
 DATA_KEYS_IGNORED = {"root", "download", "num_workers"}
+# What a run leaves in its job folder besides config.json: prunelab.pipeline's results, model
+# and size export, prunelab.evaluate's eval.json, the CSV and W&B logs. A rerun with other
+# settings keeps them under the old settings' hash, so none is taken for the new run's.
+# (error.log and FAILED belong to the latest attempt: every attempt clears them first.)
+RUN_FILES = ("results.json", "eval.json", "model.pt", "model.sparse", "csv", "wandb")
 
 
 def job_config(cfg: DictConfig) -> dict:
@@ -77,38 +83,59 @@ def _read(path: Path) -> dict | None:
 
 
 def previous_results(out: Path, identity: dict, settings: dict) -> dict | None:
-    """results.json of a finished run of this job with these settings, else None.
+    """results.json of a finished run of this job with these settings, else None (reads only).
 
-    `identity`: the keys results.json must hold (model, data, pruning, sparsity, seed). Results,
-    and a fine-tuning checkpoint, left by other settings are set aside (results and training log
-    kept as `results.<hash>.json`, `csv.<hash>/`) so the job runs afresh; its settings go to
-    `config.json`.
+    `identity`: the keys results.json must hold (model, data, pruning, sparsity, seed).
+    """
+    found = _read(out / "results.json")
+    if found is None or any(found.get(k) != v for k, v in identity.items()):
+        return None
+    if found.get("config/hash") == config_hash(settings) and "time/total_s" in found:
+        return found
+    return None
+
+
+def aside_name(name: str, tag: str) -> str:
+    """A set-aside file's name: `results.json` -> `results.<tag>.json`, `csv` -> `csv.<tag>`."""
+    stem, dot, ext = name.partition(".")
+    return f"{stem}.{tag}{dot}{ext}"
+
+
+def _move(src: Path, dst: Path) -> None:
+    if dst.is_dir():  # left by an earlier run of those same settings: superseded
+        shutil.rmtree(dst)
+    src.replace(dst)
+
+
+def set_aside(out: Path, settings: dict) -> None:
+    """Keep what a run of other settings left in `out` under its hash, then record `settings`.
+
+    Called once the job's checks before training passed: a rerun they refuse leaves the old
+    run's folder whole (and still skipped by its own command). The old run's `config.json` and
+    RUN_FILES get `aside_name`s, its resume checkpoints are dropped, and `config.json` is
+    written last, so the folder never pairs one config with another's files.
     """
     digest = config_hash(settings)
-    found = _read(out / "results.json")
-    if found is not None and all(found.get(k) == v for k, v in identity.items()):
-        if found.get("config/hash") == digest and "time/total_s" in found:
-            return found
     before = _read(out / "config.json")
     old_digest = config_hash(before) if before is not None else None
-    left = [found is not None, *((out / d).exists() for d in ("checkpoints", "csv"))]
-    if old_digest != digest and any(left):  # a run of other settings, finished or killed
+    left = [name for name in RUN_FILES if (out / name).exists()]
+    if old_digest != digest and (left or (out / "checkpoints").exists()):
         changes = changed_keys(before, settings) if before else ["settings not recorded"]
         more = f"; and {len(changes) - 4} more" if len(changes) > 4 else ""
         what = "; ".join(changes[:4]) + more
-        tag = (found or {}).get("config/hash") or old_digest or "old"
-        kept = ""
-        if found is not None:
-            (out / "results.json").replace(out / f"results.{tag}.json")
-            kept = f", its results kept as results.{tag}.json"
-        if (out / "csv").is_dir():  # the training log of those settings, beside their results
-            shutil.rmtree(out / f"csv.{tag}", ignore_errors=True)
-            (out / "csv").replace(out / f"csv.{tag}")
+        tag = (_read(out / "results.json") or {}).get("config/hash") or old_digest or "old"
+        moved = []
+        for name in (*left, *(["config.json"] if before is not None else [])):
+            slash = "/" if (out / name).is_dir() else ""
+            _move(out / name, out / aside_name(name, tag))
+            moved.append((name + slash, aside_name(name, tag) + slash))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # never resume other settings
+        kept = f", its {moved[0][0]} kept as {moved[0][1]}" if moved else ""
+        if len(moved) > 1:
+            kept += f" ({', '.join(name for name, _ in moved[1:])} likewise)"
         print(
             f"prunelab: warning: {out} was run with other settings ({what}){kept}; running again",
             file=sys.stderr,
             flush=True,
         )
     write_json(out / "config.json", settings)
-    return None

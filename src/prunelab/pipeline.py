@@ -32,7 +32,13 @@ from prunelab.evaluation import evaluate, resolve_device
 from prunelab.evaluation.accuracy import predict
 from prunelab.evaluation.fast import inference_copy
 from prunelab.fingerprint import code_fingerprint, content_hash
-from prunelab.identity import config_hash, job_config, previous_results, recipe_hash
+from prunelab.identity import (
+    config_hash,
+    job_config,
+    previous_results,
+    recipe_hash,
+    set_aside,
+)
 from prunelab.io import load_torch, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
@@ -295,6 +301,10 @@ def dense_control(
 
 def run(cfg: DictConfig) -> dict:
     """Run one job and return its results (also written to results.json, last and atomically)."""
+    out = Path(cfg.paths.output_dir)
+    # An earlier attempt's failure mark and traceback: this attempt writes its own if it fails.
+    for mark in ("FAILED", "error.log"):
+        (out / mark).unlink(missing_ok=True)
     check_config(cfg)
     sparsity = check_sparsity(cfg.sparsity)
     # The method checks its own settings when built: a bad one stops the job now, not after the
@@ -302,7 +312,6 @@ def run(cfg: DictConfig) -> dict:
     method = instantiate(cfg.pruning)
     quiet_libraries()
     cheap_cuda_check()
-    out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {"model": choice("model"), "data": choice("data"), "pruning": choice("pruning")}
     settings = job_config(cfg)
@@ -310,7 +319,6 @@ def run(cfg: DictConfig) -> dict:
     if done is not None:
         log.info("%s: complete results.json found, skipping", out.name)
         return done
-    (out / "FAILED").unlink(missing_ok=True)
     for stale in out.glob(".*.tmp"):  # temp files of a run killed mid-write (never final names)
         stale.unlink()
     started = time.perf_counter()
@@ -322,6 +330,9 @@ def run(cfg: DictConfig) -> dict:
         # A sparsity that would prune every weight, empty a layer, or (structured) a wrong
         # pruning.in_shape: known from the net's shapes alone, so refused before any training.
         check_net(build_net(cfg.model, spec), in_shape=spec["in_shape"])
+    # Only now, past every check before training, and before the loggers open csv/ and wandb/:
+    # a rerun refused above leaves an old run of other settings whole, still to be skipped.
+    set_aside(out, settings)
     tracker = Tracker(cfg, names, out)
     try:
         cache = BaselineCache(cfg.paths.cache_dir)
