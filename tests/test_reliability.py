@@ -597,3 +597,13 @@ def test_a_rerun_after_sigkill_logs_even_if_its_run_id_is_still_held(tmp_path):
     assert "run job-run-id\n" in proc.stdout  # the killed attempt
     assert "run job-run-id-" in proc.stdout  # the rerun, under a fresh id
     assert "is still held by an earlier, killed attempt" in proc.stderr
+
+
+def test_a_rerun_with_other_settings_logs_to_a_new_wandb_run(tmp_path):
+    """Online, the same id resumes the old run: a rerun with other settings (its files set
+    aside) would have mixed its curves into the old settings' run."""
+    from prunelab.tracking import run_id
+
+    assert run_id(tmp_path / "job", "aaa") == run_id(tmp_path / "job", "aaa")  # a resume
+    assert run_id(tmp_path / "job", "aaa") != run_id(tmp_path / "job", "bbb")
+    assert run_id(tmp_path / "job", "aaa") != run_id(tmp_path / "other", "aaa")

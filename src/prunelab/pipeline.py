@@ -27,7 +27,7 @@ from prunelab.cache import (
     baseline_key_material,
     training_code,
 )
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, instantiation_message
 from prunelab.evaluation import evaluate, resolve_device
 from prunelab.evaluation.accuracy import predict
 from prunelab.evaluation.fast import inference_copy
@@ -324,7 +324,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
-    check_before_training(cfg, spec)  # not after an hour of training: eval.device, target class
+    check_before_training(cfg, spec)  # not after an hour of training: the target class
     check_net = getattr(method, "check_net", None)  # a custom callback may have none
     if check_net is not None and sparsity > 0:
         # A sparsity that would prune every weight, empty a layer, or (structured) a wrong
@@ -333,7 +333,7 @@ def run(cfg: DictConfig) -> dict:
     # Only now, past every check before training, and before the loggers open csv/ and wandb/:
     # a rerun refused above leaves an old run of other settings whole, still to be skipped.
     set_aside(out, settings)
-    tracker = Tracker(cfg, names, out)
+    tracker = Tracker(cfg, names, out, config_hash(settings))
     try:
         cache = BaselineCache(cfg.paths.cache_dir)
         material = baseline_key_material(cfg)
@@ -442,13 +442,7 @@ def main(cfg: DictConfig) -> dict | None:
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
     except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, PrunelabError):  # a bad knob of a config group (e.g. pruning.every)
-            message = f"prunelab: error: {cause}"
-        else:  # Hydra's first line names the target, the cause says what was wrong with it
-            where = str(err).splitlines()[0].rstrip(": ")
-            why = f"{type(cause).__name__}: {cause}".splitlines()[0] if cause else ""
-            message = f"prunelab: error: {where}" + (f": {why}" if why else "")
+        message = f"prunelab: error: {instantiation_message(err)}"
     except (KeyboardInterrupt, SystemExit) as err:
         if isinstance(err, SystemExit) and err.code in (0, None):
             raise

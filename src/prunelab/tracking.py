@@ -137,9 +137,10 @@ def sweep_group() -> str | None:
     return None
 
 
-def run_id(out: Path) -> str:
-    """A W&B run id fixed by the job folder, so a resumed job continues its own run."""
-    return hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:16]
+def run_id(out: Path, settings_hash: str) -> str:
+    """A W&B run id fixed by the job folder and its settings, so a resumed job continues its
+    own run while a rerun with other settings (its old files set aside) starts a new one."""
+    return hashlib.sha1(f"{out.resolve()}:{settings_hash}".encode()).hexdigest()[:16]
 
 
 # wandb's modes that talk to its server ('run' is online's old name, 'shared' online with
@@ -217,7 +218,7 @@ def started(logger_cfg: DictConfig, kwargs: dict, waits: int = 2) -> WandbLogger
 class Tracker:
     """Owns the job's Lightning loggers and finishes the W&B run exactly once."""
 
-    def __init__(self, cfg: DictConfig, names: dict, out: Path) -> None:
+    def __init__(self, cfg: DictConfig, names: dict, out: Path, settings_hash: str) -> None:
         self.loggers = []
         self.wandb: WandbLogger | None = None
         for name, logger_cfg in (cfg.logger or {}).items():
@@ -228,7 +229,7 @@ class Tracker:
                 kwargs = {
                     "group": logger_cfg.get("group") or sweep_group(),
                     "mode": resolve_mode(str(logger_cfg.get("mode", "offline"))),
-                    "id": run_id(out),
+                    "id": run_id(out, settings_hash),
                     "resume": "allow",
                 }
                 if not {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ):
