@@ -13,7 +13,7 @@ import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
 from prunelab.evaluate import anchor_paths, compose_config, format_table, main, merge_overrides
-from prunelab.evaluation import evaluate, load_sparse
+from prunelab.evaluation import count_macs, dense_file_bytes, evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
 from prunelab.io import save_torch
 from prunelab.pruning import (
@@ -166,6 +166,14 @@ def test_evaluate_without_baseline_gives_the_models_own_figures(job):
         k for k in out if k.endswith(("_baseline", "_delta_pts", "_delta_rel", "_delta_ci_high"))
     ]
     assert not compared and "latency/b1_speedup" not in out
+    # No reference to measure the file and MACs against: the net's own could be a shrunk one.
+    assert "size/reduction_pct" not in out and "flops/theoretical_speedup" not in out
+    dense = build_net(cfg.model, spec)  # the unpruned architecture, fresh weights
+    out = evaluate(copy.deepcopy(net), None, dm, spec, cfg, dense=dense)
+    assert out["size/reduction_pct"] == pytest.approx(
+        100 * (1 - out["size/sparse_disk_bytes"] / dense_file_bytes(dense.state_dict()))
+    )
+    assert out["flops/theoretical_speedup"] > 1 and "size/disk_bytes_baseline" not in out
 
 
 def test_merge_overrides_lets_the_command_line_win():
@@ -218,7 +226,17 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     args = ["experiment=smoke", f"paths.data_dir={DATA}", *fast, "baseline=none"]
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     result = json.loads((job / "eval.json").read_text())
-    removed = measure_removed(net, build_net(cfg.model, spec), spec["in_shape"])
+    dense = build_net(cfg.model, spec)
+    removed = measure_removed(net, dense, spec["in_shape"])
+    # Without a baseline, file and MACs are measured against the unpruned architecture, not
+    # the shrunk net's own dense file (-11 %) and MACs (x1.00), and the table says so.
+    sparse, dense_bytes = result["size/sparse_disk_bytes"], dense_file_bytes(dense.state_dict())
+    assert result["size/reduction_pct"] == pytest.approx(100 * (1 - sparse / dense_bytes))
+    assert result["size/reduction_pct"] > 70 and "size/disk_bytes_baseline" not in result
+    macs = count_macs(dense, spec["in_shape"])["flops/dense_macs"]
+    assert result["flops/theoretical_speedup"] == pytest.approx(macs / result["flops/nonzero_macs"])
+    table = format_table(result)
+    assert "vs dense architecture" in table and "baseline file" not in table
     assert result["prune/sparsity_measured"] > 0.5  # ~75 % of the weights; 0 zeros counted
     expected = {"prune/sparsity_target": 0.5, "prune/channel_ratio": 0.5, **removed}
     for key, value in expected.items():

@@ -292,8 +292,11 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
                 "model.pt of the same model and config, or baseline=none"
             ) from None
 
+    # Without a baseline, the unpruned architecture is the reference of the size and FLOPs
+    # ratios: its file size and MACs follow from its shapes, whatever its weights.
+    dense = build_net(saved["model"], saved["data"])
     start = time.perf_counter()
-    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key)
+    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key, dense=dense)
     results = {
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
