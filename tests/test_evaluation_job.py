@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -174,6 +175,18 @@ def test_evaluate_without_baseline_gives_the_models_own_figures(job):
         100 * (1 - out["size/sparse_disk_bytes"] / dense_file_bytes(dense.state_dict()))
     )
     assert out["flops/theoretical_speedup"] > 1 and "size/disk_bytes_baseline" not in out
+
+
+def test_table_rows_read_across_against_one_reference():
+    """Each size row's change is against the column beside it: the sparse export against the
+    baseline's export, the reduction (both columns) against the dense file it names."""
+    sizes = {"size/disk_bytes": 400, "size/disk_bytes_baseline": 1000}
+    sizes.update({"size/sparse_disk_bytes": 200, "size/sparse_disk_bytes_baseline": 800})
+    sizes.update({"size/reduction_pct": 80.0, "size/reduction_pct_baseline": 20.0})
+    cells = [re.split(r"\s{2,}", row) for row in format_table(sizes).splitlines()]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["size/sparse_disk_bytes"] == ["200", "800", "-75.0 %"]
+    assert rows["size/reduction_pct"] == ["80.0 %", "20.0 %", "vs dense baseline file"]
 
 
 def test_merge_overrides_lets_the_command_line_win():

@@ -16,6 +16,8 @@ def _fmt(key: str, value: Any) -> str:
         return f"{value:.4f}"
     if key.endswith("_ms"):
         return f"{value:.3f} ms"
+    if key.endswith("_pct"):
+        return f"{value:.1f} %"
     return f"{value:.4g}"
 
 
@@ -30,19 +32,23 @@ def _change(key: str, results: dict[str, Any]) -> str:
         speedup = results.get(key.replace("_ms", "_speedup").replace("_p90_speedup", "_speedup"))
         if speedup is not None and "p90" not in key:
             return f"speed-up x{speedup:.2f}"
-    # Without a baseline, evaluate measures these against the unpruned architecture.
+    if key == "size/sparse_disk_bytes" and base:  # against the baseline's own export
+        return f"{100 * (value / base - 1):+.1f} %"
+    # The ratios to the dense file and MACs name that reference: without a baseline, evaluate
+    # measures them against the unpruned architecture.
     dense = "dense baseline" if "size/disk_bytes_baseline" in results else "dense architecture"
-    if key == "size/sparse_disk_bytes" and results.get("size/reduction_pct") is not None:
-        return f"-{results['size/reduction_pct']:.1f} % vs {dense} file"
+    if key == "size/reduction_pct":
+        return f"vs {dense} file" + ("" if dense == "dense baseline" else " (no baseline)")
     if key == "flops/nonzero_macs" and results.get("flops/theoretical_speedup"):
-        return f"theoretical speed-up x{results['flops/theoretical_speedup']:.2f} vs {dense}"
+        speedup = results["flops/theoretical_speedup"]
+        return f"theoretical speed-up x{speedup:.2f} vs {dense}"
     return ""
 
 
 def format_table(results: dict[str, Any]) -> str:
     """A readable table: metric, model, baseline, change (points and relative %)."""
     derived = ("_baseline", "_delta_pts", "_delta_rel", "_speedup", "_ci_low", "_ci_high")
-    skip = {"size/disk_bytes_baseline", "size/reduction_pct", "flops/theoretical_speedup"}
+    skip = {"size/disk_bytes_baseline", "flops/theoretical_speedup"}
     rows = [("metric", "model", "baseline", "change")]
     for key, value in results.items():
         if "/" not in key or key.endswith(derived) or key in skip or key.startswith("time/"):
