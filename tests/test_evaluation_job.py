@@ -85,6 +85,13 @@ PLAIN = [
 EVAL_KEYS = SUFFIXED + PLAIN
 
 
+# experiment=smoke's evaluation settings, one by one: a checkpoint without a job record is
+# evaluated under the default config, where experiment=smoke would also set baseline.* and
+# finetune.* (refused: evaluate ignores them).
+SMALL = ["data.test_size=512", "eval.latency.batch=8", "eval.latency.warmup=1"]
+SMALL += ["eval.latency.repeats_b1=5", "eval.latency.repeats_bN=3"]
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One intra-op thread: two threads that wait on each other on a shared machine crawl."""
@@ -197,12 +204,16 @@ def test_merge_overrides_lets_the_command_line_win():
 def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     job = next(p.parent for p in sorted(smoke_sweep.glob("resnetsmall-*-s0.8-*/model.pt")))
     before = (job / "results.json").read_bytes()
-    assert main([f"ckpt={job / 'model.pt'}", "attack.n_images=16"]) == 0
+    # The job's own experiment again changes nothing evaluate ignores: accepted. Its data
+    # sizes are the job's, whatever this command's data.train_size says.
+    args = ["attack.n_images=16", "experiment=smoke", "data.train_size=100"]
+    assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     printed = capsys.readouterr().out
     assert "metric" in printed and "robust/pgd_acc" in printed and "pts" in printed
     result = json.loads((job / "eval.json").read_text())
     assert set(EVAL_KEYS) <= set(result), sorted(set(EVAL_KEYS) - set(result))
     assert result["robust/n_images"] == 16 and result["sparsity"] == 0.8
+    assert result["data/train_size"] == json.loads(before)["data/train_size"] == 256
     assert (job / "results.json").read_bytes() == before
     assert format_table(result).count("\n") > 20
     # The job's identity and measured sparsity, so eval.json can be matched to its method.
@@ -235,10 +246,12 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     model = OmegaConf.to_container(cfg.model, resolve=True)
     saved = {"state_dict": net.state_dict(), "masks": None, "model": model}
     save_torch(job / "model.pt", {**saved, "data": spec, "meta": meta})
-    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]"]
-    args = ["experiment=smoke", f"paths.data_dir={DATA}", *fast, "baseline=none"]
+    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]", *SMALL]
+    args = [f"paths.data_dir={DATA}", *fast, "baseline=none"]
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     result = json.loads((job / "eval.json").read_text())
+    # No results.json: what it trained on is unknown, not this command's data.train_size.
+    assert "data/train_size" not in result and result["data/test_size"] == 512
     dense = build_net(cfg.model, spec)
     removed = measure_removed(net, dense, spec["in_shape"])
     # Without a baseline, file and MACs are measured against the unpruned architecture, not

@@ -81,17 +81,70 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
             "not change them"
         )
     if ignored:
-        raise UsageError(
-            f"{', '.join(ignored)}: the checkpoint holds its net and was trained already; "
-            "prunelab.evaluate would ignore "
-            + ("it" if len(ignored) == 1 else "them")
-            + " (the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
-        )
+        raise UsageError(ignored_message(ignored))
 
 
-# Groups whose keys shape the net or its training: fixed once a checkpoint exists. (trainer.*
-# stays free: evaluate checks trainer.accelerator, which a job trained on a GPU may need reset.)
-IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune")
+# Groups whose keys shape the net or its training, fixed once a checkpoint exists, and the
+# report's, read by prunelab.report only. (trainer.* stays free: evaluate checks
+# trainer.accelerator, which a job trained on a GPU may need reset.)
+IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune", "report")
+
+
+def ignored_message(keys: Sequence[str], source: str = "") -> str:
+    """One line refusing `keys` of IGNORED_GROUPS (set by `source`, e.g. `experiment=paper`)."""
+    why = []
+    if any(k.split(".")[0] != "report" for k in keys):
+        why.append("the checkpoint holds its net and was trained already")
+    if any(k.split(".")[0] == "report" for k in keys):
+        why.append("report.* is prunelab.report's")
+    return (
+        f"{source + ' sets ' if source else ''}{', '.join(keys)}: {'; '.join(why)}; "
+        f"prunelab.evaluate would ignore {'it' if len(keys) == 1 else 'them'} "
+        "(the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
+    )
+
+
+def check_groups(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[str]) -> None:
+    """Group options of the command line (`experiment=paper`, see group_options) that change
+    keys of IGNORED_GROUPS against the job's own config are refused as those keys would be:
+    their attack.* and eval.* settings alone would apply. `job_cfg` is the job's config, `cfg`
+    the same with the command line on top.
+    """
+    from omegaconf import OmegaConf
+
+    changed: list[str] = []
+    for group in IGNORED_GROUPS:
+        mine, then = (OmegaConf.to_container(c.get(group, {})) for c in (job_cfg, cfg))
+        changed += _differences(mine, then, group)
+    if changed:
+        raise UsageError(ignored_message(changed, " ".join(options) or "the command line"))
+
+
+def group_options(cli_overrides: Sequence[str]) -> list[str]:
+    """The overrides that pick a config option (`experiment=paper`, `~experiment`), not one
+    key: they may change any group's keys. The checkpoint's own (model=, seed=) are left out:
+    check_identity has made sure they change nothing."""
+    from prunelab.validate import CELL_KEYS
+
+    keys = [o.partition("=")[0].lstrip("+~") for o in cli_overrides]
+    return [
+        o for o, k in zip(cli_overrides, keys, strict=True) if "." not in k and k not in CELL_KEYS
+    ]
+
+
+_MISSING = object()
+
+
+def _differences(a: Any, b: Any, prefix: str) -> list[str]:
+    """The dotted keys under `prefix` whose values differ between two plain configs."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix]
+    keys = sorted(a.keys() | b.keys())
+    return [
+        d
+        for k in keys
+        for d in _differences(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}.{k}")
+    ]
 
 
 def job_overrides(job_dir: Path) -> list[str]:
@@ -129,6 +182,21 @@ def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -
         there = Path(job_cwd) / value
         if there.exists():
             cfg.paths[key] = str(there)
+
+
+def data_sizes(job_dir: Path, test_size: int) -> dict[str, int]:
+    """data/train_size and data/val_size as the job trained (its results.json; left out
+    without one: this command's config may ask for others), and the test split evaluated."""
+    import json
+
+    record = job_dir / "results.json"
+    try:
+        trained = json.loads(record.read_text()) if record.is_file() else {}
+    except (OSError, ValueError):  # a half-written or foreign file: no record
+        trained = {}
+    keys = ("data/train_size", "data/val_size")
+    sizes = {k: trained[k] for k in keys if isinstance(trained, dict) and k in trained}
+    return {**sizes, "data/test_size": test_size}
 
 
 def merge_overrides(first: list[str], then: list[str]) -> list[str]:
@@ -266,6 +334,9 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     if not overrides and (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file():
         overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
+    options = group_options(cli_overrides)
+    if options:  # keys they set that evaluate would ignore: refused before any data loads
+        check_groups(compose_config(overrides), cfg, options)
     anchor_paths(cfg, ckpt.parent, cli_overrides)
     check_config(cfg)
     dm = build_datamodule(cfg)
@@ -301,7 +372,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
         **prune_metrics(net, saved),
-        **dm.describe(),
+        **data_sizes(ckpt.parent, len(dm.test_set)),
         **metrics,
         "time/eval_s": time.perf_counter() - start,
     }
