@@ -233,7 +233,7 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     assert err == "prunelab: error: eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
 
 
-def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path):
+def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path, capsys):
     """eval.json's prune keys mean what results.json's do: the share of the dense weights
     gone, not the zeros of the shrunk net (it has none)."""
     cfg = make_cfg("pruning=structured", "sparsity=0.5")
@@ -250,6 +250,12 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     args = [f"paths.data_dir={DATA}", *fast, "baseline=none"]
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     result = json.loads((job / "eval.json").read_text())
+    # A model.pt alone, no job record beside it: the defaults, said once.
+    notes = [line for line in capsys.readouterr().out.splitlines() if "job record" in line]
+    assert notes == [
+        f"note: no job record at {job / '.hydra'}; evaluating under the default config with "
+        "data=fashion_mnist (pass the job's settings on the command line)"
+    ]
     # No results.json: what it trained on is unknown, not this command's data.train_size.
     assert "data/train_size" not in result and result["data/test_size"] == 512
     dense = build_net(cfg.model, spec)

@@ -331,8 +331,15 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     quiet_libraries()
     meta = saved["meta"]
     overrides = job_overrides(ckpt.parent)
-    if not overrides and (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file():
-        overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
+    record = ckpt.parent / ".hydra"
+    if not (record / "overrides.yaml").is_file():  # a model.pt copied away from its job
+        known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
+        overrides = [f"data={meta['data']}"] if known else []  # at least the same dataset
+        print(
+            f"note: no job record at {record}; evaluating under the default config"
+            + (f" with {overrides[0]}" if overrides else "")
+            + " (pass the job's settings on the command line)"
+        )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
     if options:  # keys they set that evaluate would ignore: refused before any data loads
