@@ -13,7 +13,14 @@ from omegaconf import OmegaConf
 import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
-from prunelab.evaluate import anchor_paths, compose_config, format_table, main, merge_overrides
+from prunelab.evaluate import (
+    anchor_paths,
+    compose_config,
+    format_table,
+    load_baseline_state,
+    main,
+    merge_overrides,
+)
 from prunelab.evaluation import count_macs, dense_file_bytes, evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
 from prunelab.io import save_torch
@@ -201,7 +208,7 @@ def test_merge_overrides_lets_the_command_line_win():
     assert merged == ["experiment=smoke", "attack.n_images=8"]
 
 
-def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
+def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys, tmp_path):
     job = next(p.parent for p in sorted(smoke_sweep.glob("resnetsmall-*-s0.8-*/model.pt")))
     before = (job / "results.json").read_bytes()
     # The job's own experiment again changes nothing evaluate ignores: accepted. Its data
@@ -222,9 +229,10 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     for key in keys:
         assert result[key] == recorded[key], key
 
-    # Another architecture's weights as the baseline (a job folder: its model.pt): one line.
-    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt")))).parent
-    assert main([f"ckpt={job / 'model.pt'}", f"baseline={other}"]) == 1
+    # Another architecture's weights as the baseline (a state_dict file): one line.
+    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt"))))
+    save_torch(tmp_path / "other.pt", torch.load(other, weights_only=True)["state_dict"])
+    assert main([f"ckpt={job / 'model.pt'}", f"baseline={tmp_path / 'other.pt'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
     # The job's checks before training run here too, before any attack.
@@ -273,6 +281,46 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     expected = {"prune/sparsity_target": 0.5, "prune/channel_ratio": 0.5, **removed}
     for key, value in expected.items():
         assert result[key] == pytest.approx(value), key
+
+
+def save_job(folder, net, cfg, spec, sparsity: float, key: str | None):
+    """A job folder holding `net` as its model.pt, with the meta a job writes."""
+    meta = {"model": "simplecnn", "data": "fashion_mnist", "pruning": "magnitude"}
+    meta.update({"sparsity": sparsity, "seed": 0, "baseline/key": key})
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    saved = {"state_dict": net.state_dict(), "masks": None, "model": model, "data": spec}
+    save_torch(folder / "model.pt", {**saved, "meta": meta})
+    return folder
+
+
+def test_a_baseline_other_than_the_checkpoints_dense_model_is_refused(make_cfg, tmp_path, capsys):
+    """The pruned job itself, or the dense model of another baseline (seed, recipe), fits the
+    architecture but is not the reference: one line, before any data loads."""
+    cfg = make_cfg()
+    spec = data_spec(build_datamodule(cfg))
+    torch.manual_seed(0)
+    dense = build_net(cfg.model, spec)
+    pruned = copy.deepcopy(dense)
+    apply_masks(pruned, global_magnitude_masks(prunable_weights(pruned), 0.5))
+    job = save_job(tmp_path / "job", pruned, cfg, spec, 0.5, "simplecnn-seed0-abc")
+    other = save_job(tmp_path / "seed1", dense, cfg, spec, 0.0, "simplecnn-seed1-abc")
+    refused = {
+        job: "is not dense (its sparsity is 0.5)",
+        other: "is the dense model of simplecnn-seed1-abc, not of the checkpoint's baseline "
+        "simplecnn-seed0-abc; pass the sparsity-0 job of the same seed and config",
+    }
+    for baseline, says in refused.items():
+        assert main([f"ckpt={job}", f"baseline={baseline}", f"paths.data_dir={DATA}"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"prunelab: error: the baseline {baseline / 'model.pt'} {says}")
+        assert "\n" not in err
+    # Its own dense model (or a state_dict, which says nothing of itself) is taken.
+    mine = save_job(tmp_path / "seed0", dense, cfg, spec, 0.0, "simplecnn-seed0-abc")
+    save_torch(tmp_path / "plain.pt", dense.state_dict())
+    saved = torch.load(job / "model.pt", weights_only=True)
+    for given in (mine, tmp_path / "plain.pt"):
+        state, _, _ = load_baseline_state(str(given), saved, cfg)
+        assert all(torch.equal(state[k], v) for k, v in dense.state_dict().items())
 
 
 def test_standalone_cli_errors_are_one_line(tmp_path, capsys):

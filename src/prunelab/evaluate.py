@@ -5,7 +5,8 @@
 
 The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
 line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict or a job's
-model.pt), else from the cache entry the job names; `baseline=none` evaluates the model alone.
+model.pt, which must be dense and of the checkpoint's own baseline: its sparsity-0 job), else
+from the cache entry the job names; `baseline=none` evaluates the model alone.
 Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
 `prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
 beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt`, or `out=PATH`); the job's
@@ -252,6 +253,8 @@ def load_baseline_state(
         if not path.is_file():
             raise PrunelabError(f"no baseline at {path}")
         state = load_torch(path)
+        if isinstance(state, dict) and isinstance(state.get("meta"), dict):  # a job's model.pt
+            check_baseline_meta(path, state["meta"], saved["meta"])
         return (state.get("state_dict", state) if isinstance(state, dict) else state), None, None
     key = saved["meta"].get("baseline/key")
     cache = BaselineCache(cfg.paths.cache_dir)
@@ -260,6 +263,24 @@ def load_baseline_state(
         print(f"note: no baseline at {path}; evaluating the model alone (pass baseline=PATH)")
         return None, None, None
     return load_torch(path), cache, str(key)
+
+
+def check_baseline_meta(path: Path, theirs: dict, mine: dict) -> None:
+    """A job's model.pt given as baseline must be dense and of the checkpoint's own baseline
+    (its baseline/key) where both are known: the pruned job itself, or the dense model of
+    another seed or recipe, would fit the architecture and give changes against the wrong net.
+    """
+    hint = "pass the sparsity-0 job of the same seed and config, or baseline=none"
+    if theirs.get("sparsity") not in (None, 0):
+        raise PrunelabError(
+            f"the baseline {path} is not dense (its sparsity is {theirs['sparsity']}); {hint}"
+        )
+    key, own = theirs.get("baseline/key"), mine.get("baseline/key")
+    if key is not None and own is not None and key != own:
+        raise PrunelabError(
+            f"the baseline {path} is the dense model of {key}, not of the checkpoint's "
+            f"baseline {own}; {hint}"
+        )
 
 
 def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
@@ -346,6 +367,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         check_groups(compose_config(overrides), cfg, options)
     anchor_paths(cfg, ckpt.parent, cli_overrides)
     check_config(cfg)
+    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # eval.device, attack.targeted_class
@@ -357,7 +379,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         )
     # A structurally pruned model is narrower than its config says: shape it to its weights.
     net = build_saved_net(saved["model"], saved["data"], saved["state_dict"])
-    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)
     baseline = None
     if state is not None:
         baseline = build_net(saved["model"], saved["data"])
