@@ -365,3 +365,20 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, m
     cfg = compose_config(["paths.data_dir=mine", "paths.cache_dir=nowhere"])
     anchor_paths(cfg, job, ["paths.data_dir=mine"])
     assert cfg.paths.data_dir == "mine" and cfg.paths.cache_dir == "nowhere"
+
+
+def test_evaluating_from_another_folder_finds_the_jobs_relative_image_folder(tmp_path, monkeypatch):
+    """`data.root=images` of an image-folder job is the folder beside where train.py ran."""
+    ran_here = tmp_path / "ran_here"
+    (ran_here / "images").mkdir(parents=True)
+    job = tmp_path / "job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ran_here}\n")
+    monkeypatch.chdir(tmp_path)
+    overrides = ["data=imagefolder", "data.root=images"]
+    cfg = compose_config(overrides)
+    anchor_paths(cfg, job, [])
+    assert cfg.data.root == str(ran_here / "images")
+    cfg = compose_config(overrides)  # given on this command line: as given
+    anchor_paths(cfg, job, ["data.root=images"])
+    assert cfg.data.root == "images"

@@ -160,13 +160,15 @@ def job_overrides(job_dir: Path) -> list[str]:
 
 
 def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -> None:
-    """Relative data and cache folders as the job meant them: under the folder it ran from.
+    """Relative data, cache and data-root folders as the job meant them: under its folder.
 
-    `paths.data_dir: data` means `data/` of wherever train.py was started; evaluating the job
-    from another folder would otherwise look for (and fail to find) the data there. A path
-    given on this command line is taken as given.
+    `paths.data_dir: data` means `data/` of wherever train.py was started, as does
+    `data.root=images` of an image folder; evaluating the job from another folder would
+    otherwise look for (and fail to find) the data there. A path given on this command line is
+    taken as given, and one set through another (`root: ${paths.data_dir}`) follows it.
     """
     import yaml
+    from omegaconf import OmegaConf
 
     record = job_dir / ".hydra" / "hydra.yaml"
     if not record.is_file():
@@ -176,13 +178,16 @@ def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -
     if not job_cwd or Path(job_cwd).resolve() == Path.cwd().resolve():
         return
     given = {o.partition("=")[0].lstrip("+~") for o in cli_overrides}
-    for key in ("data_dir", "cache_dir"):
-        value = Path(str(cfg.paths[key]))
-        if f"paths.{key}" in given or value.is_absolute():
+    for name in ("paths.data_dir", "paths.cache_dir", "data.root"):
+        group, key = name.split(".")
+        node = cfg.get(group)
+        if node is None or key not in node or name in given:
             continue
-        there = Path(job_cwd) / value
+        if OmegaConf.is_interpolation(node, key) or Path(str(node[key])).is_absolute():
+            continue
+        there = Path(job_cwd) / str(node[key])
         if there.exists():
-            cfg.paths[key] = str(there)
+            node[key] = str(there)
 
 
 def data_sizes(job_dir: Path, test_size: int) -> dict[str, int]:
