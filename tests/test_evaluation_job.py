@@ -16,6 +16,7 @@ from prunelab.cache import BaselineCache
 from prunelab.evaluate import (
     anchor_paths,
     compose_config,
+    data_sizes,
     format_table,
     load_baseline_state,
     main,
@@ -201,6 +202,20 @@ def test_table_rows_read_across_against_one_reference():
     rows = {row[0]: row[1:] for row in cells}
     assert rows["size/sparse_disk_bytes"] == ["200", "800", "-75.0 %"]
     assert rows["size/reduction_pct"] == ["80.0 %", "20.0 %", "vs dense baseline file"]
+
+
+def test_training_sizes_come_from_the_run_that_saved_the_model(tmp_path):
+    """A model.<hash>.pt set aside by a rerun of other settings has its own results.<hash>.json:
+    the current run's results.json may have trained on another number of images."""
+    (tmp_path / "results.json").write_text('{"data/train_size": 256, "data/val_size": 128}')
+    (tmp_path / "results.abc.json").write_text('{"data/train_size": 4000, "data/val_size": 1}')
+    assert data_sizes(tmp_path / "model.pt", 9)["data/train_size"] == 256
+    assert data_sizes(tmp_path / "model.abc.pt", 9) == {
+        "data/train_size": 4000,
+        "data/val_size": 1,
+        "data/test_size": 9,
+    }
+    assert data_sizes(tmp_path / "model.def.pt", 9) == {"data/test_size": 9}
 
 
 def test_merge_overrides_lets_the_command_line_win():

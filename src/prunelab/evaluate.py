@@ -93,12 +93,13 @@ def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -
             node[key] = str(there)
 
 
-def data_sizes(job_dir: Path, test_size: int) -> dict[str, int]:
-    """data/train_size and data/val_size as the job trained (its results.json; left out
-    without one: this command's config may ask for others), and the test split evaluated."""
+def data_sizes(ckpt: Path, test_size: int) -> dict[str, int]:
+    """data/train_size and data/val_size as the job trained (the results.json of the run that
+    saved `ckpt`; left out without one: this command's config may ask for others), and the
+    test split evaluated."""
     import json
 
-    record = job_dir / "results.json"
+    record = ckpt.with_name(run_file(ckpt.name, "results"))
     try:
         trained = json.loads(record.read_text()) if record.is_file() else {}
     except (OSError, ValueError):  # a half-written or foreign file: no record
@@ -221,9 +222,15 @@ def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
 def eval_name(ckpt_name: str) -> str:
     """eval.json, or eval.<hash>.json for a model.<hash>.pt a rerun of other settings set aside
     (prunelab.identity.set_aside): never beside the current run's results as its own."""
+    return run_file(ckpt_name, "eval")
+
+
+def run_file(ckpt_name: str, stem: str) -> str:
+    """`<stem>.json` of the run that saved `ckpt_name`: `<stem>.<hash>.json` for a
+    model.<hash>.pt set aside with the rest of its run (prunelab.identity.set_aside)."""
     parts = ckpt_name.split(".")
     aside = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt" and parts[1]
-    return f"eval.{parts[1]}.json" if aside else "eval.json"
+    return f"{stem}.{parts[1]}.json" if aside else f"{stem}.json"
 
 
 def run(argv: Sequence[str]) -> dict[str, Any]:
@@ -308,7 +315,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
         **prune_metrics(net, saved),
-        **data_sizes(ckpt.parent, len(dm.test_set)),
+        **data_sizes(ckpt, len(dm.test_set)),
         **metrics,
         "time/eval_s": time.perf_counter() - start,
     }
