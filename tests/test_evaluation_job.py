@@ -250,10 +250,13 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys, tmp_path):
     assert main([f"ckpt={job / 'model.pt'}", f"baseline={tmp_path / 'other.pt'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
-    # The job's checks before training run here too, before any attack.
-    assert main([f"ckpt={job}", "eval.device=gpu"]) == 1
+    # The job's checks run here too, before any attack: a bad device with the command line's
+    # (exit 2, as train.py's since 310047a).
+    with pytest.raises(SystemExit) as stop:
+        main([f"ckpt={job}", "eval.device=gpu"])
     err = capsys.readouterr().err.strip()
     assert err == "prunelab: error: eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
+    assert stop.value.code == 2
 
 
 def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path, capsys):
