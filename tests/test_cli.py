@@ -549,6 +549,18 @@ def test_evaluate_command_line_mistakes_are_one_line(args, expected, saved_job, 
             "data.*, attack.*, eval.* and paths.*)",
         ),  # fmt: skip
         (["baseline.max_epochs=5"], "baseline.max_epochs: the checkpoint holds its net and"),
+        # The report's settings are prunelab.report's; evaluate never reads them.
+        (
+            ["report.dpi=5"],
+            "report.dpi: report.* is prunelab.report's; prunelab.evaluate would ignore it",
+        ),  # fmt: skip
+        # An experiment sets the training recipe too (here against the default config: the
+        # checkpoint has no job record); evaluate would ignore it.
+        (
+            ["attack.n_images=8", "experiment=paper"],
+            "experiment=paper sets baseline.max_epochs, baseline.patience: the checkpoint "
+            "holds its net and was trained already; prunelab.evaluate would ignore them",
+        ),  # fmt: skip
     ],
 )
 def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -12,8 +13,16 @@ from omegaconf import OmegaConf
 import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
-from prunelab.evaluate import anchor_paths, compose_config, format_table, main, merge_overrides
-from prunelab.evaluation import evaluate, load_sparse
+from prunelab.evaluate import (
+    anchor_paths,
+    compose_config,
+    data_sizes,
+    format_table,
+    load_baseline_state,
+    main,
+    merge_overrides,
+)
+from prunelab.evaluation import count_macs, dense_file_bytes, evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
 from prunelab.io import save_torch
 from prunelab.pruning import (
@@ -82,6 +91,13 @@ PLAIN = [
     "flops/theoretical_speedup",
 ]
 EVAL_KEYS = SUFFIXED + PLAIN
+
+
+# experiment=smoke's evaluation settings, one by one: a checkpoint without a job record is
+# evaluated under the default config, where experiment=smoke would also set baseline.* and
+# finetune.* (refused: evaluate ignores them).
+SMALL = ["data.test_size=512", "eval.latency.batch=8", "eval.latency.warmup=1"]
+SMALL += ["eval.latency.repeats_b1=5", "eval.latency.repeats_bN=3"]
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +182,40 @@ def test_evaluate_without_baseline_gives_the_models_own_figures(job):
         k for k in out if k.endswith(("_baseline", "_delta_pts", "_delta_rel", "_delta_ci_high"))
     ]
     assert not compared and "latency/b1_speedup" not in out
+    # No reference to measure the file and MACs against: the net's own could be a shrunk one.
+    assert "size/reduction_pct" not in out and "flops/theoretical_speedup" not in out
+    dense = build_net(cfg.model, spec)  # the unpruned architecture, fresh weights
+    out = evaluate(copy.deepcopy(net), None, dm, spec, cfg, dense=dense)
+    assert out["size/reduction_pct"] == pytest.approx(
+        100 * (1 - out["size/sparse_disk_bytes"] / dense_file_bytes(dense.state_dict()))
+    )
+    assert out["flops/theoretical_speedup"] > 1 and "size/disk_bytes_baseline" not in out
+
+
+def test_table_rows_read_across_against_one_reference():
+    """Each size row's change is against the column beside it: the sparse export against the
+    baseline's export, the reduction (both columns) against the dense file it names."""
+    sizes = {"size/disk_bytes": 400, "size/disk_bytes_baseline": 1000}
+    sizes.update({"size/sparse_disk_bytes": 200, "size/sparse_disk_bytes_baseline": 800})
+    sizes.update({"size/reduction_pct": 80.0, "size/reduction_pct_baseline": 20.0})
+    cells = [re.split(r"\s{2,}", row) for row in format_table(sizes).splitlines()]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["size/sparse_disk_bytes"] == ["200", "800", "-75.0 %"]
+    assert rows["size/reduction_pct"] == ["80.0 %", "20.0 %", "vs dense baseline file"]
+
+
+def test_training_sizes_come_from_the_run_that_saved_the_model(tmp_path):
+    """A model.<hash>.pt set aside by a rerun of other settings has its own results.<hash>.json:
+    the current run's results.json may have trained on another number of images."""
+    (tmp_path / "results.json").write_text('{"data/train_size": 256, "data/val_size": 128}')
+    (tmp_path / "results.abc.json").write_text('{"data/train_size": 4000, "data/val_size": 1}')
+    assert data_sizes(tmp_path / "model.pt", 9)["data/train_size"] == 256
+    assert data_sizes(tmp_path / "model.abc.pt", 9) == {
+        "data/train_size": 4000,
+        "data/val_size": 1,
+        "data/test_size": 9,
+    }
+    assert data_sizes(tmp_path / "model.def.pt", 9) == {"data/test_size": 9}
 
 
 def test_merge_overrides_lets_the_command_line_win():
@@ -173,15 +223,19 @@ def test_merge_overrides_lets_the_command_line_win():
     assert merged == ["experiment=smoke", "attack.n_images=8"]
 
 
-def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
+def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys, tmp_path):
     job = next(p.parent for p in sorted(smoke_sweep.glob("resnetsmall-*-s0.8-*/model.pt")))
     before = (job / "results.json").read_bytes()
-    assert main([f"ckpt={job / 'model.pt'}", "attack.n_images=16"]) == 0
+    # The job's own experiment again changes nothing evaluate ignores: accepted. Its data
+    # sizes are the job's, whatever this command's data.train_size says.
+    args = ["attack.n_images=16", "experiment=smoke", "data.train_size=100"]
+    assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     printed = capsys.readouterr().out
     assert "metric" in printed and "robust/pgd_acc" in printed and "pts" in printed
     result = json.loads((job / "eval.json").read_text())
     assert set(EVAL_KEYS) <= set(result), sorted(set(EVAL_KEYS) - set(result))
     assert result["robust/n_images"] == 16 and result["sparsity"] == 0.8
+    assert result["data/train_size"] == json.loads(before)["data/train_size"] == 256
     assert (job / "results.json").read_bytes() == before
     assert format_table(result).count("\n") > 20
     # The job's identity and measured sparsity, so eval.json can be matched to its method.
@@ -190,18 +244,22 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys):
     for key in keys:
         assert result[key] == recorded[key], key
 
-    # Another architecture's weights as the baseline (a job folder: its model.pt): one line.
-    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt")))).parent
-    assert main([f"ckpt={job / 'model.pt'}", f"baseline={other}"]) == 1
+    # Another architecture's weights as the baseline (a state_dict file): one line.
+    other = next(iter(sorted(smoke_sweep.glob("simplecnn-*/model.pt"))))
+    save_torch(tmp_path / "other.pt", torch.load(other, weights_only=True)["state_dict"])
+    assert main([f"ckpt={job / 'model.pt'}", f"baseline={tmp_path / 'other.pt'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
-    # The job's checks before training run here too, before any attack.
-    assert main([f"ckpt={job}", "eval.device=gpu"]) == 1
+    # The job's checks run here too, before any attack: a bad device with the command line's
+    # (exit 2, as train.py's since 310047a).
+    with pytest.raises(SystemExit) as stop:
+        main([f"ckpt={job}", "eval.device=gpu"])
     err = capsys.readouterr().err.strip()
     assert err == "prunelab: error: eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
+    assert stop.value.code == 2
 
 
-def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path):
+def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg, tmp_path, capsys):
     """eval.json's prune keys mean what results.json's do: the share of the dense weights
     gone, not the zeros of the shrunk net (it has none)."""
     cfg = make_cfg("pruning=structured", "sparsity=0.5")
@@ -214,15 +272,73 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     model = OmegaConf.to_container(cfg.model, resolve=True)
     saved = {"state_dict": net.state_dict(), "masks": None, "model": model}
     save_torch(job / "model.pt", {**saved, "data": spec, "meta": meta})
-    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]"]
-    args = ["experiment=smoke", f"paths.data_dir={DATA}", *fast, "baseline=none"]
+    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]", *SMALL]
+    args = [f"paths.data_dir={DATA}", *fast, "baseline=none"]
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     result = json.loads((job / "eval.json").read_text())
-    removed = measure_removed(net, build_net(cfg.model, spec), spec["in_shape"])
+    # A model.pt alone, no job record beside it: the defaults, said once.
+    notes = [line for line in capsys.readouterr().out.splitlines() if "job record" in line]
+    assert notes == [
+        f"note: no job record at {job / '.hydra'}; evaluating under the default config with "
+        "data=fashion_mnist (pass the job's settings on the command line)"
+    ]
+    # No results.json: what it trained on is unknown, not this command's data.train_size.
+    assert "data/train_size" not in result and result["data/test_size"] == 512
+    dense = build_net(cfg.model, spec)
+    removed = measure_removed(net, dense, spec["in_shape"])
+    # Without a baseline, file and MACs are measured against the unpruned architecture, not
+    # the shrunk net's own dense file (-11 %) and MACs (x1.00), and the table says so.
+    sparse, dense_bytes = result["size/sparse_disk_bytes"], dense_file_bytes(dense.state_dict())
+    assert result["size/reduction_pct"] == pytest.approx(100 * (1 - sparse / dense_bytes))
+    assert result["size/reduction_pct"] > 70 and "size/disk_bytes_baseline" not in result
+    macs = count_macs(dense, spec["in_shape"])["flops/dense_macs"]
+    assert result["flops/theoretical_speedup"] == pytest.approx(macs / result["flops/nonzero_macs"])
+    table = format_table(result)
+    assert "vs dense architecture" in table and "baseline file" not in table
     assert result["prune/sparsity_measured"] > 0.5  # ~75 % of the weights; 0 zeros counted
     expected = {"prune/sparsity_target": 0.5, "prune/channel_ratio": 0.5, **removed}
     for key, value in expected.items():
         assert result[key] == pytest.approx(value), key
+
+
+def save_job(folder, net, cfg, spec, sparsity: float, key: str | None):
+    """A job folder holding `net` as its model.pt, with the meta a job writes."""
+    meta = {"model": "simplecnn", "data": "fashion_mnist", "pruning": "magnitude"}
+    meta.update({"sparsity": sparsity, "seed": 0, "baseline/key": key})
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    saved = {"state_dict": net.state_dict(), "masks": None, "model": model, "data": spec}
+    save_torch(folder / "model.pt", {**saved, "meta": meta})
+    return folder
+
+
+def test_a_baseline_other_than_the_checkpoints_dense_model_is_refused(make_cfg, tmp_path, capsys):
+    """The pruned job itself, or the dense model of another baseline (seed, recipe), fits the
+    architecture but is not the reference: one line, before any data loads."""
+    cfg = make_cfg()
+    spec = data_spec(build_datamodule(cfg))
+    torch.manual_seed(0)
+    dense = build_net(cfg.model, spec)
+    pruned = copy.deepcopy(dense)
+    apply_masks(pruned, global_magnitude_masks(prunable_weights(pruned), 0.5))
+    job = save_job(tmp_path / "job", pruned, cfg, spec, 0.5, "simplecnn-seed0-abc")
+    other = save_job(tmp_path / "seed1", dense, cfg, spec, 0.0, "simplecnn-seed1-abc")
+    refused = {
+        job: "is not dense (its sparsity is 0.5)",
+        other: "is the dense model of simplecnn-seed1-abc, not of the checkpoint's baseline "
+        "simplecnn-seed0-abc; pass the sparsity-0 job of the same seed and config",
+    }
+    for baseline, says in refused.items():
+        assert main([f"ckpt={job}", f"baseline={baseline}", f"paths.data_dir={DATA}"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"prunelab: error: the baseline {baseline / 'model.pt'} {says}")
+        assert "\n" not in err
+    # Its own dense model (or a state_dict, which says nothing of itself) is taken.
+    mine = save_job(tmp_path / "seed0", dense, cfg, spec, 0.0, "simplecnn-seed0-abc")
+    save_torch(tmp_path / "plain.pt", dense.state_dict())
+    saved = torch.load(job / "model.pt", weights_only=True)
+    for given in (mine, tmp_path / "plain.pt"):
+        state, _, _ = load_baseline_state(str(given), saved, cfg)
+        assert all(torch.equal(state[k], v) for k, v in dense.state_dict().items())
 
 
 def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
@@ -267,3 +383,20 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, m
     cfg = compose_config(["paths.data_dir=mine", "paths.cache_dir=nowhere"])
     anchor_paths(cfg, job, ["paths.data_dir=mine"])
     assert cfg.paths.data_dir == "mine" and cfg.paths.cache_dir == "nowhere"
+
+
+def test_evaluating_from_another_folder_finds_the_jobs_relative_image_folder(tmp_path, monkeypatch):
+    """`data.root=images` of an image-folder job is the folder beside where train.py ran."""
+    ran_here = tmp_path / "ran_here"
+    (ran_here / "images").mkdir(parents=True)
+    job = tmp_path / "job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ran_here}\n")
+    monkeypatch.chdir(tmp_path)
+    overrides = ["data=imagefolder", "data.root=images"]
+    cfg = compose_config(overrides)
+    anchor_paths(cfg, job, [])
+    assert cfg.data.root == str(ran_here / "images")
+    cfg = compose_config(overrides)  # given on this command line: as given
+    anchor_paths(cfg, job, ["data.root=images"])
+    assert cfg.data.root == "images"

@@ -5,7 +5,8 @@
 
 The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
 line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict or a job's
-model.pt), else from the cache entry the job names; `baseline=none` evaluates the model alone.
+model.pt, which must be dense and of the checkpoint's own baseline: its sparsity-0 job), else
+from the cache entry the job names; `baseline=none` evaluates the model alone.
 Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
 `prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
 beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt`, or `out=PATH`); the job's
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable
 from prunelab.errors import PrunelabError, UsageError
+from prunelab.evalchecks import check_groups, check_identity, group_options
+from prunelab.evaltable import format_table
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -48,51 +51,6 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return own, overrides
 
 
-def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
-    """The model, data, pruning method, sparsity and seed are the checkpoint's: an override of
-    one (`model=resnetsmall`, `sparsity=0.9`) would evaluate the same weights under another
-    name, or load another dataset. Keys under the groups (data.root, data.test_size) are free,
-    except the net's (model.*: the checkpoint holds its own) and its training recipe's, which
-    would change nothing here: refused rather than silently ignored.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from prunelab.validate import CELL_KEYS
-
-    changed, ignored = [], []
-    for override in OverridesParser.create().parse_overrides(list(cli_overrides)):
-        key = override.key_or_group
-        if override.package is None and key.split(".")[0] in IGNORED_GROUPS and "." in key:
-            ignored.append(key)
-        if key not in CELL_KEYS or override.package is not None:
-            continue
-        value = None if override.is_delete() else override.value()
-        own = meta.get(key)
-        same = str(value) == str(own) if key in ("model", "data", "pruning") else value == own
-        if override.is_delete() or not same:
-            changed.append(key)
-    if changed:
-        # A file from before the pruning method was recorded holds None for it: unknown.
-        held = ", ".join(f"{k}={'?' if meta.get(k) is None else meta[k]}" for k in changed)
-        verb = "comes" if len(changed) == 1 else "come"
-        raise UsageError(
-            f"{', '.join(changed)} {verb} from the checkpoint ({held}); prunelab.evaluate does "
-            "not change them"
-        )
-    if ignored:
-        raise UsageError(
-            f"{', '.join(ignored)}: the checkpoint holds its net and was trained already; "
-            "prunelab.evaluate would ignore "
-            + ("it" if len(ignored) == 1 else "them")
-            + " (the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
-        )
-
-
-# Groups whose keys shape the net or its training: fixed once a checkpoint exists. (trainer.*
-# stays free: evaluate checks trainer.accelerator, which a job trained on a GPU may need reset.)
-IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune")
-
-
 def job_overrides(job_dir: Path) -> list[str]:
     """The overrides the job at `job_dir` ran with (none if Hydra left no record)."""
     import yaml
@@ -105,13 +63,15 @@ def job_overrides(job_dir: Path) -> list[str]:
 
 
 def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -> None:
-    """Relative data and cache folders as the job meant them: under the folder it ran from.
+    """Relative data, cache and data-root folders as the job meant them: under its folder.
 
-    `paths.data_dir: data` means `data/` of wherever train.py was started; evaluating the job
-    from another folder would otherwise look for (and fail to find) the data there. A path
-    given on this command line is taken as given.
+    `paths.data_dir: data` means `data/` of wherever train.py was started, as does
+    `data.root=images` of an image folder; evaluating the job from another folder would
+    otherwise look for (and fail to find) the data there. A path given on this command line is
+    taken as given, and one set through another (`root: ${paths.data_dir}`) follows it.
     """
     import yaml
+    from omegaconf import OmegaConf
 
     record = job_dir / ".hydra" / "hydra.yaml"
     if not record.is_file():
@@ -121,13 +81,32 @@ def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -
     if not job_cwd or Path(job_cwd).resolve() == Path.cwd().resolve():
         return
     given = {o.partition("=")[0].lstrip("+~") for o in cli_overrides}
-    for key in ("data_dir", "cache_dir"):
-        value = Path(str(cfg.paths[key]))
-        if f"paths.{key}" in given or value.is_absolute():
+    for name in ("paths.data_dir", "paths.cache_dir", "data.root"):
+        group, key = name.split(".")
+        node = cfg.get(group)
+        if node is None or key not in node or name in given:
             continue
-        there = Path(job_cwd) / value
+        if OmegaConf.is_interpolation(node, key) or Path(str(node[key])).is_absolute():
+            continue
+        there = Path(job_cwd) / str(node[key])
         if there.exists():
-            cfg.paths[key] = str(there)
+            node[key] = str(there)
+
+
+def data_sizes(ckpt: Path, test_size: int) -> dict[str, int]:
+    """data/train_size and data/val_size as the job trained (the results.json of the run that
+    saved `ckpt`; left out without one: this command's config may ask for others), and the
+    test split evaluated."""
+    import json
+
+    record = ckpt.with_name(run_file(ckpt.name, "results"))
+    try:
+        trained = json.loads(record.read_text()) if record.is_file() else {}
+    except (OSError, ValueError):  # a half-written or foreign file: no record
+        trained = {}
+    keys = ("data/train_size", "data/val_size")
+    sizes = {k: trained[k] for k in keys if isinstance(trained, dict) and k in trained}
+    return {**sizes, "data/test_size": test_size}
 
 
 def merge_overrides(first: list[str], then: list[str]) -> list[str]:
@@ -183,6 +162,8 @@ def load_baseline_state(
         if not path.is_file():
             raise PrunelabError(f"no baseline at {path}")
         state = load_torch(path)
+        if isinstance(state, dict) and isinstance(state.get("meta"), dict):  # a job's model.pt
+            check_baseline_meta(path, state["meta"], saved["meta"])
         return (state.get("state_dict", state) if isinstance(state, dict) else state), None, None
     key = saved["meta"].get("baseline/key")
     cache = BaselineCache(cfg.paths.cache_dir)
@@ -191,6 +172,24 @@ def load_baseline_state(
         print(f"note: no baseline at {path}; evaluating the model alone (pass baseline=PATH)")
         return None, None, None
     return load_torch(path), cache, str(key)
+
+
+def check_baseline_meta(path: Path, theirs: dict, mine: dict) -> None:
+    """A job's model.pt given as baseline must be dense and of the checkpoint's own baseline
+    (its baseline/key) where both are known: the pruned job itself, or the dense model of
+    another seed or recipe, would fit the architecture and give changes against the wrong net.
+    """
+    hint = "pass the sparsity-0 job of the same seed and config, or baseline=none"
+    if theirs.get("sparsity") not in (None, 0):
+        raise PrunelabError(
+            f"the baseline {path} is not dense (its sparsity is {theirs['sparsity']}); {hint}"
+        )
+    key, own = theirs.get("baseline/key"), mine.get("baseline/key")
+    if key is not None and own is not None and key != own:
+        raise PrunelabError(
+            f"the baseline {path} is the dense model of {key}, not of the checkpoint's "
+            f"baseline {own}; {hint}"
+        )
 
 
 def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
@@ -220,69 +219,18 @@ def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
     }
 
 
-def _fmt(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if key.startswith(("test/acc", "robust/")) and abs(value) <= 1:
-        return f"{value:.4f}"
-    if key.endswith("_ms"):
-        return f"{value:.3f} ms"
-    return f"{value:.4g}"
-
-
-def _change(key: str, results: dict[str, Any]) -> str:
-    pts, rel = results.get(f"{key}_delta_pts"), results.get(f"{key}_delta_rel")
-    value, base = results.get(key), results.get(f"{key}_baseline")
-    if key == "test/acc" and base:
-        pts, rel = 100 * (value - base), 100 * (value - base) / base
-    if pts is not None:
-        return f"{pts:+.2f} pts" + (f" ({rel:+.1f} %)" if rel is not None else "")
-    if key.startswith("latency/") and key.endswith("_ms"):
-        speedup = results.get(key.replace("_ms", "_speedup").replace("_p90_speedup", "_speedup"))
-        if speedup is not None and "p90" not in key:
-            return f"speed-up x{speedup:.2f}"
-    if key == "size/sparse_disk_bytes" and results.get("size/reduction_pct") is not None:
-        return f"-{results['size/reduction_pct']:.1f} % vs dense baseline file"
-    if key == "flops/nonzero_macs" and results.get("flops/theoretical_speedup"):
-        return f"theoretical speed-up x{results['flops/theoretical_speedup']:.2f}"
-    return ""
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """A readable table: metric, model, baseline, change (points and relative %)."""
-    derived = ("_baseline", "_delta_pts", "_delta_rel", "_speedup", "_ci_low", "_ci_high")
-    skip = {"size/disk_bytes_baseline", "size/reduction_pct", "flops/theoretical_speedup"}
-    rows = [("metric", "model", "baseline", "change")]
-    for key, value in results.items():
-        if "/" not in key or key.endswith(derived) or key in skip or key.startswith("time/"):
-            continue
-        shown = _fmt(key, value)
-        if key == "test/acc" and "test/acc_ci_low" in results:
-            shown += f" [{results['test/acc_ci_low']:.4f}, {results['test/acc_ci_high']:.4f}]"
-        base = results.get(f"{key}_baseline")
-        if key == "size/disk_bytes":
-            base = results.get("size/disk_bytes_baseline")
-        base_shown = _fmt(key, base) if f"{key}_baseline" in results or base is not None else ""
-        if key == "test/acc" and "test/acc_baseline_ci_low" in results:
-            lo, hi = results["test/acc_baseline_ci_low"], results["test/acc_baseline_ci_high"]
-            base_shown += f" [{lo:.4f}, {hi:.4f}]"
-        rows.append((key, shown, base_shown, _change(key, results)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def eval_name(ckpt_name: str) -> str:
     """eval.json, or eval.<hash>.json for a model.<hash>.pt a rerun of other settings set aside
     (prunelab.identity.set_aside): never beside the current run's results as its own."""
+    return run_file(ckpt_name, "eval")
+
+
+def run_file(ckpt_name: str, stem: str) -> str:
+    """`<stem>.json` of the run that saved `ckpt_name`: `<stem>.<hash>.json` for a
+    model.<hash>.pt set aside with the rest of its run (prunelab.identity.set_aside)."""
     parts = ckpt_name.split(".")
     aside = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt" and parts[1]
-    return f"eval.{parts[1]}.json" if aside else "eval.json"
+    return f"{stem}.{parts[1]}.json" if aside else f"{stem}.json"
 
 
 def run(argv: Sequence[str]) -> dict[str, Any]:
@@ -319,11 +267,22 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     quiet_libraries()
     meta = saved["meta"]
     overrides = job_overrides(ckpt.parent)
-    if not overrides and (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file():
-        overrides = [f"data={meta['data']}"]  # no Hydra record: at least the same dataset
+    record = ckpt.parent / ".hydra"
+    if not (record / "overrides.yaml").is_file():  # a model.pt copied away from its job
+        known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
+        overrides = [f"data={meta['data']}"] if known else []  # at least the same dataset
+        print(
+            f"note: no job record at {record}; evaluating under the default config"
+            + (f" with {overrides[0]}" if overrides else "")
+            + " (pass the job's settings on the command line)"
+        )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
+    options = group_options(cli_overrides)
+    if options:  # keys they set that evaluate would ignore: refused before any data loads
+        check_groups(compose_config(overrides), cfg, options)
     anchor_paths(cfg, ckpt.parent, cli_overrides)
     check_config(cfg)
+    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # eval.device, attack.targeted_class
@@ -335,7 +294,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         )
     # A structurally pruned model is narrower than its config says: shape it to its weights.
     net = build_saved_net(saved["model"], saved["data"], saved["state_dict"])
-    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)
     baseline = None
     if state is not None:
         baseline = build_net(saved["model"], saved["data"])
@@ -348,13 +306,16 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
                 "model.pt of the same model and config, or baseline=none"
             ) from None
 
+    # Without a baseline, the unpruned architecture is the reference of the size and FLOPs
+    # ratios: its file size and MACs follow from its shapes, whatever its weights.
+    dense = build_net(saved["model"], saved["data"])
     start = time.perf_counter()
-    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key)
+    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key, dense=dense)
     results = {
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
         **prune_metrics(net, saved),
-        **dm.describe(),
+        **data_sizes(ckpt, len(dm.test_set)),
         **metrics,
         "time/eval_s": time.perf_counter() - start,
     }

@@ -218,10 +218,14 @@ def evaluate(
     wandb_run: Run | None = None,
     timings: dict[str, float] | None = None,
     control: dict | None = None,
+    dense: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Every evaluation key of docs/metrics.md for `net` against its dense `baseline`.
 
     `timings`, if given, receives the seconds spent per part and `robust_steps`.
+    Without a baseline, `dense` (a net of the unpruned architecture, any weights) is the
+    reference of size/reduction_pct and flops/theoretical_speedup; without either, both are
+    left out: a structurally shrunk net's own dense file and MACs are no reference.
 
     The baseline's figures are cached in `cache` (a BaselineCache) under `key` when given, so
     a sweep evaluates each baseline once. `sparse_path` receives the lossless sparse export
@@ -263,10 +267,17 @@ def evaluate(
     base_metrics = base_record["metrics"] if base_record is not None else None
     base_images = base_record.get("per_image") if base_record is not None else None
     results = compare(record["metrics"], base_metrics, record.get("per_image"), base_images)
+    if base_metrics is None:  # else compare() measured it against the baseline's MACs
+        speedup = _dense_speedup(results, dense, spec)
+        if speedup is None:
+            results.pop("flops/theoretical_speedup", None)
+        else:
+            results["flops/theoretical_speedup"] = speedup
     if control is not None:
         results.update(control_keys(control, record, base_record))
     results.update(clock.run("latency", lambda: _latency(net, baseline, spec, cfg, device)))
-    results.update(clock.run("size", lambda: _sparse(net, sparse_path, base_metrics)))
+    reference = _dense_bytes(base_metrics, dense)
+    results.update(clock.run("size", lambda: _sparse(net, sparse_path, reference)))
     if wandb_run is not None:
         log_wandb(wandb_run, record, base_record, spec["class_names"], cfg)
     seconds = {part: s for part, s in clock.sink.items() if part != "robust_steps"}
@@ -311,19 +322,36 @@ def _latency(
     return out
 
 
-def _sparse(
-    net: nn.Module, path: str | Path | None, base_metrics: dict[str, Any] | None
-) -> dict[str, Any]:
+def _dense_speedup(results: dict[str, Any], dense: nn.Module | None, spec: dict) -> float | None:
+    """flops/theoretical_speedup without a baseline: the dense architecture's MACs over the net's.
+
+    count_macs' own ratio divides by the net's own dense MACs, which for a structurally shrunk
+    net are already the shrunk ones (x1.00). MACs depend on the shapes alone, not the weights.
+    """
+    nonzero = results.get("flops/nonzero_macs")
+    if dense is None or not nonzero:
+        return None
+    return count_macs(dense, spec["in_shape"])["flops/dense_macs"] / nonzero
+
+
+def _dense_bytes(base_metrics: dict[str, Any] | None, dense: nn.Module | None) -> int | None:
+    """The dense file that size/reduction_pct is measured against: the baseline's, else that
+    of the unpruned architecture (torch.save's size depends on the shapes, not the values)."""
+    if base_metrics is not None:
+        return int(base_metrics["size/disk_bytes"])
+    return dense_file_bytes(dense.state_dict()) if dense is not None else None
+
+
+def _sparse(net: nn.Module, path: str | Path | None, dense_bytes: int | None) -> dict[str, Any]:
     state = net.state_dict()
     if path is not None:
         sparse = save_sparse(state, path)
     else:
         sparse = len(encode_sparse(state))
-    dense = base_metrics["size/disk_bytes"] if base_metrics else dense_file_bytes(state)
-    return {
-        "size/sparse_disk_bytes": sparse,
-        "size/reduction_pct": 100 * (1 - sparse / dense),
-    }
+    out: dict[str, Any] = {"size/sparse_disk_bytes": sparse}
+    if dense_bytes:  # no reference, no reduction: the net's own file may be a shrunk one
+        out["size/reduction_pct"] = 100 * (1 - sparse / dense_bytes)
+    return out
 
 
 def log_wandb(

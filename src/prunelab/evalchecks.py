@@ -1,0 +1,110 @@
+"""prunelab.evaluate's refusals of command-line overrides that would relabel the checkpoint or
+that it would ignore (the net's, its training's and the report's keys), each one line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from prunelab.errors import UsageError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
+    """The model, data, pruning method, sparsity and seed are the checkpoint's: an override of
+    one (`model=resnetsmall`, `sparsity=0.9`) would evaluate the same weights under another
+    name, or load another dataset. Keys under the groups (data.root, data.test_size) are free,
+    except the net's (model.*: the checkpoint holds its own), its training recipe's and the
+    report's (IGNORED_GROUPS), which would change nothing here: refused, not silently ignored.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prunelab.validate import CELL_KEYS
+
+    changed, ignored = [], []
+    for override in OverridesParser.create().parse_overrides(list(cli_overrides)):
+        key = override.key_or_group
+        if override.package is None and key.split(".")[0] in IGNORED_GROUPS and "." in key:
+            ignored.append(key)
+        if key not in CELL_KEYS or override.package is not None:
+            continue
+        value = None if override.is_delete() else override.value()
+        own = meta.get(key)
+        same = str(value) == str(own) if key in ("model", "data", "pruning") else value == own
+        if override.is_delete() or not same:
+            changed.append(key)
+    if changed:
+        # A file from before the pruning method was recorded holds None for it: unknown.
+        held = ", ".join(f"{k}={'?' if meta.get(k) is None else meta[k]}" for k in changed)
+        verb = "comes" if len(changed) == 1 else "come"
+        raise UsageError(
+            f"{', '.join(changed)} {verb} from the checkpoint ({held}); prunelab.evaluate does "
+            "not change them"
+        )
+    if ignored:
+        raise UsageError(ignored_message(ignored))
+
+
+# Groups whose keys shape the net or its training, fixed once a checkpoint exists, and the
+# report's, read by prunelab.report only. (trainer.* stays free: evaluate checks
+# trainer.accelerator, which a job trained on a GPU may need reset.)
+IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune", "report")
+
+
+def ignored_message(keys: Sequence[str], source: str = "") -> str:
+    """One line refusing `keys` of IGNORED_GROUPS (set by `source`, e.g. `experiment=paper`)."""
+    why = []
+    if any(k.split(".")[0] != "report" for k in keys):
+        why.append("the checkpoint holds its net and was trained already")
+    if any(k.split(".")[0] == "report" for k in keys):
+        why.append("report.* is prunelab.report's")
+    return (
+        f"{source + ' sets ' if source else ''}{', '.join(keys)}: {'; '.join(why)}; "
+        f"prunelab.evaluate would ignore {'it' if len(keys) == 1 else 'them'} "
+        "(the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
+    )
+
+
+def check_groups(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[str]) -> None:
+    """Group options of the command line (`experiment=paper`, see group_options) that change
+    keys of IGNORED_GROUPS against the job's own config are refused as those keys would be:
+    their attack.* and eval.* settings alone would apply. `job_cfg` is the job's config, `cfg`
+    the same with the command line on top.
+    """
+    from omegaconf import OmegaConf
+
+    changed: list[str] = []
+    for group in IGNORED_GROUPS:
+        mine, then = (OmegaConf.to_container(c.get(group, {})) for c in (job_cfg, cfg))
+        changed += _differences(mine, then, group)
+    if changed:
+        raise UsageError(ignored_message(changed, " ".join(options) or "the command line"))
+
+
+def group_options(cli_overrides: Sequence[str]) -> list[str]:
+    """The overrides that pick a config option (`experiment=paper`, `~experiment`), not one
+    key: they may change any group's keys. The checkpoint's own (model=, seed=) are left out:
+    check_identity has made sure they change nothing."""
+    from prunelab.validate import CELL_KEYS
+
+    keys = [o.partition("=")[0].lstrip("+~") for o in cli_overrides]
+    return [
+        o for o, k in zip(cli_overrides, keys, strict=True) if "." not in k and k not in CELL_KEYS
+    ]
+
+
+_MISSING = object()
+
+
+def _differences(a: Any, b: Any, prefix: str) -> list[str]:
+    """The dotted keys under `prefix` whose values differ between two plain configs."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix]
+    keys = sorted(a.keys() | b.keys())
+    return [
+        d
+        for k in keys
+        for d in _differences(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}.{k}")
+    ]
