@@ -523,7 +523,7 @@ def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     assert json.loads((tmp_path / f"config.{config_hash(old)}.json").read_text()) == old
 
 
-def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_new(tmp_path):
+def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_new(tmp_path, capsys):
     """Not eval.json, not model.pt: every file of the old run is set aside under its hash, and
     a rerun refused before training (here: no data) leaves the old run's folder whole."""
     from prunelab.evaluate import main as evaluate
@@ -558,7 +558,9 @@ def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_ne
     assert load_torch(out / "model.pt")["model"]["widths"] == [32, 64, 128]
     assert json.loads((out / "results.json").read_text())["config/hash"] != tag
     # The old model evaluated again: its eval file is the old run's, not the new run's eval.json.
+    capsys.readouterr()
     assert evaluate([f"ckpt={out / f'model.{tag}.pt'}", "attack.n_images=8"]) == 0
+    assert f"note: model.{tag}.pt was set aside by a rerun" in capsys.readouterr().out
     assert json.loads((out / f"eval.{tag}.json").read_text())["checkpoint"].endswith(f".{tag}.pt")
     assert not (out / "eval.json").exists()
 

@@ -276,6 +276,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             + (f" with {overrides[0]}" if overrides else "")
             + " (pass the job's settings on the command line)"
         )
+    elif run_file(ckpt.name, "config") != "config.json":
+        print(
+            f"note: {ckpt.name} was set aside by a rerun with other settings; {record} is that "
+            f"rerun's, so the attack, eval and data settings follow it (the old run's are in "
+            f"{run_file(ckpt.name, 'config')})"
+        )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
     if options:  # keys they set that evaluate would ignore: refused before any data loads
@@ -285,7 +291,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
-    check_before_training(cfg, spec)  # eval.device, attack.targeted_class
+    check_before_training(cfg, spec)  # attack.targeted_class
     trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
     if (list(spec["in_shape"]), int(spec["num_classes"])) != trained_on:
         raise PrunelabError(
