@@ -554,13 +554,6 @@ def test_evaluate_command_line_mistakes_are_one_line(args, expected, saved_job, 
             ["report.dpi=5"],
             "report.dpi: report.* is prunelab.report's; prunelab.evaluate would ignore it",
         ),  # fmt: skip
-        # An experiment sets the training recipe too (here against the default config: the
-        # checkpoint has no job record); evaluate would ignore it.
-        (
-            ["attack.n_images=8", "experiment=paper"],
-            "experiment=paper sets baseline.max_epochs, baseline.patience: the checkpoint "
-            "holds its net and was trained already; prunelab.evaluate would ignore them",
-        ),  # fmt: skip
     ],
 )
 def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, capsys):
@@ -581,6 +574,30 @@ def test_evaluate_takes_settings_under_the_checkpoints_groups(saved_job, tmp_pat
             "trainer.accelerator=auto"]  # fmt: skip
     with pytest.raises(data_loaded):
         evaluate_main([f"ckpt={job}", *args])
+
+
+def test_an_experiment_applies_its_evaluation_settings_and_names_the_rest(
+    saved_job, capsys, monkeypatch
+):
+    """experiment=smoke for a quick look: its data.*, attack.* and eval.* apply; its training
+    keys (against the default config here: the checkpoint has no job record) are named as
+    ignored, not refused."""
+    job, data_loaded = saved_job
+    seen = {}
+
+    def record(cfg):
+        seen.update(n_images=cfg.attack.n_images, test_size=cfg.data.test_size)
+        raise data_loaded("stop")
+
+    monkeypatch.setattr("prunelab.build.build_datamodule", record)
+    with pytest.raises(data_loaded):
+        evaluate_main([f"ckpt={job}", "experiment=smoke"])
+    assert seen == {"n_images": 64, "test_size": 512}
+    assert (
+        "note: experiment=smoke also sets baseline.max_epochs, baseline.patience, "
+        "finetune.max_epochs, which prunelab.evaluate ignores (the checkpoint was trained "
+        "already); its data.*, attack.* and eval.* settings apply"
+    ) in capsys.readouterr().out
 
 
 def test_an_option_that_does_not_compose_gives_no_hint_and_no_traceback(monkeypatch):

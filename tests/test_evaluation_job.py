@@ -95,7 +95,7 @@ EVAL_KEYS = SUFFIXED + PLAIN
 
 # experiment=smoke's evaluation settings, one by one: a checkpoint without a job record is
 # evaluated under the default config, where experiment=smoke would also set baseline.* and
-# finetune.* (refused: evaluate ignores them).
+# finetune.* (ignored, after a note).
 SMALL = ["data.test_size=512", "eval.latency.batch=8", "eval.latency.warmup=1"]
 SMALL += ["eval.latency.repeats_b1=5", "eval.latency.repeats_bN=3"]
 

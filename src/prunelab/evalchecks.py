@@ -53,25 +53,28 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
 IGNORED_GROUPS = ("model", "pruning", "baseline", "finetune", "report")
 
 
-def ignored_message(keys: Sequence[str], source: str = "") -> str:
-    """One line refusing `keys` of IGNORED_GROUPS (set by `source`, e.g. `experiment=paper`)."""
+def ignored_message(keys: Sequence[str]) -> str:
+    """One line refusing `keys` of IGNORED_GROUPS given on the command line."""
     why = []
     if any(k.split(".")[0] != "report" for k in keys):
         why.append("the checkpoint holds its net and was trained already")
     if any(k.split(".")[0] == "report" for k in keys):
         why.append("report.* is prunelab.report's")
     return (
-        f"{source + ' sets ' if source else ''}{', '.join(keys)}: {'; '.join(why)}; "
+        f"{', '.join(keys)}: {'; '.join(why)}; "
         f"prunelab.evaluate would ignore {'it' if len(keys) == 1 else 'them'} "
         "(the evaluation's own keys are data.*, attack.*, eval.* and paths.*)"
     )
 
 
-def check_groups(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[str]) -> None:
-    """Group options of the command line (`experiment=paper`, see group_options) that change
-    keys of IGNORED_GROUPS against the job's own config are refused as those keys would be:
-    their attack.* and eval.* settings alone would apply. `job_cfg` is the job's config, `cfg`
-    the same with the command line on top.
+def ignored_by_options(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[str]) -> str | None:
+    """A note naming the keys of IGNORED_GROUPS that group options of the command line
+    (`experiment=smoke`, see group_options) change against the job's own config, or None.
+
+    Not refused as a typed `finetune.max_epochs=3` is: an experiment is picked for its data.*,
+    attack.* and eval.* settings (a quick look with experiment=smoke), which do apply; the
+    user only learns that the rest of it does not. `job_cfg` is the job's config, `cfg` the
+    same with the command line on top.
     """
     from omegaconf import OmegaConf
 
@@ -79,8 +82,13 @@ def check_groups(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[str]) -
     for group in IGNORED_GROUPS:
         mine, then = (OmegaConf.to_container(c.get(group, {})) for c in (job_cfg, cfg))
         changed += _differences(mine, then, group)
-    if changed:
-        raise UsageError(ignored_message(changed, " ".join(options) or "the command line"))
+    if not changed:
+        return None
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return (
+        f"note: {' '.join(options)} also sets {shown}, which prunelab.evaluate ignores (the "
+        "checkpoint was trained already); its data.*, attack.* and eval.* settings apply"
+    )
 
 
 def group_options(cli_overrides: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable
 from prunelab.errors import PrunelabError, UsageError
-from prunelab.evalchecks import check_groups, check_identity, group_options
+from prunelab.evalchecks import check_identity, group_options, ignored_by_options
 from prunelab.evaltable import format_table
 
 if TYPE_CHECKING:
@@ -284,8 +284,9 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
-    if options:  # keys they set that evaluate would ignore: refused before any data loads
-        check_groups(compose_config(overrides), cfg, options)
+    note = ignored_by_options(compose_config(overrides), cfg, options) if options else None
+    if note:
+        print(note)
     anchor_paths(cfg, ckpt.parent, cli_overrides)
     check_config(cfg)
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
