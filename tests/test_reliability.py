@@ -609,3 +609,18 @@ def test_a_rerun_with_other_settings_logs_to_a_new_wandb_run(tmp_path):
     assert run_id(tmp_path / "job", "aaa") == run_id(tmp_path / "job", "aaa")  # a resume
     assert run_id(tmp_path / "job", "aaa") != run_id(tmp_path / "job", "bbb")
     assert run_id(tmp_path / "job", "aaa") != run_id(tmp_path / "other", "aaa")
+
+
+def test_only_a_set_aside_model_reads_the_records_of_its_run():
+    """model.<hash>.pt reads results.<hash>.json; one's own model.best.pt reads no run's
+    records, and its eval file is its own, not the job's eval.json."""
+    from prunelab.evaluate import eval_name, run_file
+
+    def names(ckpt: str) -> tuple[str, str | None]:
+        return eval_name(ckpt), run_file(ckpt, "results")
+
+    tag = "0123456789ab"
+    assert names("model.pt") == ("eval.json", "results.json")
+    assert names(f"model.{tag}.pt") == (f"eval.{tag}.json", f"results.{tag}.json")
+    assert run_file("model.old.pt", "config") == "config.old.json"
+    assert names("model.best.pt") == ("eval.best.json", None)

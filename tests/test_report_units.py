@@ -153,6 +153,27 @@ def test_expected_cells_expand_a_glob_over_a_groups_options():
     assert methods == ["gradual", "layerwise", "magnitude", "random"]
 
 
+def test_a_failure_newer_than_the_results_counts_as_failed(tmp_path):
+    """A rerun with other settings refused before it set the old run aside (data missing)
+    leaves the old results.json beside its FAILED mark: the old numbers once passed for the
+    new settings' ('All 2 expected cells have results', exit 0)."""
+    import os
+
+    results = [fake_result("simplecnn", s) for s in (0.2, 0.5)]
+    sweep = make_sweep(tmp_path, results, ["model=simplecnn", "sparsity=0.2,0.5"])
+    older, newer = sorted(sweep.glob("*/results.json"))
+    for job, offset in ((older.parent, -60), (newer.parent, 60)):
+        mark = job / "FAILED"
+        mark.write_text("prunelab: error: Fashion-MNIST not found under /x\n")
+        when = (job / "results.json").stat().st_mtime + offset
+        os.utime(mark, (when, when))
+    data = collect(sweep)
+    assert [j.name for j in data.ok] == [older.parent.name]  # an old version's skip left it
+    (failed,) = data.failed
+    assert failed.name == newer.parent.name
+    assert failed.failed.endswith("(its results.json is an earlier run's)")
+
+
 def test_a_folder_without_any_prunelab_job_is_refused_and_left_as_it_was(tmp_path, capsys):
     foreign = tmp_path / "foreign"
     (foreign / "job1").mkdir(parents=True)

@@ -99,9 +99,10 @@ def data_sizes(ckpt: Path, test_size: int) -> dict[str, int]:
     test split evaluated."""
     import json
 
-    record = ckpt.with_name(run_file(ckpt.name, "results"))
+    name = run_file(ckpt.name, "results")
+    record = ckpt.with_name(name) if name else None
     try:
-        trained = json.loads(record.read_text()) if record.is_file() else {}
+        trained = json.loads(record.read_text()) if record and record.is_file() else {}
     except (OSError, ValueError):  # a half-written or foreign file: no record
         trained = {}
     keys = ("data/train_size", "data/val_size")
@@ -220,17 +221,24 @@ def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
 
 
 def eval_name(ckpt_name: str) -> str:
-    """eval.json, or eval.<hash>.json for a model.<hash>.pt a rerun of other settings set aside
-    (prunelab.identity.set_aside): never beside the current run's results as its own."""
-    return run_file(ckpt_name, "eval")
-
-
-def run_file(ckpt_name: str, stem: str) -> str:
-    """`<stem>.json` of the run that saved `ckpt_name`: `<stem>.<hash>.json` for a
-    model.<hash>.pt set aside with the rest of its run (prunelab.identity.set_aside)."""
+    """eval.json for model.pt; eval.<tag>.json for model.<tag>.pt (one a rerun of other
+    settings set aside, prunelab.identity.set_aside, or one's own model.best.pt), so no other
+    model's figures land in the job's eval.json."""
     parts = ckpt_name.split(".")
-    aside = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt" and parts[1]
-    return f"{stem}.{parts[1]}.json" if aside else f"{stem}.json"
+    own = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt"
+    return f"eval.{parts[1]}.json" if own else "eval.json"
+
+
+def run_file(ckpt_name: str, stem: str) -> str | None:
+    """`<stem>.json` of the run that saved `ckpt_name`: `<stem>.<hash>.json` for a
+    model.<hash>.pt set aside with the rest of its run (prunelab.identity.set_aside); None
+    for a model.<other>.pt of one's own, which no run recorded."""
+    from prunelab.identity import aside_name, aside_tag
+
+    if eval_name(ckpt_name) == "eval.json":
+        return f"{stem}.json"
+    tag = aside_tag(ckpt_name)
+    return aside_name(f"{stem}.json", tag) if tag else None
 
 
 def run(argv: Sequence[str]) -> dict[str, Any]:
@@ -276,11 +284,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             + (f" with {overrides[0]}" if overrides else "")
             + " (pass the job's settings on the command line)"
         )
-    elif run_file(ckpt.name, "config") != "config.json":
+    elif run_file(ckpt.name, "config") not in ("config.json", None):
+        old = ckpt.with_name(str(run_file(ckpt.name, "config")))
         print(
             f"note: {ckpt.name} was set aside by a rerun with other settings; {record} is that "
-            f"rerun's, so the attack, eval and data settings follow it (the old run's are in "
-            f"{run_file(ckpt.name, 'config')})"
+            "rerun's, so the attack, eval and data settings follow it"
+            + (f" (the old run's are in {old.name})" if old.is_file() else "")
         )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)

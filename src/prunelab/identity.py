@@ -8,6 +8,7 @@ A job of other settings first sets every file of the old run aside under that ru
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -99,6 +100,17 @@ def aside_name(name: str, tag: str) -> str:
     """A set-aside file's name: `results.json` -> `results.<tag>.json`, `csv` -> `csv.<tag>`."""
     stem, dot, ext = name.partition(".")
     return f"{stem}.{tag}{dot}{ext}"
+
+
+# The tags set_aside gives: a config hash (fingerprint.content_hash), or "old" for a run that
+# recorded none. A user's own model.best.pt is no set-aside file.
+ASIDE_TAG = re.compile(r"[0-9a-f]{12}|old")
+
+
+def aside_tag(name: str) -> str | None:
+    """The tag of a file set_aside renamed (`model.<tag>.pt` -> tag), else None."""
+    parts = name.split(".")
+    return parts[1] if len(parts) == 3 and ASIDE_TAG.fullmatch(parts[1]) else None
 
 
 def _move(src: Path, dst: Path) -> None:

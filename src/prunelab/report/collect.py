@@ -338,8 +338,14 @@ def collect(sweep_dir: str | Path) -> SweepData:
         elif problem is not None:
             failed = f"unreadable results.json: {problem}"
         if results is not None and failed is not None:
-            # A rerun that succeeded after an earlier failure left both: results win.
-            failed = None
+            # Every attempt clears FAILED first, so a mark newer than results.json is the latest
+            # attempt's (a rerun with other settings refused before it set the old run aside):
+            # those results are another run's. An older mark (an old version's skip) is not.
+            if (folder / "FAILED").stat().st_mtime >= (folder / "results.json").stat().st_mtime:
+                results = None
+                failed = f"{failed} (its results.json is an earlier run's)"
+            else:
+                failed = None
         data.jobs.append(Job(folder.name, folder, _job_cell(folder, results), results, failed))
     _set_aside_other_recipes(data)
     return data
