@@ -413,32 +413,38 @@ def test_a_bad_target_is_refused_without_importing_torch():
     assert proc.stdout.strip() == "[]"
 
 
-def test_devices_are_checked_with_the_config(make_cfg):
-    """A device this machine lacks fails with the command line's checks (exit 2), before any
-    job starts, not after the data loads."""
-    for ok in ("eval.device=auto", "eval.device=cpu"):
+def test_device_names_are_checked_with_the_config(make_cfg):
+    """A device name torch does not know fails with the command line's checks (exit 2)."""
+    for ok in ("eval.device=auto", "eval.device=cpu", "eval.device=cuda:7"):
         check_config(make_cfg(ok))
-    gpus = torch.cuda.device_count()
     for bad, expected in [
-        (f"eval.device=cuda:{gpus}", f"eval.device=cuda:{gpus} but this machine has"),
         ("eval.device=gpu", "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         ("trainer.accelerator=gpuu", "trainer.accelerator must be one of auto, cpu, cuda, gpu,"),
     ]:
         with pytest.raises(PrunelabError, match=re.escape(expected)):
             check_config(make_cfg(bad))
-    if not torch.cuda.is_available():
-        with pytest.raises(PrunelabError, match="eval.device=cuda but this machine has no cuda"):
-            check_config(make_cfg("eval.device=cuda"))
-        with pytest.raises(PrunelabError, match="trainer.accelerator=gpu but this machine has no"):
-            check_config(make_cfg("trainer.accelerator=gpu"))
+    # A GPU sweep launched from a cluster's CPU login node: its jobs run where the GPUs are.
+    check_overrides(["-m", "hydra/launcher=submitit_slurm", "trainer.accelerator=gpu",
+                     "eval.device=cuda", "sparsity=0.2,0.5"])  # fmt: skip
 
 
 def test_check_before_training(make_cfg):
-    """Checks that need the data's spec: the targeted class."""
+    """Checks on the job's own machine (a cluster launcher starts it elsewhere than the launch
+    check ran: a GPU is the compute node's to have) and against the data's spec."""
     spec = {"num_classes": 10}
     check_before_training(make_cfg("attack.targeted_class=9"), spec)
-    with pytest.raises(PrunelabError, match=re.escape("attack.targeted_class must be in 0..9")):
-        check_before_training(make_cfg("attack.targeted_class=10"), spec)
+    gpus = torch.cuda.device_count()
+    for bad, expected in [
+        (f"eval.device=cuda:{gpus}", f"eval.device=cuda:{gpus} but this machine has"),
+        ("attack.targeted_class=10", "attack.targeted_class must be in 0..9 (the data has 10"),
+    ]:
+        with pytest.raises(PrunelabError, match=re.escape(expected)):
+            check_before_training(make_cfg(bad), spec)
+    if not torch.cuda.is_available():
+        with pytest.raises(PrunelabError, match="eval.device=cuda but this machine has no cuda"):
+            check_before_training(make_cfg("eval.device=cuda"), spec)
+        with pytest.raises(PrunelabError, match="trainer.accelerator=gpu but this machine has no"):
+            check_before_training(make_cfg("trainer.accelerator=gpu"), spec)
 
 
 def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path):

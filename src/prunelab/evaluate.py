@@ -301,7 +301,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
-    check_before_training(cfg, spec)  # attack.targeted_class
+    check_before_training(cfg, spec)  # devices, attack.targeted_class
     trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
     if (list(spec["in_shape"]), int(spec["num_classes"])) != trained_on:
         raise PrunelabError(

@@ -324,7 +324,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     dm = build_datamodule(cfg)
     spec = data_spec(dm)
-    check_before_training(cfg, spec)  # not after an hour of training: the target class
+    check_before_training(cfg, spec)  # not after an hour of training: devices, target class
     check_net = getattr(method, "check_net", None)  # a custom callback may have none
     if check_net is not None and sparsity > 0:
         # A sparsity that would prune every weight, empty a layer, or (structured) a wrong

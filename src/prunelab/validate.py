@@ -282,9 +282,10 @@ def check_config(cfg: DictConfig) -> None:
         check_wandb_mode(key, mode)
     check_model(cfg)
     check_rewind(cfg)
-    # This machine's devices: a GPU named where there is none fails now, not after training.
-    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
-    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
+    # Device names only: whether the device exists is the job's machine's to say (a cluster
+    # launcher starts jobs elsewhere), checked by check_before_training.
+    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"), here=False)
+    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None), here=False)
     for stage in ("baseline", "finetune"):
         check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
 
@@ -349,8 +350,9 @@ def check_rewind(cfg: DictConfig) -> None:
         )
 
 
-def check_device(key: str, name: object) -> None:
-    """`name` is auto, or a torch device this machine has (cuda without a GPU is refused)."""
+def check_device(key: str, name: object, here: bool = True) -> None:
+    """`name` is auto, or a torch device (that this machine has, where `here`: cuda without a
+    GPU is refused)."""
     import torch
 
     if name in (None, "auto"):
@@ -359,7 +361,7 @@ def check_device(key: str, name: object) -> None:
         device = torch.device(str(name))
     except (RuntimeError, ValueError):
         raise PrunelabError(f"{key} must be auto, cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type == "cpu":
+    if device.type == "cpu" or not here:
         return
     backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
     available = getattr(backend, "is_available", lambda: False)()
@@ -373,8 +375,9 @@ def check_device(key: str, name: object) -> None:
         )
 
 
-def check_accelerator(value: object) -> None:
-    """`trainer.accelerator`: one Lightning knows, and a GPU only where the machine has one."""
+def check_accelerator(value: object, here: bool = True) -> None:
+    """`trainer.accelerator`: one Lightning knows, and (where `here`) a GPU only where this
+    machine has one."""
     import torch
     from lightning.pytorch.accelerators import AcceleratorRegistry
 
@@ -385,16 +388,19 @@ def check_accelerator(value: object) -> None:
         raise PrunelabError(f"trainer.accelerator must be one of {', '.join(known)}, got {value!r}")
     present = {"gpu": torch.cuda.is_available, "cuda": torch.cuda.is_available,
                "mps": torch.backends.mps.is_available}  # fmt: skip
-    if value in present and not present[value]():
+    if here and value in present and not present[value]():
         raise PrunelabError(
             f"trainer.accelerator={value} but this machine has no {value} device; use auto"
         )
 
 
 def check_before_training(cfg: DictConfig, spec: dict) -> None:
-    """Checks that need the data's spec (see build.data_spec); run before any training."""
+    """Checks that need the data's spec (see build.data_spec) or the job's own machine; run
+    before any training."""
     from omegaconf import OmegaConf
 
+    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
     target = OmegaConf.select(cfg, "attack.targeted_class", default=None)
     classes = int(spec["num_classes"])
     if target is not None and not 0 <= target < classes:
