@@ -428,6 +428,23 @@ def test_device_names_are_checked_with_the_config(make_cfg):
                      "eval.device=cuda", "sparsity=0.2,0.5"])  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "subdir",
+    ["j${hydra:job.num}", "${hydra:runtime.choices.pruning}-s${sparsity}",
+     "${hydra.job.override_dirname}"],  # fmt: skip
+)
+def test_a_sweep_subdir_that_tells_the_jobs_apart_passes(subdir):
+    check_overrides(["-m", "pruning=magnitude,random", "sparsity=0,0.5",
+                     f"hydra.sweep.subdir={subdir}"])  # fmt: skip
+
+
+def test_a_sweep_subdir_without_an_excluded_key_is_refused():
+    """override_dirname leaves out its exclude_keys: those jobs would share folders."""
+    with pytest.raises(PrunelabError, match="gives jobs of different sparsity one folder"):
+        check_overrides(["-m", "sparsity=0,0.5", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+                         "hydra.job.config.override_dirname.exclude_keys=[sparsity]"])  # fmt: skip
+
+
 def test_check_before_training(make_cfg):
     """Checks on the job's own machine (a cluster launcher starts it elsewhere than the launch
     check ran: a GPU is the compute node's to have) and against the data's spec."""

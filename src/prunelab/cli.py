@@ -218,14 +218,22 @@ def check_subdir(overrides: list) -> None:
     if given is None or given.is_sweep_override() or given.is_delete():
         return
     text = str(given.value())
-    if any(f"hydra.job.{k}" in text for k in ("num", "id", "override_dirname")):
+    plain = text.replace("${hydra:", "${hydra.")  # the resolver form names the same nodes
+    if any(f"hydra.job.{k}" in plain for k in ("num", "id")):
         return
+    excluded = next(
+        (o.value() for o in overrides
+         if o.key_or_group == "hydra.job.config.override_dirname.exclude_keys"),
+        [],
+    )  # fmt: skip
     for override in overrides:
         key = override.key_or_group
         if key not in CELL_KEYS or len({str(v) for v in _values(override)}) < 2:
             continue
+        if "hydra.job.override_dirname" in plain and key not in (excluded or []):
+            continue  # override_dirname spells every override not excluded
         names = (f"${{{key}}}", f"${{hydra.runtime.choices.{key}}}")
-        if not any(name in text for name in names):
+        if not any(name in plain for name in names):
             raise PrunelabError(
                 f"hydra.sweep.subdir={text} gives jobs of different {key} one folder: include "
                 f"{names[1] if key in GROUPS else names[0]} (or ${{hydra.job.num}}) in it"
