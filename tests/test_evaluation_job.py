@@ -208,14 +208,16 @@ def test_training_sizes_come_from_the_run_that_saved_the_model(tmp_path):
     """A model.<hash>.pt set aside by a rerun of other settings has its own results.<hash>.json:
     the current run's results.json may have trained on another number of images."""
     (tmp_path / "results.json").write_text('{"data/train_size": 256, "data/val_size": 128}')
-    (tmp_path / "results.abc.json").write_text('{"data/train_size": 4000, "data/val_size": 1}')
+    tag = "0123456789ab"  # a config hash, as set_aside tags files
+    (tmp_path / f"results.{tag}.json").write_text('{"data/train_size": 4000, "data/val_size": 1}')
     assert data_sizes(tmp_path / "model.pt", 9)["data/train_size"] == 256
-    assert data_sizes(tmp_path / "model.abc.pt", 9) == {
+    assert data_sizes(tmp_path / f"model.{tag}.pt", 9) == {
         "data/train_size": 4000,
         "data/val_size": 1,
         "data/test_size": 9,
     }
-    assert data_sizes(tmp_path / "model.def.pt", 9) == {"data/test_size": 9}
+    assert data_sizes(tmp_path / "model.fedcba987654.pt", 9) == {"data/test_size": 9}
+    assert data_sizes(tmp_path / "model.best.pt", 9) == {"data/test_size": 9}  # one's own
 
 
 def test_merge_overrides_lets_the_command_line_win():
