@@ -4,7 +4,7 @@ that it would ignore (the net's, its training's and the report's keys), each one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prunelab.errors import UsageError
 
@@ -78,10 +78,11 @@ def ignored_by_options(job_cfg: DictConfig, cfg: DictConfig, options: Sequence[s
     """
     from omegaconf import OmegaConf
 
-    changed: list[str] = []
-    for group in IGNORED_GROUPS:
-        mine, then = (OmegaConf.to_container(c.get(group, {})) for c in (job_cfg, cfg))
-        changed += _differences(mine, then, group)
+    from prunelab.identity import differing_keys
+
+    mine, then = ({g: OmegaConf.to_container(c.get(g, {})) for g in IGNORED_GROUPS}
+                  for c in (job_cfg, cfg))  # fmt: skip
+    changed = [key for key, _, _ in differing_keys(mine, then)]
     if not changed:
         return None
     shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
@@ -100,19 +101,4 @@ def group_options(cli_overrides: Sequence[str]) -> list[str]:
     keys = [o.partition("=")[0].lstrip("+~") for o in cli_overrides]
     return [
         o for o, k in zip(cli_overrides, keys, strict=True) if "." not in k and k not in CELL_KEYS
-    ]
-
-
-_MISSING = object()
-
-
-def _differences(a: Any, b: Any, prefix: str) -> list[str]:
-    """The dotted keys under `prefix` whose values differ between two plain configs."""
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return [] if a == b else [prefix]
-    keys = sorted(a.keys() | b.keys())
-    return [
-        d
-        for k in keys
-        for d in _differences(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}.{k}")
     ]

@@ -193,17 +193,16 @@ def check_baseline_meta(path: Path, theirs: dict, mine: dict) -> None:
         )
 
 
-def prune_metrics(net: nn.Module, saved: dict) -> dict[str, Any]:
+def prune_metrics(net: nn.Module, saved: dict, dense: nn.Module) -> dict[str, Any]:
     """The `prune/...` keys of a saved job model, with the meaning results.json gives them.
 
     A structurally pruned net is narrower than its config and has no zeros of its own: as in
     the job, its sparsities are the shares of the dense model's weights and parameters that
     are gone (prunelab.pruning.measure_removed), with the channel ratio and MACs removed.
+    `dense` is a net of the architecture before any shrinking (its weights do not matter).
     """
-    from prunelab.build import build_net
     from prunelab.pruning import layer_sparsity, measure_removed, measure_sparsity
 
-    dense = build_net(saved["model"], saved["data"])  # the architecture before any shrinking
     # The job's target is its sparsity (for structured pruning, its channel ratio).
     zeros = {
         "prune/sparsity_target": float(saved["meta"]["sparsity"]),
@@ -322,15 +321,15 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
                 "model.pt of the same model and config, or baseline=none"
             ) from None
 
-    # Without a baseline, the unpruned architecture is the reference of the size and FLOPs
-    # ratios: its file size and MACs follow from its shapes, whatever its weights.
-    dense = build_net(saved["model"], saved["data"])
+    # The unpruned architecture: the reference of the layer sparsities and, without a
+    # baseline, of the size and FLOPs ratios (its file size and MACs follow from its shapes).
+    dense = baseline if baseline is not None else build_net(saved["model"], saved["data"])
     start = time.perf_counter()
     metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key, dense=dense)
     results = {
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
-        **prune_metrics(net, saved),
+        **prune_metrics(net, saved, dense),
         **data_sizes(ckpt, len(dm.test_set)),
         **metrics,
         "time/eval_s": time.perf_counter() - start,

@@ -64,16 +64,21 @@ def recipe_hash(cfg: DictConfig) -> str:
     return content_hash(job_config(same))
 
 
-def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts, as `key: old -> new`."""
+def differing_keys(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) wherever two nested dicts differ ("<unset>": absent)."""
     out = []
     for key in sorted(old.keys() | new.keys()):
         a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
         if isinstance(a, dict) and isinstance(b, dict):
-            out += changed_keys(a, b, f"{prefix}{key}.")
+            out += differing_keys(a, b, f"{prefix}{key}.")
         elif a != b:
-            out.append(f"{prefix}{key}: {a} -> {b}")
+            out.append((f"{prefix}{key}", a, b))
     return out
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two nested dicts, as `key: old -> new`."""
+    return [f"{key}: {a} -> {b}" for key, a, b in differing_keys(old, new)]
 
 
 def _read(path: Path) -> dict | None:

@@ -386,9 +386,9 @@ def check_accelerator(value: object, here: bool = True) -> None:
     known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
     if value not in known:
         raise PrunelabError(f"trainer.accelerator must be one of {', '.join(known)}, got {value!r}")
-    present = {"gpu": torch.cuda.is_available, "cuda": torch.cuda.is_available,
-               "mps": torch.backends.mps.is_available}  # fmt: skip
-    if here and value in present and not present[value]():
+    available = {"gpu": torch.cuda.is_available, "cuda": torch.cuda.is_available,
+                 "mps": torch.backends.mps.is_available}  # fmt: skip
+    if here and value in available and not available[value]():
         raise PrunelabError(
             f"trainer.accelerator={value} but this machine has no {value} device; use auto"
         )
