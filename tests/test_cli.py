@@ -430,8 +430,11 @@ def test_device_names_are_checked_with_the_config(make_cfg):
 
 @pytest.mark.parametrize(
     "subdir",
-    ["j${hydra:job.num}", "${hydra:runtime.choices.pruning}-s${sparsity}",
-     "${hydra.job.override_dirname}"],  # fmt: skip
+    [
+        "j${hydra:job.num}",
+        "${hydra:runtime.choices.pruning}-s${sparsity}",
+        "${hydra.job.override_dirname}",
+    ],  # fmt: skip
 )
 def test_a_sweep_subdir_that_tells_the_jobs_apart_passes(subdir):
     check_overrides(["-m", "pruning=magnitude,random", "sparsity=0,0.5",

@@ -175,6 +175,20 @@ def test_a_failed_download_is_one_line_naming_the_folder_and_the_way_out(
     assert str((tmp_path / "here").resolve()) in message
 
 
+@pytest.mark.parametrize("dataset", [FashionMNISTDataModule, CIFAR10DataModule])
+def test_a_published_dataset_names_each_of_its_classes(dataset):
+    """The confusion matrix and per-class keys are sized by the names: one per class."""
+    names = dataset.class_names
+    assert len(names) == dataset.num_classes == len(set(names))
+    assert all(isinstance(n, str) and n for n in names)
+
+
+def test_cifar10_class_names_are_its_label_order():
+    """Label i is CIFAR-10's i-th class in its batches.meta (airplane 0, ..., truck 9)."""
+    assert CIFAR10DataModule.class_names[0] == "airplane"
+    assert CIFAR10DataModule.class_names[9] == "truck"
+
+
 def test_cifar10_offline_without_files_is_clear(tmp_path):
     with pytest.raises(PrunelabError, match="CIFAR-10"):
         CIFAR10DataModule(str(tmp_path), download=False).setup()
@@ -189,6 +203,19 @@ def test_sports_classes_null_takes_every_folder_sorted_and_val_works_for_valid(t
     assert len(dm.train_set) == 6 and len(dm.val_set) == 6 and len(dm.test_set) == 6
     labels = torch.cat([y for _, y in dm.test_dataloader()])
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_sports_classes_null_refuses_a_test_class_with_no_training_folder(tmp_path):
+    """Its images would be scored against labels the model never had: refused, not dropped."""
+    _sports_layout(tmp_path, ["tennis", "golf"], per_split=2)
+    _sports_layout(tmp_path / "extra", ["rugby"], per_split=2)
+    (tmp_path / "extra" / "test" / "rugby").rename(tmp_path / "test" / "rugby")
+    with pytest.raises(PrunelabError, match=r"\['rugby'\] under .*test have none under train/"):
+        SportsDataModule(str(tmp_path), classes=None).setup()
+    # Named classes select folders: others in any split are left out by choice.
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"])
+    dm.setup()
+    assert len(dm.test_set) == 4
 
 
 @pytest.mark.parametrize(

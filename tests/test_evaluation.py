@@ -280,6 +280,27 @@ def test_wilson_interval_known_values():
     assert wilson_interval(10, 10)[1] == 1.0
 
 
+def test_per_class_keys_are_one_per_class_even_where_names_collide():
+    """Folders 'Cats' and 'cats' are two classes: two keys, neither figure lost."""
+    from prunelab.evaluation.accuracy import accuracy_metrics
+
+    preds, labels = torch.tensor([0, 0, 1, 1, 2]), torch.tensor([0, 0, 1, 0, 2])
+    names = ["Cats", "cats", "T-shirt/top"]
+    metrics, _ = accuracy_metrics(preds, labels, 0.0, names)
+    per_class = {k: v for k, v in metrics.items() if k.startswith("test/acc_class/")}
+    assert per_class == {
+        "test/acc_class/cats_0": pytest.approx(2 / 3),
+        "test/acc_class/cats_1": 1.0,
+        "test/acc_class/t_shirt_top": 1.0,
+    }
+    metrics, _ = accuracy_metrics(preds, labels, 0.0, ["dog", "dog_baseline", "!!"])
+    assert {k for k in metrics if k.startswith("test/acc_class/")} == {
+        "test/acc_class/dog",
+        "test/acc_class/dog_baseline_1",
+        "test/acc_class/2",
+    }
+
+
 def test_latency_strips_torch_pruning_and_restores_threads(trained):
     from torch.nn.utils import prune
 

@@ -20,7 +20,10 @@ class CIFAR10DataModule(ImageDataModule):
     num_classes = 10
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
-    class_names = list(CIFAR10.classes) if hasattr(CIFAR10, "classes") else []
+    # torchvision reads these from the files' meta data, per instance: the class has none.
+    class_names = [
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+    ]  # fmt: skip
 
     def __init__(self, root: str, download: bool = True, augment: bool = True, **kwargs) -> None:
         super().__init__(root, **kwargs)

@@ -80,6 +80,7 @@ class SportsDataModule(ImageDataModule):
         if std is not None:
             self.std = tuple(float(v) for v in std)
         self._classes = None if classes is None else list(classes)
+        self._found = classes is None  # class list read from train/: other splits must match it
         self.image_size = image_size
         self.augment = augment
         self.in_shape = (3, image_size, image_size)
@@ -147,6 +148,14 @@ class SportsDataModule(ImageDataModule):
         except FileNotFoundError as err:
             # ImageFolder names the empty class folder(s) in its message.
             raise PrunelabError(f"image-folder split '{split}' at {path}: {err}") from err
+        if self._found and split != "train":
+            extra = sorted(set(_class_folders(path)) - set(self.classes))
+            if extra:
+                raise PrunelabError(
+                    f"class folder(s) {extra} under {path} have none under train/: a class the "
+                    "model never sees cannot be scored; add its training images, or list the "
+                    "classes to use in data.classes"
+                )
         for file, _ in folder.samples:  # headers only: a non-image stops the job before training
             with _named(file), Image.open(file):
                 pass
@@ -179,6 +188,10 @@ def read_image(path: str) -> Image.Image:
         return default_loader(path)
 
 
+def _class_folders(split_dir: Path) -> list[str]:
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def found_classes(train_dir: Path) -> list[str]:
     """Every class folder under `train_dir`, sorted (hidden folders skipped); at least 2."""
     if not train_dir.is_dir():
@@ -186,7 +199,7 @@ def found_classes(train_dir: Path) -> list[str]:
             f"image-folder split 'train' not found at {train_dir.resolve()}: expected the layout "
             "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
         )
-    names = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = _class_folders(train_dir)
     if len(names) < 2:
         raise PrunelabError(
             f"data.classes=null needs at least 2 class folders under {train_dir.resolve()}, "

@@ -23,6 +23,23 @@ def class_slug(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
+def class_slugs(names: list[str]) -> list[str]:
+    """Each class's key segment, one per class: slugs that two folders share ('Cats', 'cats'),
+    that are empty, or that read as another's `_baseline` key get the label index appended."""
+    plain = [class_slug(n) for n in names]
+    taken: set[str] = set()
+    out = []
+    for i, slug in enumerate(plain):
+        clash = not slug or plain.count(slug) > 1 or slug.endswith("_baseline")
+        if clash:
+            slug = f"{slug}_{i}".lstrip("_")
+            while slug in plain or slug in taken:
+                slug += f"_{i}"
+        taken.add(slug)
+        out.append(slug)
+    return out
+
+
 @torch.inference_mode()
 def predict(
     net: nn.Module, loader: DataLoader, device: torch.device
@@ -53,8 +70,8 @@ def accuracy_metrics(
         "test/acc_ci_low": low,
         "test/acc_ci_high": high,
         **{
-            f"test/acc_class/{class_slug(name)}": float(acc)
-            for name, acc in zip(class_names, per_class, strict=True)
+            f"test/acc_class/{slug}": float(acc)
+            for slug, acc in zip(class_slugs(class_names), per_class, strict=True)
         },
     }
     return metrics, confusion.tolist()

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from prunelab.evaluation.accuracy import accuracy_metrics, class_slug, predict
+from prunelab.evaluation.accuracy import accuracy_metrics, class_slugs, predict
 from prunelab.evaluation.fast import inference_copy
 from prunelab.evaluation.flops import count_macs
 from prunelab.evaluation.latency import device_name, measure_latency, strip_pruning
@@ -373,8 +373,8 @@ def log_wandb(
     mine = record["metrics"]
     base = base_record["metrics"] if base_record is not None else {}
     per_class = wandb.Table(columns=["class", "acc", "acc_baseline"])
-    for name in names:
-        k = f"test/acc_class/{class_slug(name)}"
+    for name, slug in zip(names, class_slugs(names), strict=True):
+        k = f"test/acc_class/{slug}"
         per_class.add_data(name, mine.get(k), base.get(k))
     eps = [int(k) for k in cfg.attack.curve.eps_255]
     series = {"model": [mine.get(f"robust/curve_acc@eps{k}") for k in eps]}
