@@ -301,3 +301,39 @@ def test_a_file_that_is_no_image_is_named_before_training(tmp_path):
     with pytest.raises(PrunelabError, match=r"cannot read image .*0\.jpg .*remove or replace it"):
         dm.setup()
         list(dm.train_dataloader())  # a header that reads: decoding the pixels finds the cut
+
+
+# The resuming Trainer has no ModelCheckpoint on purpose: Lightning's note about it is expected.
+@pytest.mark.filterwarnings("ignore:Be aware that when using")
+def test_a_resumed_fit_on_augmented_images_repeats_the_uninterrupted_one(tmp_path):
+    """Loader workers draw an epoch's order when they start, and the augmentation: both follow
+    (seed, epoch, image), so neither a resume nor data.num_workers changes a weight."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from prunelab.models import SimpleCNN
+    from prunelab.module import Classifier
+    from prunelab.seeding import EpochSeed
+
+    from conftest import quiet_trainer
+
+    _sports_layout(tmp_path / "img", ["golf", "tennis"], per_split=12)
+
+    def fit(workers: int, epochs: int, callbacks: list, ckpt: str | None = None) -> dict:
+        dm = SportsDataModule(str(tmp_path / "img"), classes=None, num_workers=workers,
+                              batch_size=8)  # fmt: skip
+        torch.manual_seed(0)
+        net = SimpleCNN(dm.in_shape, 2, dm.mean, dm.std)
+        # No cosine schedule: it spans max_epochs, which the 1-epoch run would shorten.
+        model = Classifier(net, 2, lambda p: torch.optim.Adam(p, lr=1e-2), scheduler=None)
+        trainer = quiet_trainer(epochs, [EpochSeed(7), *callbacks], tmp_path)
+        trainer.fit(model, dm, ckpt_path=ckpt)
+        return {k: v.clone() for k, v in net.state_dict().items()}
+
+    straight = fit(0, 3, [])
+    for workers in (0, 1):
+        last = tmp_path / f"ck{workers}" / "last.ckpt"
+        fit(workers, 1, [ModelCheckpoint(dirpath=last.parent, save_last=True, save_top_k=0)])
+        resumed = fit(workers, 3, [], str(last))
+        assert all(torch.equal(straight[k], resumed[k]) for k in straight), workers
+    with_workers = fit(1, 3, [])
+    assert all(torch.equal(straight[k], with_workers[k]) for k in straight)

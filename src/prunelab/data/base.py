@@ -11,7 +11,12 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
 
-from prunelab.data.sampling import EpochBatchSampler, EpochShuffleSampler
+from prunelab.data.sampling import (
+    EpochBatchSampler,
+    EpochSeededImages,
+    EpochShuffleSampler,
+    EpochTagged,
+)
 from prunelab.errors import PrunelabError
 
 
@@ -179,9 +184,16 @@ class ImageDataModule(L.LightningDataModule):
             order = sampler if sampler is not None else SequentialSampler(dataset)
             batches = EpochBatchSampler(order, batch_size, drop_last=False)
             return DataLoader(TensorBatches(dataset), batch_size=None, sampler=batches, **common)
+        if sampler is not None:  # training: augmentation drawn per (seed, epoch, image)
+            dataset, sampler = EpochSeededImages(dataset, self.shuffle_seed), EpochTagged(sampler)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
+        if self.trainer is not None and self.train_sampler is not None:
+            # Lightning asks for the loader, and starts its workers (which draw the epoch's
+            # order at once), before it sets the epoch on the sampler: a resumed run's first
+            # epoch would get epoch 0's order. Take the epoch Lightning will set.
+            self.train_sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
         return self._loader(self.train_set, self.batch_size, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:

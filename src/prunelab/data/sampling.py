@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import BatchSampler, Dataset, Sampler
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -44,3 +44,46 @@ class EpochBatchSampler(BatchSampler):
         set_epoch = getattr(self.sampler, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)
+
+
+class EpochTagged(Sampler[tuple[int, int]]):
+    """`sampler`'s indices as (epoch, index) pairs, the epoch read when an epoch's order is.
+
+    Loader workers are copies made when an iterator starts, which for the first epoch of a
+    resumed run is before Lightning sets the epoch; the pair carries it to them.
+    """
+
+    def __init__(self, sampler: EpochShuffleSampler) -> None:
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the epoch to the wrapped sampler."""
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.sampler.epoch
+        return ((epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class EpochSeededImages(Dataset):
+    """Training images whose random augmentation is fixed by (seed, epoch, index).
+
+    Neither the loader's worker count nor a resume changes what an image's flip or rotation
+    draws; the process's own RNG (dropout) is left as it was.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_033 + index) % (2**63))
+            return self.dataset[index]
