@@ -18,6 +18,7 @@ from prunelab.evaluate import (
     compose_config,
     data_sizes,
     format_table,
+    job_record,
     load_baseline_state,
     main,
     merge_overrides,
@@ -281,8 +282,9 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     # A model.pt alone, no job record beside it: the defaults, said once.
     notes = [line for line in capsys.readouterr().out.splitlines() if "job record" in line]
     assert notes == [
-        f"note: no job record at {job / '.hydra'}; evaluating under the default config with "
-        "data=fashion_mnist (pass the job's settings on the command line)"
+        f"note: no job record (command.json, .hydra/) beside {job / 'model.pt'}; evaluating "
+        "under the default config with data=fashion_mnist (pass the job's settings on the "
+        "command line)"
     ]
     # No results.json: what it trained on is unknown, not this command's data.train_size.
     assert "data/train_size" not in result and result["data/test_size"] == 512
@@ -373,7 +375,10 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, m
     """`paths.data_dir: data` is the data of the folder train.py ran in, not of today's cwd."""
     job = tmp_path / "job"
     (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- sparsity=0.5\n- hydra.run.dir=x\n")
     (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ROOT}\n")
+    assert job_record(job / "model.pt") == (["sparsity=0.5"], str(ROOT), ".hydra")
+    job = str(ROOT)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -391,9 +396,7 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_image_folder(tmp
     """`data.root=images` of an image-folder job is the folder beside where train.py ran."""
     ran_here = tmp_path / "ran_here"
     (ran_here / "images").mkdir(parents=True)
-    job = tmp_path / "job"
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ran_here}\n")
+    job = str(ran_here)
     monkeypatch.chdir(tmp_path)
     overrides = ["data=imagefolder", "data.root=images"]
     cfg = compose_config(overrides)

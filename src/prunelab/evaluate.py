@@ -3,10 +3,11 @@
     python -m prunelab.evaluate ckpt=multirun_sweeps/<time>/<job>/model.pt   (or the job folder)
     python -m prunelab.evaluate ckpt=PATH baseline=PATH attack.n_images=200 out=PATH
 
-The config is the job's own (its `.hydra/overrides.yaml` composed again) with the command
-line's overrides on top. The baseline comes from `baseline=PATH` (a state_dict or a job's
-model.pt, which must be dense and of the checkpoint's own baseline: its sparsity-0 job), else
-from the cache entry the job names; `baseline=none` evaluates the model alone.
+The config is the job's own (the overrides in its `command.json`, else `.hydra/overrides.yaml`,
+composed again) with the command line's overrides on top. The baseline comes from
+`baseline=PATH` (a state_dict or a job's model.pt, which must be dense and of the checkpoint's
+own baseline: its sparsity-0 job), else from the cache entry the job names; `baseline=none`
+evaluates the model alone.
 Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
 `prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
 beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt`, or `out=PATH`); the job's
@@ -51,33 +52,47 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return own, overrides
 
 
-def job_overrides(job_dir: Path) -> list[str]:
-    """The overrides the job at `job_dir` ran with (none if Hydra left no record)."""
+def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
+    """(overrides, working folder, file read) of the run that saved `ckpt`: its `command.json`
+    (`command.<hash>.json` for a model set aside with its run), else the folder's `.hydra/`
+    (jobs from before command.json, a model of one's own); None where there is neither."""
+    import json
+
     import yaml
 
-    path = job_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return []
-    found = yaml.safe_load(path.read_text()) or []
-    return [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
+    name = run_file(ckpt.name, "command") or "command.json"
+    path = ckpt.with_name(name)
+    found, cwd = None, None
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if isinstance(record, dict) and isinstance(record.get("overrides"), list):
+            found, cwd, source = record["overrides"], record.get("cwd"), path.name
+    except (OSError, ValueError):  # a half-written or foreign file: no record
+        pass
+    hydra = ckpt.parent / ".hydra"
+    if found is None:
+        if not (hydra / "overrides.yaml").is_file():
+            return None
+        found = yaml.safe_load((hydra / "overrides.yaml").read_text()) or []
+        source = ".hydra"
+        if (hydra / "hydra.yaml").is_file():
+            top = yaml.safe_load((hydra / "hydra.yaml").read_text()) or {}
+            runtime = (top.get("hydra") or {}).get("runtime")
+            cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
+    overrides = [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
+    return overrides, (str(cwd) if cwd else None), source
 
 
-def anchor_paths(cfg: DictConfig, job_dir: Path, cli_overrides: Sequence[str]) -> None:
-    """Relative data, cache and data-root folders as the job meant them: under its folder.
+def anchor_paths(cfg: DictConfig, job_cwd: str | None, cli_overrides: Sequence[str]) -> None:
+    """Relative data, cache and data-root folders as the job meant them: under `job_cwd`.
 
     `paths.data_dir: data` means `data/` of wherever train.py was started, as does
     `data.root=images` of an image folder; evaluating the job from another folder would
     otherwise look for (and fail to find) the data there. A path given on this command line is
     taken as given, and one set through another (`root: ${paths.data_dir}`) follows it.
     """
-    import yaml
     from omegaconf import OmegaConf
 
-    record = job_dir / ".hydra" / "hydra.yaml"
-    if not record.is_file():
-        return
-    runtime = ((yaml.safe_load(record.read_text()) or {}).get("hydra") or {}).get("runtime")
-    job_cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
     if not job_cwd or Path(job_cwd).resolve() == Path.cwd().resolve():
         return
     given = {o.partition("=")[0].lstrip("+~") for o in cli_overrides}
@@ -273,29 +288,32 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
     quiet_libraries()
     meta = saved["meta"]
-    overrides = job_overrides(ckpt.parent)
-    record = ckpt.parent / ".hydra"
-    if not (record / "overrides.yaml").is_file():  # a model.pt copied away from its job
+    record = job_record(ckpt)
+    job_cwd = None
+    if record is None:  # a model.pt copied away from its job
         known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
         overrides = [f"data={meta['data']}"] if known else []  # at least the same dataset
         print(
-            f"note: no job record at {record}; evaluating under the default config"
+            f"note: no job record (command.json, .hydra/) beside {ckpt}; evaluating under the "
+            "default config"
             + (f" with {overrides[0]}" if overrides else "")
             + " (pass the job's settings on the command line)"
         )
-    elif run_file(ckpt.name, "config") not in ("config.json", None):
-        old = ckpt.with_name(str(run_file(ckpt.name, "config")))
-        print(
-            f"note: {ckpt.name} was set aside by a rerun with other settings; {record} is that "
-            "rerun's, so the attack, eval and data settings follow it"
-            + (f" (the old run's are in {old.name})" if old.is_file() else "")
-        )
+    else:
+        overrides, job_cwd, source = record
+        if source == ".hydra" and run_file(ckpt.name, "config") not in ("config.json", None):
+            old = ckpt.with_name(str(run_file(ckpt.name, "config")))
+            print(
+                f"note: {ckpt.name} was set aside by a rerun with other settings; .hydra/ is "
+                "that rerun's, so the attack, eval and data settings follow it"
+                + (f" (the old run's are in {old.name})" if old.is_file() else "")
+            )
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
     note = ignored_by_options(compose_config(overrides), cfg, options) if options else None
     if note:
         print(note)
-    anchor_paths(cfg, ckpt.parent, cli_overrides)
+    anchor_paths(cfg, job_cwd, cli_overrides)
     check_config(cfg)
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg)

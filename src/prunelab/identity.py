@@ -23,11 +23,19 @@ from prunelab.io import read_json, write_json
 # Where files go, how runs are shown or logged, and the sweep report: none changes a number.
 TOP_KEYS_IGNORED = {"paths", "hydra", "logger", "report", "progress_bar"}
 DATA_KEYS_IGNORED = {"root", "download", "num_workers"}
-# What a run leaves in its job folder besides config.json: prunelab.pipeline's results, model
-# and size export, prunelab.evaluate's eval.json, the CSV and W&B logs. A rerun with other
-# settings keeps them under the old settings' hash, so none is taken for the new run's.
+# What a run leaves in its job folder besides config.json: prunelab.pipeline's results, model,
+# size export and command, prunelab.evaluate's eval.json, the CSV and W&B logs. A rerun with
+# other settings keeps them under the old settings' hash, so none is taken for the new run's.
 # (error.log and FAILED belong to the latest attempt: every attempt clears them first.)
-RUN_FILES = ("results.json", "eval.json", "model.pt", "model.sparse", "csv", "wandb")
+RUN_FILES = (
+    "results.json",
+    "eval.json",
+    "model.pt",
+    "model.sparse",
+    "command.json",
+    "csv",
+    "wandb",
+)
 
 
 def job_config(cfg: DictConfig) -> dict:
@@ -156,3 +164,19 @@ def set_aside(out: Path, settings: dict) -> None:
             flush=True,
         )
     write_json(out / "config.json", settings)
+
+
+def record_command(out: Path) -> None:
+    """Write `command.json`: the overrides and working folder of the run now owning `out`.
+
+    Hydra rewrites `.hydra/` at every attempt, a refused one too; this record is the run's
+    own, set aside with its other files, so `prunelab.evaluate` reads the settings its model
+    was trained under and a user sees the command that re-creates its results.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    overrides = [str(o) for o in hydra.overrides.task]
+    write_json(out / "command.json", {"overrides": overrides, "cwd": str(hydra.runtime.cwd)})

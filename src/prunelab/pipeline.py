@@ -37,6 +37,7 @@ from prunelab.identity import (
     job_config,
     previous_results,
     recipe_hash,
+    record_command,
     set_aside,
 )
 from prunelab.io import load_torch, save_torch, write_json
@@ -333,6 +334,7 @@ def run(cfg: DictConfig) -> dict:
     # Only now, past every check before training, and before the loggers open csv/ and wandb/:
     # a rerun refused above leaves an old run of other settings whole, still to be skipped.
     set_aside(out, settings)
+    record_command(out)
     tracker = Tracker(cfg, names, out, config_hash(settings))
     try:
         cache = BaselineCache(cfg.paths.cache_dir)
