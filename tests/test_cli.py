@@ -420,9 +420,12 @@ def test_device_names_are_checked_with_the_config(make_cfg):
     for bad, expected in [
         ("eval.device=gpu", "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         ("trainer.accelerator=gpuu", "trainer.accelerator must be one of auto, cpu, cuda, gpu,"),
+        ("trainer.precision=16-mix", "trainer.precision must be one of 64, 32, 16, "),
     ]:
         with pytest.raises(PrunelabError, match=re.escape(expected)):
             check_config(make_cfg(bad))
+    for ok in ("trainer.precision=bf16-mixed", "trainer.precision=16"):  # 16 is the node's to run
+        check_config(make_cfg(ok))
     # A GPU sweep launched from a cluster's CPU login node: its jobs run where the GPUs are.
     check_overrides(["-m", "hydra/launcher=submitit_slurm", "trainer.accelerator=gpu",
                      "eval.device=cuda", "sparsity=0.2,0.5"])  # fmt: skip
@@ -465,6 +468,11 @@ def test_check_before_training(make_cfg):
             check_before_training(make_cfg("eval.device=cuda"), spec)
         with pytest.raises(PrunelabError, match="trainer.accelerator=gpu but this machine has no"):
             check_before_training(make_cfg("trainer.accelerator=gpu"), spec)
+        # Lightning would run bf16 instead, with a warning, under a config that says 16.
+        for fp16 in ("trainer.precision=16", "trainer.precision=16-mixed"):
+            with pytest.raises(PrunelabError, match="fp16 mixed precision. needs a GPU; on this"):
+                check_before_training(make_cfg(fp16), spec)
+        check_before_training(make_cfg("trainer.precision=bf16-mixed"), spec)
 
 
 def test_config_values_are_checked_before_anything_is_written(make_cfg, tmp_path):

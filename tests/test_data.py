@@ -205,6 +205,15 @@ def test_sports_classes_null_takes_every_folder_sorted_and_val_works_for_valid(t
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
 
 
+def test_sports_refuses_both_valid_and_val(tmp_path):
+    """Which would be the validation split is a guess: refused, not one silently ignored."""
+    _sports_layout(tmp_path, ["tennis", "golf"], per_split=1)
+    _sports_layout(tmp_path / "more", ["tennis", "golf"], per_split=1, val="val")
+    (tmp_path / "more" / "val").rename(tmp_path / "val")
+    with pytest.raises(PrunelabError, match="holds both valid/ and val/: keep one"):
+        SportsDataModule(str(tmp_path), classes=None).setup()
+
+
 def test_sports_classes_null_refuses_a_test_class_with_no_training_folder(tmp_path):
     """Its images would be scored against labels the model never had: refused, not dropped."""
     _sports_layout(tmp_path, ["tennis", "golf"], per_split=2)

@@ -162,6 +162,11 @@ def test_bad_sizes_are_one_clear_error(cls, kwargs, expected):
         cls((1, 28, 28), 10, [0.5], [0.25], **kwargs)
 
 
+def test_images_too_small_for_any_conv_block_say_so_rather_than_ask_for_no_widths():
+    with pytest.raises(PrunelabError, match=r"1x1 images to nothing; images need at least 2x2"):
+        SimpleCNN((3, 1, 1), 10, [0.5] * 3, [0.25] * 3, widths=[8])
+
+
 def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, capsys):
     """A job's console (a log file when not a terminal) shows "baseline 1/2", "baseline 2/2",
     never Lightning's 0-based "Epoch N" label drawn before the stage's, nor the logger's v_num."""

@@ -71,6 +71,8 @@ def quiet_libraries() -> None:
         ".*isinstance\\(treespec, LeafSpec\\).*",
         ".*smaller than the logging interval.*",
         ".*does not have many workers.*",
+        # A resumed stage checkpoints into the folder it resumes from: expected, not a clash.
+        "Checkpoint directory .* exists and is not empty.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 

@@ -284,7 +284,11 @@ def check_config(cfg: DictConfig) -> None:
     check_rewind(cfg)
     # Device names only: whether the device exists is the job's machine's to say (a cluster
     # launcher starts jobs elsewhere), checked by check_before_training.
-    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"), here=False)
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
+    check_accelerator(accelerator, here=False)
+    check_precision(
+        OmegaConf.select(cfg, "trainer.precision", default="32-true"), accelerator, here=False
+    )
     check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None), here=False)
     for stage in ("baseline", "finetune"):
         check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
@@ -394,12 +398,36 @@ def check_accelerator(value: object, here: bool = True) -> None:
         )
 
 
+def check_precision(value: object, accelerator: object, here: bool = True) -> None:
+    """`trainer.precision`: a value Lightning takes, and (where `here`) no fp16 autocast on a
+    CPU, which Lightning turns into bf16 with a warning while config.json still says 16."""
+    import typing
+
+    import torch
+
+    try:
+        from lightning.fabric.connector import _PRECISION_INPUT
+    except ImportError:  # a Lightning that moved it: it checks the value itself
+        return
+    known = [str(v) for part in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(part)]
+    if str(value) not in known:
+        raise PrunelabError(f"trainer.precision must be one of {', '.join(known)}, got {value!r}")
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if here and str(value) in ("16", "16-mixed") and not gpu:
+        raise PrunelabError(
+            f"trainer.precision={value} (fp16 mixed precision) needs a GPU; on this CPU use "
+            "bf16-mixed or 32-true"
+        )
+
+
 def check_before_training(cfg: DictConfig, spec: dict) -> None:
     """Checks that need the data's spec (see build.data_spec) or the job's own machine; run
     before any training."""
     from omegaconf import OmegaConf
 
-    check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
+    check_accelerator(accelerator)
+    check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"), accelerator)
     check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None))
     target = OmegaConf.select(cfg, "attack.targeted_class", default=None)
     classes = int(spec["num_classes"])

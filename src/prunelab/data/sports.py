@@ -164,7 +164,11 @@ class SportsDataModule(ImageDataModule):
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         root = Path(self.root)
         # The study's layout says valid/; many image-folder sets say val/.
-        val = "val" if (root / "val").is_dir() and not (root / "valid").is_dir() else "valid"
+        if (root / "val").is_dir() and (root / "valid").is_dir():
+            raise PrunelabError(
+                f"{root.resolve()} holds both valid/ and val/: keep one as the validation split"
+            )
+        val = "val" if (root / "val").is_dir() else "valid"
         return (
             self._folder("train", True),
             self._folder(val, False),

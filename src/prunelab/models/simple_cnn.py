@@ -26,9 +26,15 @@ class SimpleCNN(nn.Module):
         widths = check_sizes(widths, hidden=hidden)
         channels, height, width = in_shape
         if height >> len(widths) == 0 or width >> len(widths) == 0:
+            most = min(height, width).bit_length() - 1
+            way_out = (
+                f"give model.widths at most {most} entries"
+                if most >= 1
+                else "images need at least 2x2 pixels (data.image_size)"
+            )
             raise PrunelabError(
-                f"SimpleCNN's {len(widths)} conv blocks halve {height}x{width} images to nothing; "
-                f"give model.widths at most {min(height, width).bit_length() - 1} entries"
+                f"SimpleCNN's {len(widths)} conv blocks halve {height}x{width} images to "
+                f"nothing; {way_out}"
             )
         layers: list[nn.Module] = [Normalize(mean, std)]
         for out in widths:
