@@ -292,6 +292,27 @@ def test_missing_data_root(tmp_path):
     )
     _one_line_failure(proc, "Fashion-MNIST not found")
     assert not (tmp_path / "run" / "results.json").exists()
+    # The job folder says why too, not only the console that may be gone.
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "prunelab: error: Fashion-MNIST not found" in log
+
+
+def test_warnings_reach_the_jobs_log_file_once(tmp_path, capsys):
+    """A job's warning goes to the console and to train.log (Hydra's file handler), once each."""
+    import logging
+
+    from prunelab.data.base import capped_size
+
+    handler = logging.FileHandler(tmp_path / "train.log")
+    logging.getLogger().addHandler(handler)
+    try:
+        assert capped_size("data.test_size", 20, 10, "test images") == 10
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    line = "prunelab: warning: data.test_size=20 but there are only 10 test images; using all 10"
+    assert capsys.readouterr().err.count(line) == 1
+    assert (tmp_path / "train.log").read_text().count(line) == 1
 
 
 def test_empty_sports_class_folder(tmp_path):

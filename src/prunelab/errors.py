@@ -1,4 +1,7 @@
-"""Errors that reach the user as one clear line instead of a traceback."""
+"""Errors that reach the user as one clear line instead of a traceback, and warnings."""
+
+import logging
+import sys
 
 
 class PrunelabError(Exception):
@@ -18,3 +21,18 @@ def instantiation_message(err: Exception) -> str:
     where = str(err).splitlines()[0].rstrip(": ")
     why = f"{type(cause).__name__}: {cause}".splitlines()[0] if cause else ""
     return where + (f": {why}" if why else "")
+
+
+def to_log_file(line: str, level: int = logging.WARNING) -> None:
+    """Append `line` to the job's log file (Hydra's train.log), not to the console again."""
+    record = logging.LogRecord("prunelab", level, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def warn(text: str) -> None:
+    """`prunelab: warning: <text>` on stderr, and in the job's train.log."""
+    line = f"prunelab: warning: {text}"
+    print(line, file=sys.stderr, flush=True)
+    to_log_file(line)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from prunelab.cache import TRAINER_KEYS_IGNORED, data_files
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 from prunelab.fingerprint import content_hash
 from prunelab.io import read_json, write_json
 
@@ -158,11 +157,7 @@ def set_aside(out: Path, settings: dict) -> None:
         kept = f", its {moved[0][0]} kept as {moved[0][1]}" if moved else ""
         if len(moved) > 1:
             kept += f" ({', '.join(name for name, _ in moved[1:])} likewise)"
-        print(
-            f"prunelab: warning: {out} was run with other settings ({what}){kept}; running again",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"{out} was run with other settings ({what}){kept}; running again")
     write_json(out / "config.json", settings)
 
 

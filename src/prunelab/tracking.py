@@ -8,7 +8,6 @@ import logging
 import netrc
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +22,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
+
+from prunelab.errors import warn
 
 log = logging.getLogger("prunelab")
 
@@ -175,11 +176,9 @@ def resolve_mode(requested: str) -> str:
     problem = online_problem()
     if problem is None:
         return requested
-    print(
-        f"prunelab: warning: W&B {requested} mode unavailable ({problem}); logging offline "
-        "instead, upload later with `wandb sync <job dir>/wandb/offline-run-*`",
-        file=sys.stderr,
-        flush=True,
+    warn(
+        f"W&B {requested} mode unavailable ({problem}); logging offline "
+        "instead, upload later with `wandb sync <job dir>/wandb/offline-run-*`"
     )
     return "offline"
 
@@ -204,11 +203,9 @@ def started(logger_cfg: DictConfig, kwargs: dict, waits: int = 2) -> WandbLogger
         if attempt < waits:
             time.sleep(1.0)
     fresh = f"{kwargs['id']}-{os.getpid()}"
-    print(
-        f"prunelab: warning: W&B run {kwargs['id']} is still held by an earlier, killed attempt "
-        f"of this job; this attempt logs as run {fresh}",
-        file=sys.stderr,
-        flush=True,
+    warn(
+        f"W&B run {kwargs['id']} is still held by an earlier, killed attempt "
+        f"of this job; this attempt logs as run {fresh}"
     )
     logger = instantiate(logger_cfg, **{**kwargs, "id": fresh})
     logger.experiment  # noqa: B018

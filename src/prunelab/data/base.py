@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import lightning as L
@@ -17,7 +16,7 @@ from prunelab.data.sampling import (
     EpochShuffleSampler,
     EpochTagged,
 )
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 
 
 def capped_size(key: str, size: int, available: int, what: str) -> int:
@@ -27,11 +26,9 @@ def capped_size(key: str, size: int, available: int, what: str) -> int:
     image folder of one's own may not hold; but never silently (999999 meant "all"? say so).
     """
     if size > available:
-        print(
-            f"prunelab: warning: {key}={size} but there are only {available} {what}; "
-            f"using all {available} (null = all of them)",
-            file=sys.stderr,
-            flush=True,
+        warn(
+            f"{key}={size} but there are only {available} {what}; "
+            f"using all {available} (null = all of them)"
         )
     return min(size, available)
 

@@ -7,12 +7,10 @@ rewinding build on MagnitudePruning in gradual.py and rewind.py.
 
 from __future__ import annotations
 
-import sys
-
 import lightning as L
 import torch
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 from prunelab.pruning.checks import fraction, whole
 from prunelab.pruning.masks import (
     apply_masks,
@@ -211,12 +209,10 @@ class MaskGuard(L.Callback):
             return
         self._emptied.update(new)
         shown = ", ".join(new[:4]) + (f" and {len(new) - 4} more" if len(new) > 4 else "")
-        print(
-            f"prunelab: warning: the masks (pruning to sparsity={self.pruning.amount}) "
+        warn(
+            f"the masks (pruning to sparsity={self.pruning.amount}) "
             f"remove every weight of {len(new)} layer(s): {shown}; only a residual path can "
-            "carry a signal past such a layer (prune/layer/<layer> in results.json)",
-            file=sys.stderr,
-            flush=True,
+            "carry a signal past such a layer (prune/layer/<layer> in results.json)"
         )
 
     def on_train_start(self, trainer, pl_module) -> None:

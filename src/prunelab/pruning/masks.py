@@ -6,14 +6,13 @@ A mask is a bool tensor shaped like its weight, True where the weight is kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable
 from fractions import Fraction
 
 import torch
 from torch import nn
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -77,11 +76,9 @@ def check_keeps_a_weight(
         else [n_to_prune(amount, total)]
     )
     if not any(counts):  # 1e-9: rounds to nothing; the numbers would be the dense model's
-        print(
-            f"prunelab: warning: sparsity={amount} prunes no weight of {net_name} "
-            f"({total:,} prunable weights); this job measures the dense model",
-            file=sys.stderr,
-            flush=True,
+        warn(
+            f"sparsity={amount} prunes no weight of {net_name} "
+            f"({total:,} prunable weights); this job measures the dense model"
         )
     if per_layer:
         starved = [name for name, n in sizes.items() if n_to_prune(amount, n) >= n]
