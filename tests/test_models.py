@@ -167,9 +167,11 @@ def test_images_too_small_for_any_conv_block_say_so_rather_than_ask_for_no_width
         SimpleCNN((3, 1, 1), 10, [0.5] * 3, [0.25] * 3, widths=[8])
 
 
-def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, capsys):
-    """A job's console (a log file when not a terminal) shows "baseline 1/2", "baseline 2/2",
-    never Lightning's 0-based "Epoch N" label drawn before the stage's, nor the logger's v_num."""
+@pytest.mark.parametrize("lines", [False, True])
+def test_training_bars_name_their_stage_and_never_say_epoch(lines, make_cfg, tmp_path, capsys):
+    """A job's console shows "baseline 1/2", "baseline 2/2", never Lightning's 0-based
+    "Epoch N" label drawn before the stage's, nor the logger's v_num. Where it is no terminal
+    (`lines`), one line per epoch with its figures, no redrawn bar, no validation bar."""
     import functools
 
     from lightning.pytorch.loggers import CSVLogger
@@ -185,6 +187,7 @@ def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, 
         "trainer.enable_progress_bar=true",
         "progress_bar.refresh_rate=1",
         "trainer.log_every_n_steps=1",
+        f"progress_bar.lines={lines}",
     )
     dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
@@ -195,3 +198,8 @@ def test_training_bars_name_their_stage_and_never_say_epoch(make_cfg, tmp_path, 
     shown = console.out + console.err
     assert "baseline 1/2" in shown and "baseline 2/2" in shown and "train/loss=" in shown
     assert "Epoch" not in shown and "v_num" not in shown
+    if lines:
+        said = [line for line in console.err.splitlines() if line.strip()]
+        assert [line.split(":")[0] for line in said] == ["baseline 1/2", "baseline 2/2"]
+        assert all("train/acc=" in line and "val/acc=" in line for line in said), said
+        assert "\r" not in shown and "Validation" not in shown

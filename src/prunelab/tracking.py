@@ -8,6 +8,7 @@ import logging
 import netrc
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,7 +24,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
 
-from prunelab.errors import warn
+from prunelab.errors import PrunelabError, to_log_file, warn
 
 log = logging.getLogger("prunelab")
 
@@ -271,14 +272,36 @@ class StageProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar labelled with the training stage: "baseline 3/12", not "Epoch 2".
 
     A job that trains its baseline shows two bars in a row; both said "Epoch 0" at their start.
-    The label is set before the bar's reset draws it, so no "Epoch N" line reaches a log file.
+    The label is set before the bar's reset draws it, so no "Epoch N" line is ever drawn.
     The logger's version (`v_num`, four characters of the W&B run id) is left off.
+    Where stderr is no terminal (a log file, a cluster job's output), redrawn bars would fill
+    it with carriage returns: `lines` (default: then) prints one line per epoch instead,
+    "baseline 3/12: train/loss=0.41, ...", into train.log too.
     """
 
     stage = "epoch"  # set per trainer by prunelab.pipeline
 
+    def __init__(
+        self,
+        refresh_rate: int = 1,
+        process_position: int = 0,
+        leave: bool = False,
+        lines: bool | None = None,
+    ) -> None:
+        super().__init__(refresh_rate, process_position, leave)
+        if lines not in (None, True, False):
+            raise PrunelabError(f"progress_bar.lines must be true, false or null, got {lines!r}")
+        self.lines = (not sys.stderr.isatty()) if lines is None else lines
+        if self.lines:
+            self.disable()  # Lightning's bars stay silent; the epoch lines below speak
+        self._unsaid: tuple[int, int] | None = None  # (epoch, of) whose line is still due
+
     def on_train_epoch_start(self, trainer: L.Trainer, *_: object) -> None:
-        """Start the epoch's bar under the stage's label."""
+        """Start the epoch's bar under the stage's label (or say the last epoch's line)."""
+        if self.lines:
+            self._say_epoch(trainer)
+            self._unsaid = (trainer.current_epoch + 1, trainer.max_epochs)
+            return
         if self._leave:
             self.train_progress_bar = self.init_train_tqdm()
         bar = self.train_progress_bar
@@ -287,6 +310,26 @@ class StageProgressBar(TQDMProgressBar):
         )
         bar.reset(total=convert_inf(self.total_train_batches))
         bar.initial = 0
+
+    def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
+        """Close the bar (or say the last epoch's line)."""
+        self._say_epoch(trainer)
+        super().on_train_end(trainer, *args)
+
+    def _say_epoch(self, trainer: L.Trainer) -> None:
+        # An epoch's line waits for the next epoch's start or the stage's end: only then has
+        # the module logged its epoch figures (train/acc), after the callbacks' epoch end.
+        if not self.lines or self._unsaid is None:
+            return
+        epoch, of = self._unsaid
+        self._unsaid = None
+        figures = self.get_metrics(trainer, trainer.lightning_module)
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+        )
+        line = f"{self.stage} {epoch}/{of}" + (f": {shown}" if shown else "")
+        print(line, file=sys.stderr, flush=True)
+        to_log_file(line, logging.INFO)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         """The bar's figures without `v_num`: a W&B run id's tail means nothing there."""
