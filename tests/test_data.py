@@ -346,3 +346,62 @@ def test_a_resumed_fit_on_augmented_images_repeats_the_uninterrupted_one(tmp_pat
         assert all(torch.equal(straight[k], resumed[k]) for k in straight), workers
     with_workers = fit(1, 3, [])
     assert all(torch.equal(straight[k], with_workers[k]) for k in straight)
+
+
+def _cifar_layout(root: Path, per_class: int = 6) -> None:
+    """CIFAR-10's python layout (cifar-10-batches-py/: five data batches, a test batch, the meta
+    file) holding real Fashion-MNIST images as 32x32 RGB, for torchvision's own reader."""
+    import pickle
+
+    import numpy as np
+
+    images = FashionMNIST(str(DATA), train=False)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for b, name in enumerate(names):
+        pixels, labels = [], []
+        for i in range(b * 10 * per_class, (b + 1) * 10 * per_class):
+            img = np.pad(images.data[i].numpy(), 2)  # 28x28 -> 32x32
+            pixels.append(np.stack([img, img, img]).reshape(-1))
+            labels.append(int(images.targets[i]))
+        batch = {"data": np.stack(pixels).astype(np.uint8), "labels": labels}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {"label_names": list(CIFAR10DataModule.class_names)}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+
+
+@pytest.fixture
+def cifar_root(tmp_path, monkeypatch):
+    """A CIFAR-10 folder torchvision reads; only its checksums (of the real files) are waived."""
+    import torchvision.datasets.cifar as cifar
+
+    _cifar_layout(tmp_path / "cifar")
+    monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
+    return tmp_path / "cifar"
+
+
+def test_cifar10_splits_and_an_unaugmented_validation_view(cifar_root):
+    dm = CIFAR10DataModule(str(cifar_root), download=False, val_size=60, batch_size=16)
+    dm.setup()
+    assert len(dm.train_set) == 240 and len(dm.val_set) == 60 and len(dm.test_set) == 60
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 32, 32) and 0 <= x.min() and x.max() <= 1 and y.max() < 10
+    # The validation images are the training file's, as stored: no crop, no flip.
+    v, _ = dm.val_set[0]
+    index = dm.val_set.indices[0]
+    raw = torch.from_numpy(dm.val_set.dataset.data[index]).permute(2, 0, 1).float() / 255
+    assert torch.equal(v, raw)
+
+
+def test_a_cifar10_job_runs_end_to_end_with_a_key_per_class(cifar_root, make_cfg):
+    """The path that once failed after training (no class names): trained, evaluated, saved."""
+    from prunelab.pipeline import run
+
+    cfg = make_cfg("data=cifar10", f"data.root={cifar_root}", "data.download=false",
+                   "data.val_size=60", "data.test_size=null", "attack.n_images=16")  # fmt: skip
+    result = run(cfg)
+    assert result["data"] == "cifar10" and result["data/test_size"] == 60
+    assert {f"test/acc_class/{n}" for n in CIFAR10DataModule.class_names} <= set(result)
+    assert abs(result["prune/sparsity_measured"] - 0.5) < 1e-3
