@@ -142,6 +142,17 @@ def test_own_image_folder_keys_follow_its_files_not_its_place(make_cfg, tmp_path
     (tmp_path / "a" / "train" / "cats" / "0.jpg").unlink()
     fewer = keys(tmp_path / "a")
     assert fewer[0] != first[0] and fewer[1] != first[1]
+    # Files no split reads change nothing: notes, non-images, a class folder not selected.
+    (tmp_path / "a" / "README.txt").write_text("where these came from")
+    (tmp_path / "a" / "train" / "cats" / "labels.csv").write_text("0.jpg,cat")
+    assert keys(tmp_path / "a") == fewer
+    picked = 'data.classes=["cats","dogs"]'
+    chosen = make_cfg("data=imagefolder", f"data.root={tmp_path / 'a'}", picked)
+    _sports_layout(tmp_path / "a" / "more", ["birds"], per_split=2)
+    for split in ("train", "valid", "test"):
+        (tmp_path / "a" / "more" / split / "birds").rename(tmp_path / "a" / split / "birds")
+    again = make_cfg("data=imagefolder", f"data.root={tmp_path / 'a'}", picked)
+    assert baseline_key(again) == baseline_key(chosen)
     # A published dataset's folder stays out of both keys (the same files wherever they lie).
     plain = make_cfg()
     assert "files" not in baseline_key_material(plain)["data"]

@@ -127,7 +127,7 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     @classmethod
-    def files_fingerprint(cls, root: str) -> str | None:
+    def files_fingerprint(cls, root: str, classes: Sequence[str] | None = None) -> str | None:
         """A hash of the files under `root` where they are the user's own; None here.
 
         A published dataset (Fashion-MNIST, CIFAR-10) is the same files wherever it lies, so its
@@ -211,4 +211,6 @@ class ImageDataModule(L.LightningDataModule):
 
 def files_fingerprint(data_cfg: DictConfig) -> str | None:
     """The configured dataset's `files_fingerprint` (None for a published dataset)."""
-    return get_class(str(data_cfg._target_)).files_fingerprint(str(data_cfg.root))
+    classes = data_cfg.get("classes")
+    classes = None if classes is None else [str(c) for c in classes]
+    return get_class(str(data_cfg._target_)).files_fingerprint(str(data_cfg.root), classes)

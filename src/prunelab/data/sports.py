@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import default_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, has_file_allowed_extension
 
 from prunelab.data.base import ImageDataModule
 from prunelab.errors import PrunelabError
@@ -86,12 +86,13 @@ class SportsDataModule(ImageDataModule):
         self.in_shape = (3, image_size, image_size)
 
     @classmethod
-    def files_fingerprint(cls, root: str) -> str | None:
-        """A hash of every file's path under `root` and its size: other images, other keys.
+    def files_fingerprint(cls, root: str, classes: Sequence[str] | None = None) -> str | None:
+        """A hash of the path and size of every image the loader reads under `root`.
 
         The baseline cache and a job's `config/hash` leave the folder's location out (a moved
         folder is the same data) but not what it holds: another folder, or images added,
-        removed or replaced by ones of another size, train and evaluate afresh.
+        removed or replaced by ones of another size, train and evaluate afresh. Class folders
+        `classes` leaves out, and files no split reads (notes, non-images), change nothing.
         """
         top = Path(root)
         if not top.is_dir():
@@ -100,10 +101,20 @@ class SportsDataModule(ImageDataModule):
                 "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
             )
         listing = []
-        for folder, _, names in os.walk(top, followlinks=True):  # as ImageFolder walks it
-            for name in names:
-                path = Path(folder) / name
-                listing.append(f"{path.relative_to(top).as_posix()}:{path.stat().st_size}")
+        for split in ("train", "valid", "val", "test"):
+            split_dir = top / split
+            if not split_dir.is_dir():
+                continue
+            wanted = _class_folders(split_dir) if classes is None else list(classes)
+            for name in wanted:
+                # As ImageFolder walks a class folder: links followed, images by extension.
+                for folder, _, files in os.walk(split_dir / name, followlinks=True):
+                    for file in files:
+                        path = Path(folder) / file
+                        if has_file_allowed_extension(file, IMG_EXTENSIONS):
+                            listing.append(
+                                f"{path.relative_to(top).as_posix()}:{path.stat().st_size}"
+                            )
         return content_hash(sorted(listing))
 
     @property
