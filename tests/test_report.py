@@ -311,3 +311,61 @@ def test_jobs_left_by_other_settings_are_set_aside(relaunched_sweep, tmp_path):
     rows = read_csv(folder / "results.csv")
     assert [float(r["sparsity"]) for r in rows] == [0.5]
     assert f"EXCLUDED `{old}`: run with other settings" in (folder / "report.md").read_text()
+
+
+def test_a_moved_sweep_folder_launched_into_again_keeps_its_own_jobs(
+    smoke_sweep, relaunched_sweep, tmp_path
+):
+    """Users rename multirun_sweeps/<time> (mv, cp -a). A new launch into the renamed folder
+    rewrites multirun.yaml with the new path, while the earlier jobs' Hydra records name the
+    old one: they are still this folder's own (its prunelab_sweep.yaml lists both paths, and
+    each job carries its id), and a job folder copied in from another sweep is still not."""
+    moved = tmp_path / "renamed"
+    shutil.copytree(smoke_sweep, moved, ignore=HEAVY)  # cp -a: same files, same times
+    methods, _ = relaunched_sweep
+    stranger = methods / "simplecnn-fashion_mnist-random-s0.5-seed0"
+    shutil.copytree(stranger, moved / stranger.name, ignore=HEAVY)
+    proc = run_train(
+        [
+            "-m",
+            "model=simplecnn",
+            "sparsity=0",
+            "experiment=smoke",
+            f"hydra.sweep.dir={moved}",
+            f"paths.cache_dir={smoke_sweep.parent / 'cache'}",  # its baselines are cached there
+            f"paths.data_dir={DATA}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = (moved / "report.md").read_text()  # written by the multirun-end callback
+    assert "6 jobs outside that grid (6 with results), from earlier launches" in report
+    assert report.count("EXCLUDED `") == 1 and f"EXCLUDED `{stranger.name}`" in report
+    assert len(read_csv(moved / "results.csv")) == 7
+    own = {p.parent.name for p in smoke_sweep.glob("*/results.json")}
+    assert own <= {r["job"] for r in read_csv(moved / "results.csv")}
+    (moved / "report.md").unlink()
+    assert report_main([str(moved), "--no-wandb", "--no-figures"]) == 0  # the CLI: the same
+    assert (moved / "report.md").read_text().count("EXCLUDED `") == 1
+    assert len(read_csv(moved / "results.csv")) == 7
+
+
+def test_a_report_without_figures_removes_the_earlier_reports_figures(smoke_sweep, tmp_path):
+    """`--no-figures` / `report.figures=false` after a report with figures: report.md says it
+    has none, so none of its figure files may stay; a user's own PNG does."""
+    from prunelab.report.figures import FIGURES
+
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    drawn = build(copy, wandb=False).figures
+    assert drawn and all(p.is_file() for p in drawn)
+    mine = copy / "my_plot.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert report_main([str(copy), "--no-wandb", "--no-figures"]) == 0
+    assert not [name for name in FIGURES if (copy / name).exists()]
+    assert mine.is_file()
+    report = (copy / "report.md").read_text()
+    assert "Figures were switched off for this report" in report and ".png)" not in report
+    build(copy, wandb=False)  # and through the config, as the multirun-end callback builds
+    cfg = OmegaConf.load(copy / "multirun.yaml")
+    cfg.report = {"wandb": False, "figures": False}
+    assert build(copy, cfg).figures == []
+    assert not [name for name in FIGURES if (copy / name).exists()] and mine.is_file()

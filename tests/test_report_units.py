@@ -21,6 +21,13 @@ from prunelab.report.findings import (
     speed_finding,
     vs_control_finding,
 )
+from prunelab.report.sweep_record import (
+    JOB_RECORD,
+    job_sweep_id,
+    note_launch,
+    read_record,
+    stamp_job,
+)
 from prunelab.report.tables import headline_table, robust_tables
 from prunelab.stats import wilson
 
@@ -648,3 +655,42 @@ def test_the_change_figure_draws_the_dense_control_where_the_jobs_have_one(tmp_p
     rows = {g: [Row(g, 0.0, [{**dense, **control}], "job"), Row(g, 0.5, [pruned], "job")]}
     assert change_vs_sparsity(rows, tmp_path / "change.png", 80)
     assert (tmp_path / "change.png").stat().st_size > 0
+
+
+def test_a_job_stamped_by_another_sweep_at_a_path_this_folder_once_had_is_excluded(tmp_path):
+    """Paths alone cannot tell a moved folder's own jobs from those of a new sweep launched
+    later at the folder's old path: the sweep id the jobs carry does."""
+    results = [fake_result("simplecnn", s) for s in (0.2, 0.5, 0.8)]
+    sweep = make_sweep(tmp_path, results, ["sparsity=0.2,0.5,0.8"])
+    record = note_launch(str(sweep))  # as the callback at the launch's start
+    assert read_record(sweep) == record and record.dirs == (sweep,)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    for job in jobs[:2]:
+        stamp_job(str(job), str(sweep))  # as each job starts
+        assert job_sweep_id(job) == record.id
+    # jobs[2] carries no id (written before records): its path decides. Now the folder moves and
+    # a job of another sweep that later ran at the old path is copied in.
+    moved = tmp_path / "moved"
+    sweep.rename(moved)
+    note_launch(str(moved))
+    assert read_record(moved).dirs == (sweep, moved) and read_record(moved).id == record.id
+    (moved / jobs[1].name / JOB_RECORD).write_text("id: 0123456789abcdef\n")
+    data = collect(moved)
+    assert [name for name, _ in data.excluded] == [jobs[1].name]
+    assert "sweep id 0123456789abcdef" in data.excluded[0][1]
+    assert sorted(j.name for j in data.ok) == [jobs[0].name, jobs[2].name]
+
+
+def test_the_first_launch_with_records_keeps_the_jobs_of_earlier_launches(tmp_path):
+    """A folder launched into before sweep records existed: its multirun.yaml, not yet
+    overwritten when a launch starts, names the path its jobs ran under."""
+    results = [fake_result("simplecnn", s) for s in (0.2, 0.5)]
+    sweep = make_sweep(tmp_path, results, ["sparsity=0.2,0.5"])
+    moved = tmp_path / "moved"
+    sweep.rename(moved)
+    assert note_launch(str(moved)).dirs == (sweep, moved)
+    multirun = OmegaConf.load(moved / "multirun.yaml")
+    multirun.hydra.sweep.dir = str(moved)  # what Hydra then writes for the new launch
+    OmegaConf.save(multirun, moved / "multirun.yaml")
+    data = collect(moved)
+    assert not data.excluded and len(data.ok) == 2

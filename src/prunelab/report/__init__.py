@@ -14,7 +14,7 @@ from prunelab.report.advice import profiles_from
 from prunelab.report.aggregate import Group, build_rows
 from prunelab.report.collect import Cell, Job, SweepData, collect
 from prunelab.report.document import attack_text, render
-from prunelab.report.figures import draw_all
+from prunelab.report.figures import draw_all, remove_figures
 from prunelab.report.files import write_text
 from prunelab.report.tables import write_csv
 from prunelab.report.wandb_summary import WandbOutcome, log_summary, wandb_target
@@ -97,6 +97,8 @@ def build(
     drawn, omitted = [], []
     if conf.figures if figures is None else figures:
         drawn, omitted = draw_all(rows, sweep, int(conf.dpi))
+    else:
+        remove_figures(sweep)  # an earlier report's figures would outlive one saying it has none
     outcome = None
     if conf.wandb if wandb is None else wandb:
         target = wandb_target(cfg)

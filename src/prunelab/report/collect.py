@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
+from prunelab.report.sweep_record import job_sweep_id, read_record
 from prunelab.validate import CELL_KEYS, options
 
 # The job folder name written by conf/hydra/default.yaml (hydra.sweep.subdir); a last resort only.
@@ -204,6 +205,27 @@ def _sweep_home(multirun: DictConfig | None, recorded: list[Path], here: Path) -
     return Counter(parents).most_common(1)[0][0]
 
 
+def _not_own(
+    folder: Path, where: Path | None, homes: set[Path], sweep_id: str | None
+) -> str | None:
+    """Why a job folder is not this sweep's own; None if it is (or nothing can tell).
+
+    Its own: Hydra wrote it under one of the paths this folder was launched as, under its own
+    name, and (where both carry one) with this folder's sweep id. A job folder copied in from
+    another sweep fails the path or, where that sweep once had this folder's path, the id.
+    """
+    if not homes:
+        return None
+    if where is None:
+        return "no .hydra/hydra.yaml: cannot tell which sweep it belongs to"
+    if where.parent not in homes or where.name != folder.name:
+        return f"written by another sweep (as {where})"
+    job_id = job_sweep_id(folder)
+    if sweep_id is not None and job_id is not None and job_id != sweep_id:
+        return f"written by another sweep (as {where}, sweep id {job_id}, this folder's {sweep_id})"
+    return None
+
+
 def _grid_values(override: Any) -> list[Any] | None:
     """The values one override of multirun.yaml's task list stands for; None where unknown."""
     from hydra.core.override_parser.types import Glob
@@ -308,25 +330,24 @@ def collect(sweep_dir: str | Path) -> SweepData:
             f"{here} is not a sweep folder: no multirun.yaml and no */results.json{job}"
         )
     recorded = {p: _recorded_dir(p) for p in folders}
-    home = _sweep_home(multirun, [r for r in recorded.values() if r is not None], here)
+    # Every path this folder was launched as (sweep_record.py): a folder moved or copied and
+    # launched into again keeps the jobs its earlier launches wrote under its old path. Only
+    # without that record is the home guessed from where most jobs say they ran.
+    record = read_record(here)
+    guesses = [r for r in recorded.values() if r is not None] if record is None else []
+    home = _sweep_home(multirun, guesses, here)
+    homes = set(record.dirs) if record is not None else set()
+    if home is not None:
+        homes.add(home)
     data = SweepData(here, multirun, [], expected_cells(multirun))
     if multirun is None:
         data.notes.append("no multirun.yaml: the expected grid is what is present")
-    if home is None and folders:
+    if not homes and folders:
         data.notes.append("no Hydra records of where the jobs ran: sweep membership not checked")
     for folder in folders:
-        where = recorded[folder]
-        if home is not None and where is None:
-            data.excluded.append(
-                (folder.name, "no .hydra/hydra.yaml: cannot tell which sweep it belongs to")
-            )
-            continue
-        if (
-            where is not None
-            and home is not None
-            and (where.parent != home or where.name != folder.name)
-        ):
-            data.excluded.append((folder.name, f"written by another sweep (as {where})"))
+        why = _not_own(folder, recorded[folder], homes, record.id if record else None)
+        if why is not None:
+            data.excluded.append((folder.name, why))
             continue
         results, problem = None, None
         if (folder / "results.json").is_file():

@@ -252,3 +252,15 @@ def draw_all(
             path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
             omitted.append(f"{name}: {why}")
     return written, omitted
+
+
+def remove_figures(out: Path) -> list[Path]:
+    """Delete the figures an earlier report drew here (their file names only: a user's own
+    PNGs stay); for a report drawing none, so no stale figure outlives the report naming 0."""
+    removed = []
+    for name in FIGURES:
+        path = out / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

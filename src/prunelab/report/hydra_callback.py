@@ -1,4 +1,5 @@
-"""Hydra callback: write the sweep report when a multirun ends; exit 1 if any job failed."""
+"""Hydra callback: note which jobs are the sweep's as it runs; write the sweep report when a
+multirun ends; exit 1 if any job failed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
 
@@ -19,6 +20,31 @@ class ReportCallback(Callback):
     Hydra turns exceptions raised in callbacks into warnings, so failures leave through
     SystemExit, which it lets pass.
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Record the sweep folder's id and this launch's path (sweep_record.py says why)."""
+        from prunelab.report.sweep_record import note_launch
+
+        try:
+            note_launch(str(config.hydra.sweep.dir), OmegaConf.select(config, "hydra.runtime.cwd"))
+        except OSError as err:  # the jobs still run; the report then checks paths only
+            print(f"prunelab: warning: sweep record not written: {err}", file=sys.stderr)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Stamp a sweep's job with the sweep folder's id, beside Hydra's record of the job."""
+        mode = OmegaConf.select(config, "hydra.mode")
+        if getattr(mode, "name", mode) != "MULTIRUN":
+            return
+        from prunelab.report.sweep_record import stamp_job
+
+        try:
+            stamp_job(
+                str(config.hydra.runtime.output_dir),
+                str(config.hydra.sweep.dir),
+                OmegaConf.select(config, "hydra.runtime.cwd"),
+            )
+        except OSError as err:
+            print(f"prunelab: warning: job not stamped with its sweep: {err}", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write report.md, results.csv, figures and the W&B run; exit 1 on failed jobs."""
