@@ -31,8 +31,12 @@ def to_log_file(line: str, level: int = logging.WARNING) -> None:
             handler.handle(record)
 
 
+def say(line: str, level: int = logging.WARNING) -> None:
+    """`line` on stderr once, and in the job's train.log."""
+    print(line, file=sys.stderr, flush=True)
+    to_log_file(line, level)
+
+
 def warn(text: str) -> None:
     """`prunelab: warning: <text>` on stderr, and in the job's train.log."""
-    line = f"prunelab: warning: {text}"
-    print(line, file=sys.stderr, flush=True)
-    to_log_file(line)
+    say(f"prunelab: warning: {text}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import time
 import traceback
 import warnings
@@ -27,7 +26,7 @@ from prunelab.cache import (
     baseline_key_material,
     training_code,
 )
-from prunelab.errors import PrunelabError, instantiation_message, to_log_file
+from prunelab.errors import PrunelabError, instantiation_message, say
 from prunelab.evaluation import evaluate, resolve_device
 from prunelab.evaluation.accuracy import predict
 from prunelab.evaluation.fast import inference_copy
@@ -455,8 +454,7 @@ def main(cfg: DictConfig) -> dict | None:
         message = "prunelab: interrupted; run the same command again to resume where it stopped"
         if out.is_dir():
             (out / "FAILED").write_text(message + "\n")
-        to_log_file(message, logging.ERROR)
-        print(message, file=sys.stderr, flush=True)
+        say(message, logging.ERROR)
         raise SystemExit(130) from None
     except Exception as err:
         message = f"prunelab: error: {type(err).__name__}: {err}"
@@ -465,8 +463,7 @@ def main(cfg: DictConfig) -> dict | None:
             message += f" (traceback in {out / 'error.log'})"
     if out.is_dir():
         (out / "FAILED").write_text(message + "\n")
-    to_log_file(message, logging.ERROR)  # train.log: every attempt's lines, its last one too
-    print(message, file=sys.stderr, flush=True)
+    say(message, logging.ERROR)  # train.log: every attempt's lines, its last one too
     if multirun:
         return None  # the sweep goes on; the multirun-end callback reports failures and exits 1
     raise SystemExit(1)

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
 
-from prunelab.errors import PrunelabError, to_log_file, warn
+from prunelab.errors import PrunelabError, say, warn
 
 log = logging.getLogger("prunelab")
 
@@ -328,8 +328,7 @@ class StageProgressBar(TQDMProgressBar):
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
         )
         line = f"{self.stage} {epoch}/{of}" + (f": {shown}" if shown else "")
-        print(line, file=sys.stderr, flush=True)
-        to_log_file(line, logging.INFO)
+        say(line, logging.INFO)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         """The bar's figures without `v_num`: a W&B run id's tail means nothing there."""

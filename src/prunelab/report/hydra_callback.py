@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 
 
 class ReportCallback(Callback):
@@ -28,7 +28,7 @@ class ReportCallback(Callback):
         try:
             note_launch(str(config.hydra.sweep.dir), OmegaConf.select(config, "hydra.runtime.cwd"))
         except OSError as err:  # the jobs still run; the report then checks paths only
-            print(f"prunelab: warning: sweep record not written: {err}", file=sys.stderr)
+            warn(f"sweep record not written: {err}")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Stamp a sweep's job with the sweep folder's id, beside Hydra's record of the job."""
@@ -44,7 +44,7 @@ class ReportCallback(Callback):
                 OmegaConf.select(config, "hydra.runtime.cwd"),
             )
         except OSError as err:
-            print(f"prunelab: warning: job not stamped with its sweep: {err}", file=sys.stderr)
+            warn(f"job not stamped with its sweep: {err}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write report.md, results.csv, figures and the W&B run; exit 1 on failed jobs."""
