@@ -21,6 +21,18 @@ def test_key_ignores_sparsity_and_paths_but_not_recipe(make_cfg, tmp_path):
     assert base.startswith("simplecnn-fashionmnist-seed0-")
 
 
+def test_accelerator_naming_the_device_auto_picks_is_auto(make_cfg, monkeypatch):
+    from prunelab.identity import job_config
+
+    base, settings = baseline_key(make_cfg()), job_config(make_cfg())
+    assert baseline_key(make_cfg("trainer.accelerator=cpu")) == base  # no GPU here: same weights
+    assert job_config(make_cfg("trainer.accelerator=cpu")) == settings
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    assert baseline_key(make_cfg("trainer.accelerator=gpu")) == baseline_key(make_cfg())
+    assert baseline_key(make_cfg("trainer.accelerator=cuda")) == baseline_key(make_cfg())
+    assert baseline_key(make_cfg("trainer.accelerator=cpu")) != baseline_key(make_cfg())
+
+
 def _fake_training(calls: list):
     def train(work):
         calls.append(work)

@@ -39,6 +39,30 @@ TRAINER_KEYS_IGNORED = {
 }
 
 
+def _device(accelerator: str) -> str:
+    """The device an accelerator name trains on here (`auto` and `gpu` as Lightning picks)."""
+    import torch
+
+    if accelerator in ("auto", "gpu"):
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu" if accelerator == "auto" else "gpu"
+    return accelerator
+
+
+def trainer_settings(trainer: dict) -> dict:
+    """The trainer keys that change a trained model; an accelerator naming the device `auto`
+    picks here counts as `auto`, so `trainer.accelerator=cpu` on a CPU-only machine reuses the
+    default's baseline and results instead of training the same weights again."""
+    out = {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_IGNORED}
+    accelerator = out.get("accelerator")
+    if isinstance(accelerator, str) and _device(accelerator) == _device("auto"):
+        out["accelerator"] = "auto"
+    return out
+
+
 def data_files(data: DictConfig) -> dict[str, str]:
     """`{"files": hash}` for an image folder of one's own (its root is ignored, not its
     contents), `{}` for a published dataset, whose keys stay as they were."""
@@ -70,7 +94,7 @@ def baseline_key_material(cfg: DictConfig) -> dict:
         "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED}
         | data_files(cfg.data),
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
-        "trainer": {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_IGNORED},
+        "trainer": trainer_settings(trainer),
         "seed": int(cfg.seed),
         "training": training_code(),
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from prunelab.cache import TRAINER_KEYS_IGNORED, data_files
+from prunelab.cache import data_files, trainer_settings
 from prunelab.errors import PrunelabError, warn
 from prunelab.fingerprint import content_hash
 from prunelab.io import read_json, write_json
@@ -45,11 +45,11 @@ def job_config(cfg: DictConfig) -> dict:
             continue
         node = cfg[key]
         value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-        ignored = {"data": DATA_KEYS_IGNORED, "trainer": TRAINER_KEYS_IGNORED}.get(str(key), ())
-        if isinstance(value, dict) and ignored:
-            value = {k: v for k, v in value.items() if k not in ignored}
-        if key == "data":
+        if key == "data" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in DATA_KEYS_IGNORED}
             value.update(data_files(cfg.data))
+        elif key == "trainer" and isinstance(value, dict):
+            value = trainer_settings(value)
         out[str(key)] = value
     return out
 
