@@ -28,7 +28,7 @@ from prunelab.report.sweep_record import (
     read_record,
     stamp_job,
 )
-from prunelab.report.tables import headline_table, robust_tables
+from prunelab.report.tables import detail_table, headline_table, robust_tables
 from prunelab.stats import wilson
 
 MODELS = {"simplecnn": (0.43, 1_000_000), "resnetsmall": (2.6, 2_800_000)}
@@ -568,6 +568,64 @@ def test_direction_of_a_change_follows_the_paired_change():
     text = accuracy_finding([dense, Row(g, 0.5, [sample], "job")])
     assert "Above the dense model beyond noise at sparsity 0.5 (+1.5 pts" in text
     assert "Below" not in text
+    # The tables state the same change (pooled means would say -2.0 points).
+    assert "| +1.5 pts |" in detail_table([dense, Row(g, 0.5, [sample], "job")])[0]
+    pgd = {"robust/pgd_acc": 0.40, "robust/n_images": 1000, "robust/pgd_acc_delta_pts": 3.0}
+    pgd.update({"robust/pgd_acc_delta_ci_low": 1.0, "robust/pgd_acc_delta_ci_high": 5.0})
+    dense.samples[0].update({"robust/pgd_acc": 0.45, "robust/n_images": 1000})
+    table = robust_tables([dense, Row(g, 0.5, [{**sample, **pgd}], "job")])[0]
+    assert "40.0 % (+3.0)" in table
+
+
+def test_cells_beyond_noise_are_not_also_called_inside_the_dense_band():
+    rows = _rows({0.0: 0.800, 0.5: 0.803, 0.8: 0.801}, n=10000)
+    rows[1].samples[0].update({"test/acc_delta_pts": 0.3, "test/acc_delta_ci_low": 0.1})
+    rows[1].samples[0]["test/acc_delta_ci_high"] = 0.5
+    text = accuracy_finding(rows)
+    assert "point estimates inside the dense band at sparsity 0.8." in text
+    assert "Above the dense model beyond noise at sparsity 0.5" in text
+
+
+def test_no_measurable_difference_names_the_seeds_when_there_are_several():
+    g = Group("m", "d", "p")
+    rows = [
+        Row(g, s, [{"seed": k, "test/acc": 0.8, "data/test_size": 500} for k in (0, 1)], "job")
+        for s in (0.0, 0.5)
+    ]
+    assert "measurable at any sparsity with 2 seeds." in accuracy_finding(rows)
+    assert "at this test-set size." in accuracy_finding(_rows({0.0: 0.8, 0.5: 0.79}))
+
+
+def test_a_structured_net_that_buys_no_time_is_not_blamed_on_unstructured_zeros():
+    g = Group("m", "d", "structured")
+    sample = {"seed": 0, "latency/b1_speedup": 1.02, "flops/theoretical_speedup": 4.0}
+    sample.update({"size/params": 2e5, "size/params_baseline": 7e5})
+    text = speed_finding([Row(g, 0.5, [sample], "job")], 0.1)
+    assert "Unstructured zeros" not in text
+    assert "fewer multiply-adds did not turn into batch-1 time here" in text
+
+
+def test_advice_judges_a_pruned_cell_against_its_own_baseline_as_the_findings_do():
+    """87.5 % dense and 86.8 % pruned: Wilson bands overlap, but the paired interval of the
+    change (-1.2 to -0.2 points) excludes 0, so the faster cell is no tie for the dense one."""
+    dense = fake_result("resnetsmall", 0.0, acc=0.875)
+    pruned = fake_result("resnetsmall", 0.5, acc=0.868)
+    pruned.update({"test/acc_delta_pts": -0.7, "test/acc_delta_ci_low": -1.2})
+    pruned.update({"test/acc_delta_ci_high": -0.2, "latency/b1_speedup": 2.1})
+    for r in (dense, pruned):
+        r["test/acc_ci_low"], r["test/acc_ci_high"] = r["test/acc"] - 0.0065, r["test/acc"] + 0.0065
+
+    def advice(profile: Profile) -> str:
+        rows = [r for rs in build_rows([_job(dense), _job(pruned)]).values() for r in rs]
+        assert rows[1].acc().overlaps(rows[0].acc())
+        return recommend(profile, rows)
+
+    edge = Profile("edge", max_latency_ms=5.0, prefer="latency")
+    assert "**resnetsmall** (dense) —" in advice(edge)
+    assert "within its accuracy noise band" not in advice(edge)
+    assert "Also within accuracy noise" not in advice(Profile("server"))
+    pruned["test/acc_delta_ci_high"] = 0.1  # the paired interval takes in 0: a tie again
+    assert "**resnetsmall** (sparsity 0.5) is within its accuracy noise band" in advice(edge)
 
 
 def test_a_stated_accuracy_change_carries_the_finetuning_caveat():

@@ -208,7 +208,7 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
             f"misses by: {misses}."
         )
     best = max(fit, key=lambda c: c.row.acc().mean)
-    tied = [c for c in fit if c.row.acc().overlaps(best.row.acc())]
+    tied = [c for c in fit if _tied(c.row, best.row)]
     chosen = best
     if p.prefer != "accuracy":
         # Switch away from the most accurate only for a gain beyond measurement noise.
@@ -231,6 +231,25 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
         names = ", ".join(c.name for c in others[:4]) + (" …" if len(others) > 4 else "")
         text += f" Also within accuracy noise of the best: {names}."
     return text
+
+
+def _tied(a: Row, b: Row) -> bool:
+    """No accuracy difference between two cells claimed: a pruned cell and its own dense
+    baseline by the paired interval, as the findings judge them; any other pair by
+    overlapping 95 % bands."""
+    for pruned, dense in ((a, b), (b, a)):
+        if dense.is_baseline and not pruned.is_baseline and _own_dense(pruned, dense):
+            differs = pruned.differs("test/acc", dense)
+            if differs is not None:
+                return not differs
+    return a.acc().overlaps(b.acc())
+
+
+def _own_dense(pruned: Row, dense: Row) -> bool:
+    """Whether `dense` holds the baseline every seed of `pruned` was pruned from."""
+    model, data, held = _dense_identity(dense)
+    _, _, mine = _dense_identity(pruned)
+    return (model, data) == pruned.group[:2] and mine <= held
 
 
 def _metric(c: Candidate, prefer: str) -> float:

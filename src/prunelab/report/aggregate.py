@@ -417,3 +417,14 @@ def build_rows(jobs: list[Job], order: list[Group] | None = None) -> dict[Group,
         align_latency(group_rows, dense_ms)
         rows[group] = group_rows
     return rows
+
+
+def difference(row: Row, key: str, mine: float, dense: float) -> float:
+    """The change of `key` against dense, as a fraction: the paired per-seed mean if known.
+
+    "Beyond noise" is judged on the paired changes, each against the seed's own baseline;
+    when dense and pruned rows pool other seeds, the pooled means' difference can have the
+    other sign, so the stated change (and its direction) follows the paired one.
+    """
+    band = row.change(key)
+    return band.mean / 100 if band is not None else mine - dense

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunelab.report.aggregate import LAYER_PREFIX, Row, layer_names
+from prunelab.report.aggregate import LAYER_PREFIX, Row, difference, layer_names
 from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
 
 # Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
@@ -24,17 +24,6 @@ def _where(chosen: list[float], everything: list[float]) -> str:
     return "at sparsity " + ", ".join(f"{s:g}" for s in sorted(chosen))
 
 
-def difference(row: Row, key: str, mine: float, dense: float) -> float:
-    """The change of `key` against dense, as a fraction: the paired per-seed mean if known.
-
-    "Beyond noise" is judged on the paired changes, each against the seed's own baseline;
-    when dense and pruned rows pool other seeds, the pooled means' difference can have the
-    other sign, so the stated change (and its direction) follows the paired one.
-    """
-    band = row.change(key)
-    return band.mean / 100 if band is not None else mine - dense
-
-
 def finetune_caveat(finetune: str | None) -> str:
     """Why a small accuracy change against dense need not be pruning's doing."""
     extra = f" ({finetune})" if finetune else " (`finetune.max_epochs`, at `finetune`'s lr)"
@@ -54,11 +43,11 @@ def band_digits(*values: float) -> int:
     return 2 if any(abs(value) < 0.05 for value in values) else 1
 
 
-def _change(row: Row, key: str, difference: float) -> str:
+def _change(row: Row, key: str, change: float) -> str:
     """'0.8 (-2.3 pts; 95 % interval -3.1 to -1.5)': a change with its paired band if known."""
     band = row.change(key)
-    digits = 1 if band is None else band_digits(100 * difference, band.lo, band.hi)
-    text = f"{row.sparsity:g} ({signed(100 * difference, ' pts', digits)}"
+    digits = 1 if band is None else band_digits(100 * change, band.lo, band.hi)
+    text = f"{row.sparsity:g} ({signed(100 * change, ' pts', digits)}"
     if band is not None:
         what = "95 % band over seeds and images" if band.n_seeds > 1 else "95 % interval"
         text += f"; {what} {signed(band.lo, '', digits)} to {signed(band.hi, '', digits)}"
@@ -84,7 +73,8 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
     everything = [row.sparsity for row, _ in ivs]
     beyond = {row.sparsity for row, _ in ivs if row.differs("test/acc", base_row)}
     overlap = [row.sparsity for row, _ in ivs if row.sparsity not in beyond]
-    inside = [row.sparsity for row, iv in ivs if base.contains(iv.mean)]
+    # Point estimates inside the dense band, among the cells within noise only.
+    inside = [row.sparsity for row, iv in ivs if row.sparsity in overlap and base.contains(iv.mean)]
     changes = [(row, difference(row, "test/acc", iv.mean, base.mean)) for row, iv in ivs]
     below = [(row, d) for row, d in changes if row.sparsity in beyond and d < 0]
     above = [(row, d) for row, d in changes if row.sparsity in beyond and d > 0]
@@ -110,7 +100,9 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
         best = ", ".join(_change(row, "test/acc", d) for row, d in above)
         parts.append(f"Above the dense model beyond noise at sparsity {best}.")
     if not below and not above:
-        parts.append("No accuracy difference is measurable at any sparsity at this test-set size.")
+        seeds = len(base_row.seeds)
+        limit = f"with {seeds} seeds" if seeds > 1 else "at this test-set size"
+        parts.append(f"No accuracy difference is measurable at any sparsity {limit}.")
     else:
         parts.append(finetune_caveat(finetune))
     parts += filter(None, [control_finding(base_row), vs_control_finding(pruned)])
@@ -191,6 +183,12 @@ def latency_noise(rows: list[Row]) -> float | None:
     return worst if worst is not None and worst > NOISY_SPREAD else None
 
 
+def _shrunk(row: Row) -> bool:
+    """Whether pruning physically removed parameters (structured), not just zeroed them."""
+    params, dense = row.mean("size/params"), row.mean("size/params_baseline")
+    return params is not None and dense is not None and params < dense
+
+
 def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     """Measured against theoretical speed-up; flags unstructured zeros that buy no time."""
     pruned = [r for r in rows if not r.is_baseline and r.has("latency/b1_speedup")]
@@ -227,7 +225,9 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         )
         if top and top[1] > 1 + tolerance and noise is None:
             text += (
-                ". Unstructured zeros do not speed up dense kernels: only structured pruning "
+                ". The smaller tensors' fewer multiply-adds did not turn into batch-1 time here"
+                if any(_shrunk(r) for r in pruned)
+                else ". Unstructured zeros do not speed up dense kernels: only structured pruning "
                 "(smaller tensors) or sparse kernels would turn them into time"
             )
     text += "."

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from prunelab.report.aggregate import Interval, Row, number
+from prunelab.report.aggregate import Interval, Row, difference, number
 from prunelab.report.collect import Job
 from prunelab.report.files import write_text
 
@@ -84,7 +84,7 @@ def delta_text(row: Row, base: Row | None) -> str:
     iv, ref = row.acc(), base.acc() if base is not None else None
     if iv is None or ref is None:
         return "—"
-    text = signed(100 * (iv.mean - ref.mean), " pts")
+    text = signed(100 * difference(row, "test/acc", iv.mean, ref.mean), " pts")
     return f"{text} (within noise)" if not row.differs("test/acc", base) else text
 
 
@@ -259,7 +259,8 @@ def _robust_table(rows: list[Row], keys: list[tuple[str, str]]) -> str | None:
             else:
                 ref = base.robust(key)
                 flag = "" if row.differs(key, base) else "~"
-                cells.append(f"{pct(iv.mean)} ({signed(100 * (iv.mean - ref.mean))}{flag})")
+                delta = 100 * difference(row, key, iv.mean, ref.mean)
+                cells.append(f"{pct(iv.mean)} ({signed(delta)}{flag})")
         body.append(cells)
     return markdown_table(["Sparsity", *(title for _, title in keys)], body)
 
