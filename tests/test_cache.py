@@ -116,6 +116,19 @@ def test_key_and_eval_tag_change_with_the_code_behind_them(make_cfg, monkeypatch
         assert (new_tag != tag) == (package is prunelab.evaluation)
 
 
+def test_eval_tag_follows_the_images_evaluated_not_how_they_load(make_cfg):
+    """prunelab.evaluate may set data keys: other test images must not be served the cached
+    figures of a baseline scored on others (the paired intervals would pair other images)."""
+    from prunelab.evaluation.core import baseline_tag
+
+    cpu, images, labels = torch.device("cpu"), torch.zeros(4, 1, 2, 2), torch.arange(4)
+    tag = baseline_tag(make_cfg(), 100, cpu, (images, labels))
+    assert baseline_tag(make_cfg("data.num_workers=1"), 100, cpu, (images, labels)) == tag
+    assert baseline_tag(make_cfg("data.split_seed=7"), 100, cpu, (images, labels)) != tag
+    assert baseline_tag(make_cfg(), 100, cpu, (images + 0.5, labels)) != tag
+    assert baseline_tag(make_cfg(), 100, cpu, (images, labels.flip(0))) != tag
+
+
 def test_code_fingerprint_reads_every_file_of_a_package(tmp_path, monkeypatch):
     import importlib
 

@@ -130,6 +130,28 @@ def test_cascade_is_monotone_and_no_weaker_than_pure(trained, fmnist, pure):
         assert cascade[f"robust/fgsm_acc@{e:g}"] == pytest.approx(pure[f"robust/fgsm_acc@{e:g}"])
 
 
+def test_an_image_pgd_stopped_on_counts_as_fooled_whatever_a_rescoring_says(
+    trained, fmnist, monkeypatch
+):
+    """An early-stopped iterate is scored by the attack's own forward pass: a near-tie scored
+    again in another batch could round the other way and undo a found adversarial example."""
+    from prunelab.evaluation import robustness
+
+    images, labels, _ = eval_subset(fmnist.test_set, 64, 0)
+    attack = robustness.SeededPGD(trained, eps=0.1, alpha=0.01, steps=20, random_start=False)
+    attack.stop_early = True
+    todo = torch.ones(len(labels), dtype=torch.bool)
+    honest = robustness._run(attack, trained, images, labels, todo, 64)
+    stopped = attack.stopped_pred >= 0
+    assert stopped.any() and (attack.stopped_pred[stopped] != labels[stopped]).all()
+    assert (honest[stopped] != labels[stopped]).all()
+    # A re-scoring that calls every image right must not undo what the attack found.
+    monkeypatch.setattr(robustness, "_predict", lambda net, x, batch_size: labels[: len(x)])
+    preds = robustness._run(attack, trained, images, labels, todo, 64)
+    assert torch.equal(preds[stopped], attack.stopped_pred[stopped])
+    assert (preds[~stopped] == labels[~stopped]).all()
+
+
 def test_subset_and_attack_randomness_are_fixed_by_the_attack_seed(trained, fmnist):
     cfg = attack_cfg(n_images=64, fgsm_eps=[], curve={"eps_255": [4]})
     a = eval_subset(fmnist.test_set, 64, cfg.seed)
@@ -278,6 +300,34 @@ def test_wilson_interval_known_values():
         0.2775, abs=1e-4
     )
     assert wilson_interval(10, 10)[1] == 1.0
+
+
+def test_a_class_without_test_images_has_no_accuracy_rather_than_zero():
+    from prunelab.evaluation.accuracy import accuracy_metrics
+
+    metrics, _ = accuracy_metrics(
+        torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1]), 0.0, list("abc")
+    )
+    assert metrics["test/acc_class/a"] == metrics["test/acc_class/b"] == 1.0
+    assert metrics["test/acc_class/c"] is None
+
+
+def test_the_wandb_curve_finds_every_measured_eps_also_fractional_ones(make_cfg, monkeypatch):
+    import wandb
+
+    from prunelab.evaluation.core import log_wandb
+
+    cfg = make_cfg("attack.curve.eps_255=[0,0.5,4.0]")
+    mine = {"robust/curve_acc@eps0": 0.9, "robust/curve_acc@eps0.5": 0.8}
+    mine["robust/curve_acc@eps4.0"] = 0.3
+    drawn, logged = {}, []
+    monkeypatch.setattr(wandb.plot, "line_series", lambda **kw: drawn.update(kw) or "curve")
+    monkeypatch.setattr(wandb.plot, "confusion_matrix", lambda **kw: "matrix")
+    run = type("Run", (), {"log": lambda self, panels: logged.append(panels)})()
+    record = {"metrics": mine, "confusion": [[1, 0], [0, 1]]}
+    log_wandb(run, record, None, ["a", "b"], cfg)
+    assert drawn["xs"] == [0.0, 0.5, 4.0] and drawn["ys"] == [[0.9, 0.8, 0.3]]
+    assert logged[0]["robust/curve"] == "curve"
 
 
 def test_per_class_keys_are_one_per_class_even_where_names_collide():

@@ -72,6 +72,12 @@ def data_files(data: DictConfig) -> dict[str, str]:
     return {} if digest is None else {"files": digest}
 
 
+def data_settings(data: DictConfig) -> dict:
+    """The data keys that select the images and how they load, with an own folder's files."""
+    plain = OmegaConf.to_container(data, resolve=True)
+    return {k: v for k, v in plain.items() if k not in DATA_KEYS_IGNORED} | data_files(data)
+
+
 def training_code() -> dict:
     """Fingerprint of the code and libraries that train a baseline (nets, data, loop, seeding)."""
     from prunelab import data, models, module, pipeline, seeding
@@ -86,13 +92,11 @@ def training_code() -> dict:
 
 def baseline_key_material(cfg: DictConfig) -> dict:
     """Everything that determines the baseline's trained weights, its training code included."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     return {
         "version": CACHE_VERSION,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "data": {k: v for k, v in data.items() if k not in DATA_KEYS_IGNORED}
-        | data_files(cfg.data),
+        "data": data_settings(cfg.data),
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
         "trainer": trainer_settings(trainer),
         "seed": int(cfg.seed),

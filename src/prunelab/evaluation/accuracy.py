@@ -58,19 +58,23 @@ def predict(
 
 def accuracy_metrics(
     preds: torch.Tensor, labels: torch.Tensor, loss: float, class_names: list[str]
-) -> tuple[dict[str, float], list[list[int]]]:
+) -> tuple[dict[str, float | None], list[list[int]]]:
     """`test/...` metrics and the confusion matrix (rows: true class, columns: predicted)."""
     n, correct = len(labels), int((preds == labels).sum())
     low, high = wilson_interval(correct, n)
     confusion = multiclass_confusion_matrix(preds, labels, num_classes=len(class_names))
-    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
+    # A class without test images has no accuracy (None), not 0 %.
+    per_class = [
+        float(hit) / int(total) if total else None
+        for hit, total in zip(confusion.diag(), confusion.sum(1), strict=True)
+    ]
     metrics = {
         "test/acc": correct / max(n, 1),
         "test/loss": loss,
         "test/acc_ci_low": low,
         "test/acc_ci_high": high,
         **{
-            f"test/acc_class/{slug}": float(acc)
+            f"test/acc_class/{slug}": acc
             for slug, acc in zip(class_slugs(class_names), per_class, strict=True)
         },
     }

@@ -52,16 +52,32 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     return torch.device(name)
 
 
-def baseline_tag(cfg: DictConfig, test_size: int, device: torch.device) -> str:
-    """Cache name of a baseline's evaluation: a hash of all that determines its figures."""
-    import prunelab.evaluation as evaluation  # this package: its code computes the figures
+def baseline_tag(
+    cfg: DictConfig,
+    test_size: int,
+    device: torch.device,
+    subset: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> str:
+    """Cache name of a baseline's evaluation: a hash of all that determines its figures.
 
+    The images count with the settings: the data keys that pick the test split and, where
+    given, the attack `subset` itself, so prunelab.evaluate run with other test data
+    (data.split_seed, an image folder's other files) never reuses another set's figures.
+    """
+    import prunelab.evaluation as evaluation  # this package: its code computes the figures
+    from prunelab.cache import data_settings
+
+    images = hashlib.sha256()
+    for tensor in subset or ():
+        images.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     material = {
         "version": EVAL_VERSION,
         "attack": OmegaConf.to_container(cfg.attack, resolve=True),
         "channels_last": bool(cfg.eval.channels_last),
         "fold_batchnorm": bool(cfg.eval.fold_batchnorm),
         "test_size": int(test_size),
+        "data": data_settings(cfg.data),
+        "subset": images.hexdigest() if subset else None,
         "device": device.type,
         # The code that computes a baseline's figures: an edited attack re-measures them.
         "code": code_fingerprint(evaluation),
@@ -255,7 +271,7 @@ def evaluate(
             return record
 
         if cache is not None and key is not None:
-            tag = baseline_tag(cfg, len(dm.test_set), device)
+            tag = baseline_tag(cfg, len(dm.test_set), device, subset)
             base_record = cache.cached_json(key, tag, compute_base)
         else:
             base_record = compute_base()
@@ -376,7 +392,7 @@ def log_wandb(
     for name, slug in zip(names, class_slugs(names), strict=True):
         k = f"test/acc_class/{slug}"
         per_class.add_data(name, mine.get(k), base.get(k))
-    eps = [int(k) for k in cfg.attack.curve.eps_255]
+    eps = list(cfg.attack.curve.eps_255)  # as robustness._curve_specs spells them in the keys
     series = {"model": [mine.get(f"robust/curve_acc@eps{k}") for k in eps]}
     if base:
         series["baseline"] = [base.get(f"robust/curve_acc@eps{k}") for k in eps]
@@ -388,7 +404,7 @@ def log_wandb(
     }
     if eps:  # attack.curve.eps_255=[] runs no curve: nothing to plot
         panels["robust/curve"] = wandb.plot.line_series(
-            xs=eps,
+            xs=[float(k) for k in eps],
             ys=list(series.values()),
             keys=list(series),
             title="PGD accuracy vs eps",

@@ -45,11 +45,16 @@ class SeededPGD(torchattacks.PGD):
 
     stop_early = False
     image_steps = 0  # forward-backward passes spent, counted per image
+    # Per image of the last call: the class the model gave the iterate it stopped at (-1:
+    # ran to the end). The attack's own verdict, so a near-tie scored again in another batch
+    # cannot turn an image it fooled back into a robust one.
+    stopped_pred: torch.Tensor | None = None
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor, start: torch.Tensor | None = None
     ) -> torch.Tensor:
         random = start is not None and self.random_start
+        self.stopped_pred = None
         if not random and not self.stop_early:
             self.image_steps += len(images) * self.steps
             return super().forward(images, labels)
@@ -63,6 +68,7 @@ class SeededPGD(torchattacks.PGD):
         elif self.random_start:  # no per-image start given: the library's own draw
             adv = torch.clamp(adv + torch.empty_like(adv).uniform_(-self.eps, self.eps), 0, 1)
         active = torch.arange(len(images), device=images.device)
+        stopped = torch.full((len(images),), -1, dtype=torch.long, device=images.device)
         for _ in range(self.steps):
             self.image_steps += len(active)
             x = adv[active].requires_grad_(True)
@@ -70,14 +76,17 @@ class SeededPGD(torchattacks.PGD):
             cost = loss(logits, targets[active])
             grad = torch.autograd.grad(-cost if self.targeted else cost, x)[0]
             if self.stop_early:
-                hit = logits.argmax(1) == targets[active]
+                pred = logits.argmax(1)
+                hit = pred == targets[active]
                 going = ~hit if self.targeted else hit
+                stopped[active[~going]] = pred[~going]
                 active, x, grad = active[going], x[going], grad[going]
                 if len(active) == 0:
                     break
             step = x.detach() + self.alpha * grad.sign()
             delta = torch.clamp(step - images[active], min=-self.eps, max=self.eps)
             adv[active] = torch.clamp(images[active] + delta, min=0, max=1)
+        self.stopped_pred = stopped if self.stop_early else None
         return adv
 
 
@@ -146,6 +155,10 @@ def _run(
         with torch.inference_mode(False), torch.enable_grad():
             adv = attack(x[chunk], y[chunk], *extra)
         preds[chunk] = _predict(net, adv, batch_size)
+        stopped = getattr(attack, "stopped_pred", None)
+        if stopped is not None:
+            held = stopped >= 0
+            preds[chunk[held]] = stopped[held].to(preds.device)
     return preds
 
 
