@@ -172,6 +172,12 @@ def test_bad_input_is_one_line(args, expected, tmp_path):
             ["finetune.lr=1e-3"],
             "'finetune.lr' (check its spelling; did you mean 'finetune.optimizer.lr'?)",
         ),  # fmt: skip
+        # Misspelt and swept: the spelling is the mistake to name, not the sweep.
+        (
+            ["-m", "lr=0.1,0.2"],
+            "'lr' (check its spelling; did you mean 'baseline.optimizer.lr' or "
+            "'finetune.optimizer.lr'?)",
+        ),  # fmt: skip
         (
             ["weight_decay=0"],
             "'weight_decay' (check its spelling; did you mean "
@@ -344,6 +350,18 @@ def test_hydra_help_shows_with_our_overrides_given(tmp_path):
     proc = run_train(["experiment=smoke", "sparsity=0.3", "--hydra-help"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Hydra (") and "Traceback" not in proc.stderr
+
+
+def test_a_float_range_is_listed_without_rounding_errors_or_its_end():
+    """Hydra's range(0.1,0.4,0.1) gives 0.1, 0.2, 0.30000000000000004 and 0.4: a job folder
+    named s0.30000000000000004 and a fourth job the range's end should have left out."""
+    argv = check_argv(["-m", "sparsity=range(0.1,0.4,0.1)", "seed=range(2)", "experiment=smoke"])
+    assert argv == ["-m", "sparsity=0.1,0.2,0.3", "seed=range(2)", "experiment=smoke"]
+    assert check_argv(["-m", "sparsity=range(0.8,0.1,-0.3)"]) == ["-m", "sparsity=0.8,0.5,0.2"]
+    assert check_argv(["-m", "sparsity=shuffle(range(0,0.3,0.1))"]) == [
+        "-m",
+        "sparsity=shuffle(0.0,0.1,0.2)",
+    ]
 
 
 def test_glob_sweeps_the_options_hydra_would():

@@ -137,7 +137,6 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
             value = override.value()
             # Interpolated values (${now:...}) resolve later; check their fixed prefix.
             written[key] = str(value).split("${")[0] or "."
-        check_swept(override)
         if key in GROUPS:
             for value in _values(override):
                 if value is None:
@@ -153,6 +152,8 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
         check_writable(path)
     check_subdir(overrides)
     check_composes(overrides)
+    for override in overrides:  # after composing: a misspelt key is named as such first
+        check_swept(override)
 
 
 def check_repeated(overrides: list, evaluate: bool = False) -> None:
@@ -348,11 +349,41 @@ def check_flags(args: Sequence[str], overrides: list) -> dict[str, tuple[str, st
     return flags
 
 
+def listed_ranges(args: Sequence[str]) -> list[str]:
+    """`args` with each float `key=range(a,b,step)` written as the list it means.
+
+    Hydra adds the step up in floats: its values carry rounding errors (range(0.1,0.4,0.1)
+    gives 0.30000000000000004, which would name a job's folder and fill its results.json) and
+    its end slips in (0.4). Listed here by Python's range rule (end left out), each value
+    rounded to 10 decimals: `sparsity=0.1,0.2,0.3`.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import RangeSweep
+    from hydra.errors import HydraException
+
+    parser, out = OverridesParser.create(), []
+    for arg in args:
+        try:
+            override = parser.parse_override(arg) if "=" in arg and arg[:1] != "-" else None
+        except HydraException:
+            override = None  # check_overrides says what is wrong with it
+        value = override.value() if override is not None else None
+        ends = (value.start, value.stop, value.step) if isinstance(value, RangeSweep) else ()
+        if not any(isinstance(v, float) for v in ends) or not value.step:
+            out.append(arg)
+            continue
+        count = max(0, math.ceil((value.stop - value.start) / value.step - 1e-9))
+        values = ",".join(repr(round(value.start + i * value.step, 10)) for i in range(count))
+        listed = f"shuffle({values})" if value.shuffle else values
+        out.append(f"{arg.split('=', 1)[0]}={listed}" if count else arg)
+    return out
+
+
 def check_argv(args: Sequence[str], evaluate: bool = False) -> list[str]:
     """`args` arranged for Hydra (see arrange) and checked (check_overrides); on a mistake one
     line on stderr and exit status 2. `evaluate`: prunelab.evaluate's overrides."""
     try:
-        arranged = arrange(args, evaluate)
+        arranged = listed_ranges(arrange(args, evaluate))
         check_overrides(arranged, evaluate)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
