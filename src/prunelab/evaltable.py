@@ -27,7 +27,8 @@ def _change(key: str, results: dict[str, Any]) -> str:
     if key == "test/acc" and base:
         pts, rel = 100 * (value - base), 100 * (value - base) / base
     if pts is not None:
-        return f"{pts:+.2f} pts" + (f" ({rel:+.1f} %)" if rel is not None else "")
+        text = f"{pts:+.2f} pts" + (f" ({rel:+.1f} %)" if rel is not None else "")
+        return text + _noise(key, results)
     if key.startswith("latency/") and key.endswith("_ms"):
         speedup = results.get(key.replace("_ms", "_speedup").replace("_p90_speedup", "_speedup"))
         if speedup is not None and "p90" not in key:
@@ -45,26 +46,50 @@ def _change(key: str, results: dict[str, Any]) -> str:
     return ""
 
 
+def _noise(key: str, results: dict[str, Any]) -> str:
+    """' [low, high]' of a change's paired 95 % interval, then ' ~' where it contains 0."""
+    low, high = results.get(f"{key}_delta_ci_low"), results.get(f"{key}_delta_ci_high")
+    if low is None or high is None:
+        return ""
+    # Two decimals, as the change: '-0.0' would hide an interval that ends at -0.04.
+    return f" [{low:+.2f}, {high:+.2f}]" + (" ~" if low <= 0 <= high else "")
+
+
+def _wilson(results: dict[str, Any], key: str) -> str:
+    low, high = results.get(f"{key}_ci_low"), results.get(f"{key}_ci_high")
+    return "" if low is None or high is None else f"{low:.4f}-{high:.4f}"
+
+
 def format_table(results: dict[str, Any]) -> str:
-    """A readable table: metric, model, baseline, change (points and relative %)."""
+    """A readable table: metric, model, baseline, change (points, relative %, paired interval)."""
     derived = ("_baseline", "_delta_pts", "_delta_rel", "_speedup", "_ci_low", "_ci_high")
     skip = {"size/disk_bytes_baseline", "flops/theoretical_speedup"}
     rows = [("metric", "model", "baseline", "change")]
     for key, value in results.items():
         if "/" not in key or key.endswith(derived) or key in skip or key.startswith("time/"):
             continue
-        shown = _fmt(key, value)
-        if key == "test/acc" and "test/acc_ci_low" in results:
-            shown += f" [{results['test/acc_ci_low']:.4f}, {results['test/acc_ci_high']:.4f}]"
         base = results.get(f"{key}_baseline")
         if key == "size/disk_bytes":
             base = results.get("size/disk_bytes_baseline")
         base_shown = _fmt(key, base) if f"{key}_baseline" in results or base is not None else ""
-        if key == "test/acc" and "test/acc_baseline_ci_low" in results:
-            lo, hi = results["test/acc_baseline_ci_low"], results["test/acc_baseline_ci_high"]
-            base_shown += f" [{lo:.4f}, {hi:.4f}]"
-        rows.append((key, shown, base_shown, _change(key, results)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((key, _fmt(key, value), base_shown, _change(key, results)))
+        # The Wilson intervals on a row of their own: beside the values they would widen the
+        # model and baseline columns enough to push the change past 100 columns.
+        if key == "test/acc" and "test/acc_ci_low" in results:
+            wilson = ("  95 % interval", _wilson(results, key), _wilson(results, f"{key}_baseline"))
+            rows.append((*wilson, ""))
+    # A column is as wide as its cells that have another cell after them: a long last cell
+    # (latency/device on a GPU, a row without baseline) runs on instead of widening them all.
+    widths = [
+        max((len(r[i]) for r in rows if any(r[i + 1 :])), default=0) if i < 3 else 0
+        for i in range(4)
+    ]
+    widths[3] = max(len(r[3]) for r in rows)
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(f"{key}_delta_ci_low" in results for key, *_ in rows[1:]):
+        lines.append(
+            "change [low, high]: its paired 95 % interval, in points (same images, "
+            "docs/metrics.md); ~ = within noise (the interval contains 0)"
+        )
     return "\n".join(lines)
