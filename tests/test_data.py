@@ -293,6 +293,7 @@ def test_own_image_folder_runs_end_to_end_as_imagefolder(tmp_path):
     (job,) = sweep.glob("simplecnn-imagefolder-magnitude-s0.5-seed0/results.json")
     results = json.loads(job.read_text())
     assert results["data"] == "imagefolder" and results["data/test_size"] == 12
+    assert results["baseline/key"].startswith("simplecnn-imagefolder-seed0-")
     assert "data.train_size=256 but there are only 12" in proc.stderr  # smoke asks for more
 
 

@@ -187,6 +187,13 @@ class SportsDataModule(ImageDataModule):
         )
 
 
+class ImageFolderDataModule(SportsDataModule):
+    """An image folder of one's own (`data=imagefolder`), read and augmented as the sports set
+    is; its cache entries are named for it: `<model>-imagefolder-seed<N>-<hash>`."""
+
+    name = "imagefolder"
+
+
 @contextmanager
 def _named(path: str) -> Iterator[None]:
     """Turn PIL's error for a file that is no image (or a truncated one) into one line naming it."""
