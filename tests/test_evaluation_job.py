@@ -26,6 +26,7 @@ from prunelab.evaluate import (
 from prunelab.evaluation import count_macs, dense_file_bytes, evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
 from prunelab.io import save_torch
+from prunelab.pipeline import result_line
 from prunelab.pruning import (
     apply_masks,
     global_magnitude_masks,
@@ -203,6 +204,85 @@ def test_table_rows_read_across_against_one_reference():
     rows = {row[0]: row[1:] for row in cells}
     assert rows["size/sparse_disk_bytes"] == ["200", "800", "-75.0 %"]
     assert rows["size/reduction_pct"] == ["80.0 %", "20.0 %", "vs dense baseline file"]
+
+
+def test_table_marks_changes_within_noise_and_shows_their_interval():
+    """A change whose paired 95 % interval holds 0 is marked `~` (as the report marks it), one
+    that excludes 0 is not; the interval shows, and the rows fit a 100-column terminal."""
+    results = {"test/acc": 0.55, "test/acc_ci_low": 0.5402, "test/acc_ci_high": 0.5597}
+    results.update({"test/acc_baseline": 0.6, "test/acc_baseline_ci_low": 0.5903})
+    results.update({"test/acc_baseline_ci_high": 0.6096, "test/acc_delta_pts": -5.0})
+    results.update({"test/acc_delta_ci_low": -6.12, "test/acc_delta_ci_high": -3.91})
+    results.update({"robust/clean_acc": 0.6, "robust/clean_acc_baseline": 0.555})
+    results.update({"robust/clean_acc_delta_pts": 4.5, "robust/clean_acc_delta_rel": 8.1})
+    results.update({"robust/clean_acc_delta_ci_low": -1.04, "robust/clean_acc_delta_ci_high": 9.87})
+    results.update({"robust/pgd_asr": 0.9, "robust/pgd_asr_baseline": 0.8})
+    results.update({"robust/pgd_asr_delta_pts": 10.0, "robust/pgd_asr_delta_rel": 12.5})
+    results["flops/nonzero_macs"] = 1_000_000
+    results.update({"flops/dense_macs_baseline": 30_000_000, "flops/theoretical_speedup": 30.0})
+    results.update(
+        {"size/disk_bytes_baseline": 1, "latency/device": "cuda (NVIDIA H100 80GB HBM3)"}
+    )
+    table = format_table(results)
+    rows = {row.split("  ")[0]: row for row in table.splitlines()}
+    assert rows["robust/clean_acc"].endswith("+4.50 pts (+8.1 %) [-1.04, +9.87] ~")
+    assert rows["test/acc"].endswith("-5.00 pts (-8.3 %) [-6.12, -3.91]")  # beyond noise
+    assert rows["robust/pgd_asr"].endswith("+10.00 pts (+12.5 %)")  # no interval: no verdict
+    assert "0.5402-0.5597  0.5903-0.6096" in table  # the Wilson intervals, on a row of their own
+    assert table.splitlines()[-1].startswith("change [low, high]: paired 95 % interval")
+    assert "~ = within noise" in table.splitlines()[-1]
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    assert "paired 95 %" not in format_table({"size/params": 5})  # no interval, no legend
+
+
+def test_job_headline_names_the_attack_subset():
+    """PGD accuracy is on the attack subset: the headline says so, with the clean accuracy
+    there, so a PGD figure above the full test split's accuracy does not read like a bug."""
+    results = {"test/acc": 0.107, "test/acc_baseline": 0.537, "robust/pgd_acc": 0.172}
+    results.update({"robust/pgd_acc_baseline": 0.203, "robust/n_images": 64})
+    results.update({"robust/clean_acc": 0.172, "size/reduction_pct": 80.4})
+    assert result_line(results) == (
+        "test/acc 10.7 % (dense 53.7 %); PGD acc 17.2 % (dense 20.3 %) on 64 attack-subset "
+        "images (clean 17.2 % on them); file 80.4 % smaller"
+    )
+
+
+def test_closing_line_says_which_models_were_attacked(make_cfg, tmp_path, capsys):
+    """A baseline evaluation read from the cache costs no attack steps: the count of the run
+    that reads it is this model's alone, and the closing line says so."""
+    cfg = make_cfg()
+    spec = data_spec(build_datamodule(cfg))
+    torch.manual_seed(4)  # untrained nets that each get a few of the 32 images right
+    dense = build_net(cfg.model, spec)
+    pruned = copy.deepcopy(dense)
+    apply_masks(pruned, global_magnitude_masks(prunable_weights(pruned), 0.5))
+    key = "simplecnn-seed0-abc"
+    save_torch(tmp_path / "cache" / key / "model.pt", dense.state_dict())
+    job = save_job(tmp_path / "job", pruned, cfg, spec, 0.5, key)
+    # attack.cascade=false: PGD runs its steps on every image either model gets right, so
+    # even these untrained nets cost steps (the cascade stops where FGSM already flipped one).
+    fast = ["attack.n_images=32", "attack.pgd.steps=2", "attack.curve.eps_255=[]", *SMALL]
+    args = [f"paths.data_dir={DATA}", f"paths.cache_dir={tmp_path / 'cache'}", *fast]
+    args.append("attack.cascade=false")
+
+    def closing(ckpt) -> tuple[int, str]:
+        assert main([f"ckpt={ckpt}", *args]) == 0
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        found = re.search(r", ([\d,]+) attack steps: (.*)\)$", last)
+        assert found, last
+        return int(found[1].replace(",", "")), found[2]
+
+    both, who = closing(job)
+    assert who == "this model and its baseline" and both > 0
+    alone, who = closing(job)
+    assert who == "this model; the baseline's from the cache"
+    assert 0 < alone < both
+    dense_job = save_job(tmp_path / "dense", dense, cfg, spec, 0.0, key)
+    steps, who = closing(dense_job)  # the sparsity-0 job: its baseline's cached figures
+    assert (steps, who) == (
+        0,
+        "none: this model is its baseline, whose figures came from the cache",
+    )
 
 
 def test_training_sizes_come_from_the_run_that_saved_the_model(tmp_path):

@@ -76,20 +76,19 @@ def format_table(results: dict[str, Any]) -> str:
         # The Wilson intervals on a row of their own: beside the values they would widen the
         # model and baseline columns enough to push the change past 100 columns.
         if key == "test/acc" and "test/acc_ci_low" in results:
-            wilson = ("  95 % interval", _wilson(results, key), _wilson(results, f"{key}_baseline"))
+            wilson = (
+                "  95 % Wilson interval",
+                _wilson(results, key),
+                _wilson(results, f"{key}_baseline"),
+            )
             rows.append((*wilson, ""))
     # A column is as wide as its cells that have another cell after them: a long last cell
     # (latency/device on a GPU, a row without baseline) runs on instead of widening them all.
-    widths = [
-        max((len(r[i]) for r in rows if any(r[i + 1 :])), default=0) if i < 3 else 0
-        for i in range(4)
-    ]
-    widths[3] = max(len(r[3]) for r in rows)
+    widths = [max(len(r[i]) for r in rows if i == 3 or any(r[i + 1 :])) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(f"{key}_delta_ci_low" in results for key, *_ in rows[1:]):
         lines.append(
-            "change [low, high]: its paired 95 % interval, in points (same images, "
-            "docs/metrics.md); ~ = within noise (the interval contains 0)"
+            "change [low, high]: paired 95 % interval in points; ~ = within noise (it holds 0)"
         )
     return "\n".join(lines)

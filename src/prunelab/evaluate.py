@@ -282,6 +282,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
     from prunelab.evaluation import evaluate
+    from prunelab.evaluation.core import attacked_models
     from prunelab.io import write_json
     from prunelab.pipeline import META_KEYS, quiet_libraries
     from prunelab.validate import CONF_DIR, check_before_training, check_config
@@ -343,7 +344,11 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     # baseline, of the size and FLOPs ratios (its file size and MACs follow from its shapes).
     dense = baseline if baseline is not None else build_net(saved["model"], saved["data"])
     start = time.perf_counter()
-    metrics = evaluate(net, baseline, dm, saved["data"], cfg, cache=cache, key=key, dense=dense)
+    timings: dict[str, float] = {}
+    metrics = evaluate(
+        net, baseline, dm, saved["data"], cfg, cache=cache, key=key, dense=dense, timings=timings
+    )
+    attacked = attacked_models(timings, baseline is not None)
     results = {
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
@@ -354,7 +359,11 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     }
     print(format_table(results))
     write_json(out, results)
-    print(f"\nwrote {out} ({len(results)} keys, evaluation {results['time/eval_s']:.1f} s)")
+    steps = int(timings.get("robust_steps", 0))
+    print(
+        f"\nwrote {out} ({len(results)} keys, evaluation {results['time/eval_s']:.1f} s, "
+        f"{steps:,} attack steps: {attacked})"
+    )
     return results
 
 

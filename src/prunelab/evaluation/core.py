@@ -238,7 +238,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every evaluation key of docs/metrics.md for `net` against its dense `baseline`.
 
-    `timings`, if given, receives the seconds spent per part and `robust_steps`.
+    `timings`, if given, receives the seconds spent per part, `robust_steps`, and whether
+    the baseline and the model were measured here (attacked_models says it in words).
     Without a baseline, `dense` (a net of the unpruned architecture, any weights) is the
     reference of size/reduction_pct and flops/theoretical_speedup; without either, both are
     left out: a structurally shrunk net's own dense file and MACs are no reference.
@@ -262,6 +263,7 @@ def evaluate(
     if baseline is not None:
 
         def compute_base() -> dict[str, Any]:
+            clock.sink["baseline_measured"] = 1.0
             record = model_record(baseline, dm, spec, cfg, device, subset, clock)
             # Its sparse export's size, cached with the rest: the dense model's
             # compression-only reduction (size/reduction_pct_baseline) in every job.
@@ -278,6 +280,7 @@ def evaluate(
     if base_record is not None and _same_weights(net, baseline):
         record = base_record  # sparsity 0: the job's model is its baseline
     else:
+        clock.sink["model_measured"] = 1.0
         record = model_record(net, dm, spec, cfg, device, subset, clock)
 
     base_metrics = base_record["metrics"] if base_record is not None else None
@@ -296,13 +299,31 @@ def evaluate(
     results.update(clock.run("size", lambda: _sparse(net, sparse_path, reference)))
     if wandb_run is not None:
         log_wandb(wandb_run, record, base_record, spec["class_names"], cfg)
-    seconds = {part: s for part, s in clock.sink.items() if part != "robust_steps"}
+    seconds = {part: s for part, s in clock.sink.items() if part not in _COUNTS}
     log.info(
-        "evaluation: %s; %s attack steps (images x steps)",
+        "evaluation: %s; %s attack steps (images x steps: %s)",
         ", ".join(f"{part} {s:.1f}s" for part, s in seconds.items()),
         f"{int(clock.sink.get('robust_steps', 0)):,}",
+        attacked_models(clock.sink, baseline is not None),
     )
     return results
+
+
+# Entries of evaluate's `timings` that count rather than time.
+_COUNTS = ("robust_steps", "baseline_measured", "model_measured")
+
+
+def attacked_models(timings: dict[str, float], has_baseline: bool) -> str:
+    """Whose attack steps `evaluate`'s `timings` counted: a baseline's figures read from the
+    cache cost none, so without this a count looks like half the work of a full one."""
+    base, model = timings.get("baseline_measured"), timings.get("model_measured")
+    if not has_baseline:
+        return "this model"
+    if not model:  # a sparsity-0 job: the model is its baseline
+        if base:
+            return "this model, its own baseline"
+        return "none: this model is its baseline, whose figures came from the cache"
+    return "this model and its baseline" if base else "this model; the baseline's from the cache"
 
 
 def _latency(
