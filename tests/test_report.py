@@ -310,7 +310,10 @@ def test_jobs_left_by_other_settings_are_set_aside(relaunched_sweep, tmp_path):
     assert [name for name, _ in result.excluded] == [old]
     rows = read_csv(folder / "results.csv")
     assert [float(r["sparsity"]) for r in rows] == [0.5]
-    assert f"EXCLUDED `{old}`: run with other settings" in (folder / "report.md").read_text()
+    assert (
+        f"EXCLUDED `{old}`: run with other settings than the latest job of its method, "
+        "`simplecnn-fashion_mnist-magnitude-s0.5-seed0` (finetune.max_epochs: 1 -> 2)"
+    ) in (folder / "report.md").read_text()
 
 
 def test_a_moved_sweep_folder_launched_into_again_keeps_its_own_jobs(

@@ -21,6 +21,7 @@ from prunelab.report.findings import (
     speed_finding,
     vs_control_finding,
 )
+from prunelab.report.retraining import Retraining
 from prunelab.report.sweep_record import (
     JOB_RECORD,
     job_sweep_id,
@@ -208,6 +209,7 @@ def test_full_sweep_renders_every_section_and_seven_figures(tmp_path):
     for heading in ("## Key findings", "## Deployment recommendations", "### simplecnn"):
         assert heading in report
     assert report.index("### simplecnn") < report.index("### resnetsmall")  # sweep order
+    assert "Models: simplecnn, resnetsmall · data" in report  # the header, in the same order
     assert (
         "| Sparsity | Test Accuracy | Size Reduction | Speed Improvement | Robustness Impact |"
         in report
@@ -375,7 +377,9 @@ def test_speed_finding_flags_zeros_that_buy_no_time():
     rows[1].samples[0]["latency/b1_speedup"] = 3.0
     text = speed_finding(rows, 0.1)
     assert "speed-up ranges 1.02× (sparsity 0.5) to 3.00× (sparsity 0.9)" in text
-    assert "faster than dense beyond noise at 0.9 (3.00×)" in text
+    # No p90s in these rows: the tolerance alone decides, and the wording says just that.
+    assert "faster than dense at 0.9 (3.00×; outside the ±10 % tolerance)" in text
+    assert "beyond noise" not in text  # a timing is no paired interval: no "noise" claim
     # One pruned cell: its figure, not a range from it to itself.
     one = speed_finding(rows[:1], 0.1)
     assert "speed-up 1.02× (sparsity 0.5); the MAC count promises 2.00× (sparsity 0.5)" in one
@@ -388,7 +392,8 @@ def test_speed_within_timing_noise_is_not_claimed():
     row = Row(g, 0.5, [sample], "job")
     assert row.speed_verdict(0.1) == "same"  # p90 9 ms overlaps the dense median 2.5 ms
     text = speed_finding([row], 0.1)
-    assert "no speed-up or slow-down beyond noise" in text and "timings are noisy" in text
+    assert "no speed-up or slow-down outside the ±10 % tolerance and the timing spread" in text
+    assert "timings are noisy" in text and "beyond noise" not in text
     assert "do not speed up dense kernels" not in text  # noise cannot support that claim
 
 
@@ -629,7 +634,7 @@ def test_advice_judges_a_pruned_cell_against_its_own_baseline_as_the_findings_do
 
 
 def test_a_stated_accuracy_change_carries_the_finetuning_caveat():
-    changed = accuracy_finding(_rows({0.0: 0.80, 0.9: 0.60}), "1 epoch at lr 0.0001")
+    changed = accuracy_finding(_rows({0.0: 0.80, 0.9: 0.60}), Retraining("1 epoch at lr 0.0001"))
     assert "Caveat: the pruned models had the fine-tuning epochs (1 epoch at lr 0.0001)" in changed
     assert changed.count("Caveat") == 1
     assert "Caveat" not in accuracy_finding(_rows({0.0: 0.80, 0.5: 0.79}))  # nothing stated
@@ -752,3 +757,191 @@ def test_the_first_launch_with_records_keeps_the_jobs_of_earlier_launches(tmp_pa
     OmegaConf.save(multirun, moved / "multirun.yaml")
     data = collect(moved)
     assert not data.excluded and len(data.ok) == 2
+
+
+def _settings(sparsity: float, epochs: int = 1, lr: float = 1e-4, rewind: int | None = None):
+    """A job's config.json, reduced to the keys the report reads (and one that follows sparsity)."""
+    pruning: dict = {"amount": sparsity}
+    if rewind is not None:
+        pruning["rewind_epoch"] = rewind
+    finetune = {"max_epochs": epochs, "optimizer": {"lr": lr, "weight_decay": 1e-4}}
+    return {"sparsity": sparsity, "seed": 0, "pruning": pruning, "finetune": finetune}
+
+
+def _write_settings(sweep: Path, result: dict, settings: dict) -> None:
+    (sweep / make_cell(result).label / "config.json").write_text(json.dumps(settings))
+
+
+def _findings(report: str, label: str) -> str:
+    """The key findings of one group (its bold label up to the next blank-line paragraph)."""
+    return report.split(f"**{label}**\n\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_each_groups_caveat_describes_its_own_jobs_training(tmp_path):
+    """The caveat once came from the latest multirun.yaml: a later launch with
+    finetune.max_epochs=2 relabelled the earlier groups, and lottery tickets (retrained from
+    rewound weights at lr 1e-3) read as 'fine-tuning epochs at lr 0.0001 on top of' dense."""
+    magnitude = [fake_result("simplecnn", s, acc=0.85) for s in (0.5, 0.8)]
+    lottery = [{**fake_result("simplecnn", s, acc=0.85), "pruning": "lottery"} for s in (0.5, 0.8)]
+    mixed = [{**fake_result("simplecnn", s, acc=0.85), "pruning": "random"} for s in (0.5, 0.8)]
+    task = ["pruning=magnitude,lottery,random", "sparsity=0.5,0.8"]
+    sweep = make_sweep(tmp_path, magnitude + lottery + mixed, task)
+    multirun = OmegaConf.load(sweep / "multirun.yaml")
+    multirun.finetune = _settings(0.5, epochs=2)["finetune"]  # the latest launch's
+    OmegaConf.save(multirun, sweep / "multirun.yaml")
+    for r in magnitude:
+        _write_settings(sweep, r, _settings(r["sparsity"]))
+    for r in lottery:
+        _write_settings(sweep, r, _settings(r["sparsity"], lr=1e-3, rewind=0))
+    for r, epochs in zip(mixed, (1, 2), strict=True):
+        _write_settings(sweep, r, _settings(r["sparsity"], epochs=epochs))
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    own = _findings(report, "simplecnn · magnitude")
+    assert (
+        "Caveat: the pruned models had the fine-tuning epochs (`finetune.max_epochs` = 1 epoch "
+        "at lr 0.0001) on top of the dense baseline's training" in own
+    )
+    rewound = _findings(report, "simplecnn · lottery")
+    assert "on top of the dense baseline's training, which" not in rewound
+    assert (
+        "Caveat: these lottery-ticket models were not fine-tuned on top of the dense baseline's "
+        "training: their surviving weights were rewound and retrained with the masks "
+        "(`finetune.max_epochs` = 1 epoch at lr 0.001, from the weights at initialisation)"
+        in rewound
+    )
+    differ = _findings(report, "simplecnn · random")
+    assert (
+        "fine-tuning epochs (its jobs differ: `finetune.max_epochs` = 1 epoch at lr 0.0001 "
+        "(1 job); `finetune.max_epochs` = 2 epochs at lr 0.0001 (1 job))" in differ
+    )
+    # Jobs without config.json: the caveat names the keys, not some launch's values.
+    for r in magnitude:
+        (sweep / make_cell(r).label / "config.json").unlink()
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert "epochs (`finetune.max_epochs`, at `finetune`'s lr) on top" in report
+
+
+def test_the_attack_settings_name_only_the_attacks_that_ran(tmp_path):
+    """attack.fgsm_eps=[] and attack.curve.eps_255=[] once read 'FGSM at ε = ;' and the
+    robust tables' caption promised FGSM and a curve the jobs never ran."""
+    from prunelab.report.document import attack_text
+
+    attack = OmegaConf.load(Path(__file__).parents[1] / "conf" / "attack" / "default.yaml")
+    ran = OmegaConf.create({"attack": attack})
+    attack.fgsm_eps, attack.curve.eps_255 = [], []
+    text = attack_text(OmegaConf.create({"attack": attack}))
+    assert "FGSM" not in text and "curve" not in text and text.startswith("PGD 40 steps")
+    text = attack_text(ran)  # the defaults: both ran
+    assert "ε curve: PGD 10 steps at ε = K/255 for K = 0, 1, 2, 4, 8, 16" in text
+    assert "FGSM at ε = 0.01, 0.03, 0.05, 0.1" in text
+    results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]  # PGD and the curve, no FGSM
+    sweep = make_sweep(tmp_path, results, ["sparsity=0.5,0.8"])
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert "test images (PGD at the study's ε, then the PGD ε curve); in brackets" in report
+    for r in results:
+        for key in [k for k in r if k.startswith("robust/curve_")]:
+            del r[key]
+        (sweep / make_cell(r).label / "results.json").write_text(json.dumps(r))
+    multirun = OmegaConf.load(sweep / "multirun.yaml")
+    multirun.attack = attack
+    OmegaConf.save(multirun, sweep / "multirun.yaml")
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert "test images (PGD at the study's ε); in brackets" in report
+    assert "Attacks as configured for this sweep: PGD 40 steps" in report
+    assert "FGSM at ε = ;" not in report and "ε curve" not in report
+
+
+def _timed(sparsity: float, speedup: float, seed: int = 0) -> dict:
+    """Timings whose p90s do not overlap: only the tolerance and the dense self-timing judge."""
+    base = 1.0
+    return {
+        "seed": seed,
+        "latency/b1_speedup": speedup,
+        "latency/b1_ms": base / speedup,
+        "latency/b1_p90_ms": 1.01 * base / speedup,
+        "latency/b1_ms_baseline": base,
+        "latency/b1_p90_ms_baseline": 1.01 * base,
+        "latency/device": "cpu",
+        "latency/threads": 1,
+    }
+
+
+def test_speed_is_worded_as_measured_and_not_claimed_where_dense_times_itself_off():
+    """The dense job times the dense model against itself as the pruned jobs time theirs:
+    1.20× there is timing noise, so a pruned cell's 1.50× is no finding in that group."""
+    g = Group("m", "d", "p")
+    rows = [Row(g, 0.0, [_timed(0.0, 1.05)], "job"), Row(g, 0.5, [_timed(0.5, 1.5)], "job")]
+    text = speed_finding(rows, 0.1)
+    assert text.startswith("Speed on cpu, 1 thread: measured")
+    assert (
+        "faster than dense at 0.5 (1.50×; outside the ±10 % tolerance and the timing spread)"
+        in text
+    )
+    assert "beyond noise" not in text
+    rows[0].samples.append(_timed(0.0, 1.2, seed=1))  # a second dense job, further off
+    text = speed_finding(rows, 0.1)
+    assert "faster than dense" not in text
+    assert "no speed-up or slow-down is claimed" in text and "measured 1.20×" in text
+    assert "Re-measure on an idle machine" in text
+    rows[1].samples[0]["latency/threads"] = 2
+    assert speed_finding(rows[1:], 0.1).startswith("Speed on cpu, 2 threads: measured")
+
+
+def test_advice_prefers_no_lower_latency_within_the_dense_self_timing_noise(tmp_path):
+    """A pruned cell 1.15× faster and tied in accuracy: chosen for its lower latency while the
+    dense job timed itself at 1.0×, not when it timed itself at 1.20× (the noise is 20 %)."""
+    dense = fake_result("simplecnn", 0.0, acc=0.89)
+    pruned = fake_result("simplecnn", 0.5, acc=0.89)  # paired change 0 ± 0.5 points: tied
+    pruned["latency/b1_speedup"] = 1.15
+    edge = Profile("edge", max_latency_ms=5.0, prefer="latency")
+
+    def advice() -> str:
+        rows = [r for rs in build_rows([_job(dense), _job(pruned)]).values() for r in rs]
+        return recommend(edge, rows)
+
+    assert "**simplecnn** (sparsity 0.5) is within its accuracy noise band with 13 % lower" in (
+        advice()
+    )
+    dense["latency/b1_speedup"] = 1.2
+    text = advice()
+    assert "lower latency" not in text and "**simplecnn** (dense) —" in text
+    sweep = make_sweep(tmp_path, [dense, pruned], ["sparsity=0,0.5"])
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert (
+        "**Latency in this sweep is noisy** (the dense model timed against itself is off 1× by "
+        "up to 20 %): the latency-based choices below are provisional." in report
+    )
+
+
+def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp_path):
+    """'config/recipe differs; its config.json lists them' sent users comparing files; the
+    excluded job's line names the keys, as the rerun warning does, but not the cell's own."""
+    import os
+
+    old, new = fake_result("simplecnn", 0.0), fake_result("simplecnn", 0.5)
+    old["config/recipe"], new["config/recipe"] = "aaaaaaaaaaaa", "bbbbbbbbbbbb"
+    sweep = make_sweep(tmp_path, [old, new], ["sparsity=0,0.5"])
+    _write_settings(sweep, old, _settings(0.0, epochs=1))
+    _write_settings(sweep, new, _settings(0.5, epochs=2))
+    when = (sweep / make_cell(new).label / "results.json").stat().st_mtime - 60
+    os.utime(sweep / make_cell(old).label / "results.json", (when, when))
+    data = collect(sweep)
+    assert data.excluded == [
+        (
+            make_cell(old).label,
+            "run with other settings than the latest job of its method, "
+            f"`{make_cell(new).label}` (finetune.max_epochs: 1 -> 2)",
+        )
+    ]
+    many = _settings(0.0, epochs=1)
+    many.update({"a": 1, "b": 2, "c": 3, "d": 4})
+    _write_settings(sweep, old, many)
+    (_, why) = collect(sweep).excluded[0]
+    assert why.endswith(
+        "(a: 1 -> <unset>; b: 2 -> <unset>; c: 3 -> <unset>; d: 4 -> <unset>; and 1 more)"
+    )
+    (sweep / make_cell(old).label / "config.json").unlink()
+    (_, why) = collect(sweep).excluded[0]
+    assert why.endswith("(config/recipe differs; no config.json to compare)")
+    report = build(sweep, wandb=False, figures=False).report.read_text()
+    assert f"EXCLUDED `{make_cell(old).label}`: run with other settings" in report

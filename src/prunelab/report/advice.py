@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prunelab.report.aggregate import Row
+from prunelab.report.aggregate import Group, Row
 from prunelab.report.tables import megabytes, ms, pct
 
 
@@ -171,6 +171,7 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
     """
     head = f"**{p.name}** ({p.limits()}{'; ' + p.description if p.description else ''}):"
     several = len({r.group.pruning for r in rows}) > 1
+    noise = timing_noise(rows)  # before distinct_rows: every group's own dense job counts
     rows, merged = distinct_rows(rows)
     cands = []
     for row in rows:
@@ -211,9 +212,15 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
     tied = [c for c in fit if _tied(c.row, best.row)]
     chosen = best
     if p.prefer != "accuracy":
-        # Switch away from the most accurate only for a gain beyond measurement noise.
+        # Switch away from the most accurate only for a gain beyond measurement noise: for
+        # latency also beyond what the dense model measured against itself in either's group.
         leader = min(tied, key=lambda c: (_metric(c, p.prefer), -c.row.acc().mean))
-        if _metric(leader, p.prefer) * (1 + tolerance) < _metric(best, p.prefer):
+        margin = tolerance
+        if p.prefer == "latency":
+            margin = max(
+                tolerance, noise.get(leader.row.group, 0.0), noise.get(best.row.group, 0.0)
+            )
+        if _metric(leader, p.prefer) * (1 + margin) < _metric(best, p.prefer):
             chosen = leader
     text = f"{head} {chosen.name} — {chosen.numbers()}."
     text += f" {len(fit)} of {len(usable)} measured cells fit"
@@ -231,6 +238,16 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
         names = ", ".join(c.name for c in others[:4]) + (" …" if len(others) > 4 else "")
         text += f" Also within accuracy noise of the best: {names}."
     return text
+
+
+def timing_noise(rows: list[Row]) -> dict[Group, float]:
+    """Per group, how far its dense job's speed-up against itself is off 1 (Row.self_speedup)."""
+    out: dict[Group, float] = {}
+    for row in rows:
+        itself = row.self_speedup()
+        if itself is not None:
+            out[row.group] = max(out.get(row.group, 0.0), abs(itself - 1))
+    return out
 
 
 def _tied(a: Row, b: Row) -> bool:

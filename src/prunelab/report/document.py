@@ -6,16 +6,18 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prunelab.report.advice import Profile, recommend
+from prunelab.report.advice import Profile, recommend, timing_noise
 from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.collect import SweepData
 from prunelab.report.findings import group_findings, latency_noise
 from prunelab.report.plotkit import group_label
+from prunelab.report.retraining import group_retraining
 from prunelab.report.tables import (
     detail_table,
     headline_table,
     methods_table,
     pgd_setting,
+    robust_keys,
     robust_tables,
 )
 from prunelab.report.wandb_summary import WandbOutcome
@@ -30,6 +32,11 @@ EVAL_GROUPS = {
 
 def _values(items: Iterable) -> str:
     return ", ".join(sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in items}))
+
+
+def _in_order(items: Iterable[str]) -> str:
+    """Distinct names in the order the report's sections give them (the sweep's)."""
+    return ", ".join(dict.fromkeys(items))
 
 
 def completeness(data: SweepData) -> list[str]:
@@ -119,10 +126,14 @@ def attack_text(cfg: object) -> str | None:
         f"PGD {get('pgd.steps')} steps, ε = {get('pgd.eps')}, step {get('pgd.alpha')}, "
         f"on {get('n_images') or 'all'} test images (seed {get('seed')})"
     ]
-    if get("curve") is not None:
-        parts.append(f"ε curve: PGD {get('curve.steps')} steps at ε = K/255")
-    if get("fgsm_eps") is not None:
-        parts.append(f"FGSM at ε = {', '.join(str(e) for e in get('fgsm_eps'))}")
+    # An empty list skips that attack (conf/attack/default.yaml): describe only what ran.
+    curve = get("curve.eps_255")
+    if curve:
+        ks = ", ".join(f"{k:g}" if isinstance(k, float) else str(k) for k in curve)
+        parts.append(f"ε curve: PGD {get('curve.steps')} steps at ε = K/255 for K = {ks}")
+    fgsm = get("fgsm_eps")
+    if fgsm:
+        parts.append(f"FGSM at ε = {', '.join(str(e) for e in fgsm)}")
     if get("cascade"):
         parts.append(
             "cascade: each robust accuracy is the per-image worst case over every attack "
@@ -131,19 +142,18 @@ def attack_text(cfg: object) -> str | None:
     return "; ".join(parts)
 
 
-def finetune_text(cfg: object) -> str | None:
-    """The pruned models' extra training in words ('10 epochs at lr 0.0001'), if known."""
-    from omegaconf import OmegaConf
-
-    try:
-        epochs = OmegaConf.select(cfg, "finetune.max_epochs", default=None)  # type: ignore[arg-type]
-        lr = OmegaConf.select(cfg, "finetune.optimizer.lr", default=None)  # type: ignore[arg-type]
-    except Exception:  # no config, or one that needs a Hydra runtime to resolve
-        return None
-    if epochs is None:
-        return None
-    text = f"`finetune.max_epochs` = {epochs} epoch{'s' if epochs != 1 else ''}"
-    return text + (f" at lr {lr:g}" if isinstance(lr, int | float) else "")
+def robust_caption(rows: list[Row]) -> str:
+    """Which attacks the robust tables of `rows` hold, in words: only those that ran."""
+    keys = [key for key, _ in robust_keys(rows) if any(row.has(key) for row in rows)]
+    study = [
+        name
+        for name, prefix in (("FGSM", "robust/fgsm_acc@"), ("PGD", "robust/pgd_acc"))
+        if any(k.startswith(prefix) for k in keys)
+    ]
+    parts = [f"{' and '.join(study)} at the study's ε"] if study else []
+    if any(k.startswith("robust/curve_acc@") for k in keys):
+        parts.append("the PGD ε curve")
+    return f" ({', then '.join(parts)})" if parts else ""
 
 
 def render(
@@ -165,9 +175,9 @@ def render(
     out = [f"# Sweep report: `{data.name}`", ""]
     if results:
         out.append(
-            f"Models: {_values(r['model'] for r in results)} · data: "
-            f"{_values(r['data'] for r in results)} · pruning: "
-            f"{_values(r['pruning'] for r in results)} · sparsities: "
+            f"Models: {_in_order(g.model for g in groups)} · data: "
+            f"{_in_order(g.data for g in groups)} · pruning: "
+            f"{_in_order(g.pruning for g in groups)} · sparsities: "
             f"{_values(float(r['sparsity']) for r in results)} · seeds: "
             f"{_values(int(r['seed']) for r in results)}."
         )
@@ -186,11 +196,13 @@ def render(
         return "\n".join(out)
 
     out += ["## Key findings", ""]
-    finetune = finetune_text(data.multirun)
+    # Each group's own jobs say how they were trained after pruning: the latest multirun.yaml
+    # is one launch's, and `pruning=lottery` retrains at its own learning rate.
+    retraining = group_retraining(data.ok)
     for group, rs in rows.items():
         out.append(f"**{group_label(group, groups)}**")
         out.append("")
-        out += [f"- {f}" for f in group_findings(rs, tolerance, finetune)]
+        out += [f"- {f}" for f in group_findings(rs, tolerance, retraining.get(group))]
         out.append("")
 
     out += ["## Deployment recommendations", ""]
@@ -208,11 +220,17 @@ def render(
         + (f"Latency was measured on {device}; re" if device else "Re")
         + "-measure latency on the target hardware before deploying."
     )
-    noise = latency_noise([r for rs in rows.values() for r in rs])
-    if noise is not None:
+    noise = latency_noise(all_rows)
+    itself = max(timing_noise(all_rows).values(), default=0.0)
+    if noise is not None or itself > tolerance:
+        why = [f"p90 up to {noise:.1f}× the median"] if noise is not None else []
+        if itself > tolerance:
+            why.append(
+                f"the dense model timed against itself is off 1× by up to {100 * itself:.0f} %"
+            )
         out[-1] += (
-            f" **Latency in this sweep is noisy** (p90 up to {noise:.1f}× the median): the "
-            "latency-based choices below are provisional."
+            f" **Latency in this sweep is noisy** ({'; '.join(why)}): the latency-based "
+            "choices below are provisional."
         )
     out.append("")
     for data_name, rs in by_data.items():
@@ -262,8 +280,8 @@ def render(
             out += [
                 "Robust accuracy by attack and ε"
                 + (f" on a fixed subset of {int(n)} test images" if n else "")
-                + " (FGSM and PGD at the study's ε, then the PGD ε curve); in brackets "
-                "the change vs dense in points, `~` = within noise:",
+                + robust_caption(rs)
+                + "; in brackets the change vs dense in points, `~` = within noise:",
                 "",
             ]
             for table in robust:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prunelab.report.aggregate import LAYER_PREFIX, Row, difference, layer_names
+from prunelab.report.aggregate import LAYER_PREFIX, Row, difference, layer_names, number
+from prunelab.report.retraining import Retraining
 from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
 
 # Batch-1 timings whose p90 exceeds this multiple of the median are called noisy.
@@ -24,9 +25,23 @@ def _where(chosen: list[float], everything: list[float]) -> str:
     return "at sparsity " + ", ".join(f"{s:g}" for s in sorted(chosen))
 
 
-def finetune_caveat(finetune: str | None) -> str:
+def finetune_caveat(retraining: Retraining | None) -> str:
     """Why a small accuracy change against dense need not be pruning's doing."""
-    extra = f" ({finetune})" if finetune else " (`finetune.max_epochs`, at `finetune`'s lr)"
+    retraining = retraining or Retraining()
+    if retraining.rewound:
+        how = f" ({retraining.text})" if retraining.text else ""
+        return (
+            "Caveat: these lottery-ticket models were not fine-tuned on top of the dense "
+            "baseline's training: their surviving weights were rewound and retrained with the "
+            f"masks{how}. A change against dense therefore compares two separate trainings "
+            "(this retraining and the dense model's own), not extra epochs on top of the dense "
+            "model's, and part of it can come from how each was trained rather than from pruning."
+        )
+    extra = (
+        f" ({retraining.text})"
+        if retraining.text
+        else " (`finetune.max_epochs`, at `finetune`'s lr)"
+    )
     return (
         f"Caveat: the pruned models had the fine-tuning epochs{extra} on top of the dense "
         "baseline's training, which the dense reference did not, so a small gain (or a loss "
@@ -54,11 +69,11 @@ def _change(row: Row, key: str, change: float) -> str:
     return text + ")"
 
 
-def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
+def accuracy_finding(rows: list[Row], retraining: Retraining | None = None) -> str:
     """Where pruning costs accuracy beyond noise, and up to which sparsity it does not.
 
-    `finetune` describes the pruned models' extra training (e.g. '1 epoch at lr 0.0001') for
-    the caveat that follows any stated change.
+    `retraining` describes the pruned models' training after pruning (retraining.py) for the
+    caveat that follows any stated change.
     """
     if not rows or not rows[0].is_baseline:
         return "Accuracy: no dense baseline in this sweep, so no change can be judged."
@@ -104,7 +119,7 @@ def accuracy_finding(rows: list[Row], finetune: str | None = None) -> str:
         limit = f"with {seeds} seeds" if seeds > 1 else "at this test-set size"
         parts.append(f"No accuracy difference is measurable at any sparsity {limit}.")
     else:
-        parts.append(finetune_caveat(finetune))
+        parts.append(finetune_caveat(retraining))
     parts += filter(None, [control_finding(base_row), vs_control_finding(pruned)])
     return " ".join(parts)
 
@@ -189,8 +204,27 @@ def _shrunk(row: Row) -> bool:
     return params is not None and dense is not None and params < dense
 
 
+def _outside(cells: list[tuple[Row, float]], tolerance: float) -> str:
+    """'0.5 (1.15×; outside the ±10 % tolerance and the timing spread)' for claimed cells."""
+    spread = all(
+        r.has("latency/b1_p90_ms") and r.has("latency/b1_p90_ms_baseline") for r, _ in cells
+    )
+    why = f"outside the ±{100 * tolerance:.0f} % tolerance" + (
+        " and the timing spread" if spread else ""
+    )
+    if len(cells) == 1:
+        ((row, speedup),) = cells
+        return f"{row.sparsity:g} ({times(speedup)}; {why})"
+    return ", ".join(f"{r.sparsity:g} ({times(m)})" for r, m in cells) + f", each {why}"
+
+
 def speed_finding(rows: list[Row], tolerance: float) -> str | None:
-    """Measured against theoretical speed-up; flags unstructured zeros that buy no time."""
+    """Measured against theoretical speed-up; flags unstructured zeros that buy no time.
+
+    No speed-up or slow-down is claimed where the group's dense job, timing the dense model
+    against itself in the same interleaved way, measured a speed-up off 1 beyond `tolerance`:
+    that is the timing noise itself.
+    """
     pruned = [r for r in rows if not r.is_baseline and r.has("latency/b1_speedup")]
     if not pruned:
         return None
@@ -201,7 +235,8 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     theory = [(r, t) for r, t in theory if t is not None]
     device = pruned[0].first("latency/device")
     threads = pruned[0].first("latency/threads")
-    where = f" on {device}" + (f", {threads} threads" if threads else "") if device else ""
+    plural = "" if number(threads) == 1 else "s"
+    where = f" on {device}" + (f", {threads} thread{plural}" if threads else "") if device else ""
     text = f"Speed{where}: measured batch-1 speed-up " + (
         f"{times(lo[1])} (sparsity {lo[0].sparsity:g})"
         if len(measured) == 1
@@ -213,24 +248,36 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         most = "" if len(theory) == 1 else "up to "
         text += f"; the MAC count promises {most}{times(top[1])} (sparsity {top[0].sparsity:g})"
     noise = latency_noise(rows)
-    faster = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "faster"]
-    slower = [f"{r.sparsity:g} ({times(m)})" for r, m, v in measured if v == "slower"]
-    if faster:
-        text += f"; faster than dense beyond noise at {', '.join(faster)}"
-    if slower:
-        text += f"; slower than dense beyond noise at {', '.join(slower)}"
-    if not faster and not slower:
+    itself = rows[0].self_speedup() if rows[0].is_baseline else None
+    if itself is not None and abs(itself - 1) > tolerance:
         text += (
-            f"; no speed-up or slow-down beyond noise (±{100 * tolerance:.0f} % and timing spread)"
+            "; no speed-up or slow-down is claimed: the dense job timed the dense model against "
+            f"itself, interleaved as every job times its pruned model, and measured "
+            f"{times(itself)}, off 1× by more than the ±{100 * tolerance:.0f} % tolerance, so "
+            "these timings are noisy."
         )
-        if top and top[1] > 1 + tolerance and noise is None:
+        if noise is None:
+            text += " Re-measure on an idle machine before relying on any speed number."
+    else:
+        faster = [(r, m) for r, m, v in measured if v == "faster"]
+        slower = [(r, m) for r, m, v in measured if v == "slower"]
+        if faster:
+            text += f"; faster than dense at {_outside(faster, tolerance)}"
+        if slower:
+            text += f"; slower than dense at {_outside(slower, tolerance)}"
+        if not faster and not slower:
             text += (
-                ". The smaller tensors' fewer multiply-adds did not turn into batch-1 time here"
-                if any(_shrunk(r) for r in pruned)
-                else ". Unstructured zeros do not speed up dense kernels: only structured pruning "
-                "(smaller tensors) or sparse kernels would turn them into time"
+                f"; no speed-up or slow-down outside the ±{100 * tolerance:.0f} % tolerance and "
+                "the timing spread"
             )
-    text += "."
+            if top and top[1] > 1 + tolerance and noise is None:
+                text += (
+                    ". The smaller tensors' fewer multiply-adds did not turn into batch-1 time here"
+                    if any(_shrunk(r) for r in pruned)
+                    else ". Unstructured zeros do not speed up dense kernels: only structured "
+                    "pruning (smaller tensors) or sparse kernels would turn them into time"
+                )
+        text += "."
     if noise is not None:
         text += (
             f" These timings are noisy (p90 up to {noise:.1f}× the median; was the machine "
@@ -317,9 +364,11 @@ def layer_finding(rows: list[Row]) -> str | None:
     return text
 
 
-def group_findings(rows: list[Row], tolerance: float, finetune: str | None = None) -> list[str]:
-    """All findings for one model, in reading order (`finetune`: see accuracy_finding)."""
-    found = [accuracy_finding(rows, finetune)]
+def group_findings(
+    rows: list[Row], tolerance: float, retraining: Retraining | None = None
+) -> list[str]:
+    """All findings for one model, in reading order (`retraining`: see accuracy_finding)."""
+    found = [accuracy_finding(rows, retraining)]
     extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows))
     for extra in (*extras, layer_finding(rows)):
         if extra:
