@@ -945,3 +945,15 @@ def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp
     assert why.endswith("(config/recipe differs; no config.json to compare)")
     report = build(sweep, wandb=False, figures=False).report.read_text()
     assert f"EXCLUDED `{make_cell(old).label}`: run with other settings" in report
+
+
+def test_a_lottery_groups_change_against_the_control_is_not_called_pruning_alone():
+    g = Group("m", "d", "lottery")
+    sample = {"seed": 0, "vs_control/test_acc_delta_pts": -0.4}
+    sample.update(
+        {"vs_control/test_acc_delta_ci_low": -0.9, "vs_control/test_acc_delta_ci_high": 0.1}
+    )
+    rows = [Row(g, 0.5, [sample], "job")]
+    assert vs_control_finding(rows).startswith("Pruning's own effect")
+    text = vs_control_finding(rows, rewound=True)
+    assert text.startswith("Pruning and rewinding together") and "no change beyond noise" in text

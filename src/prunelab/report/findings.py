@@ -120,12 +120,14 @@ def accuracy_finding(rows: list[Row], retraining: Retraining | None = None) -> s
         parts.append(f"No accuracy difference is measurable at any sparsity {limit}.")
     else:
         parts.append(finetune_caveat(retraining))
-    parts += filter(None, [control_finding(base_row), vs_control_finding(pruned)])
+    rewound = retraining is not None and retraining.rewound
+    parts += filter(None, [control_finding(base_row), vs_control_finding(pruned, rewound)])
     return " ".join(parts)
 
 
-def vs_control_finding(pruned: list[Row]) -> str | None:
-    """Each pruned cell against the dense control: pruning's own effect, extra epochs cancelled."""
+def vs_control_finding(pruned: list[Row], rewound: bool = False) -> str | None:
+    """Each pruned cell against the dense control: pruning's own effect, extra epochs cancelled
+    (`rewound`: lottery tickets, whose change holds the rewinding too)."""
     bands = [(row, row.change("vs_control/test_acc")) for row in pruned]
     bands = [(row, band) for row, band in bands if band is not None]
     if not bands:
@@ -137,10 +139,14 @@ def vs_control_finding(pruned: list[Row]) -> str | None:
         if not beyond
         else f"beyond noise at sparsity {', '.join(beyond)}"
     )
-    return (
-        "Pruning's own effect (each pruned model against the dense control, scored on the same "
-        f"images): sparsity {', '.join(cells)}: {verdict}."
+    what = (
+        "Pruning and rewinding together (each rewound, retrained model against the dense "
+        "control, which kept its trained weights; scored on the same images)"
+        if rewound
+        else "Pruning's own effect (each pruned model against the dense control, scored on the "
+        "same images)"
     )
+    return f"{what}: sparsity {', '.join(cells)}: {verdict}."
 
 
 def control_finding(base_row: Row) -> str | None:
