@@ -660,3 +660,47 @@ def test_only_a_set_aside_model_reads_the_records_of_its_run():
     assert names(f"model.{tag}.pt") == (f"eval.{tag}.json", f"results.{tag}.json")
     assert run_file("model.old.pt", "config") == "config.old.json"
     assert names("model.best.pt") == ("eval.best.json", None)
+
+
+def test_a_baseline_that_stopped_early_is_not_trained_on_when_its_job_is_rerun(
+    make_cfg, tmp_path, monkeypatch
+):
+    """Lightning does not checkpoint an early stop: a job killed between the stop and the cache
+    publish would resume from last.ckpt, train on and publish another baseline under its key."""
+    import torch
+
+    from prunelab import pipeline
+    from prunelab.build import build_datamodule, data_spec
+
+    cfg = make_cfg("baseline.max_epochs=8", "baseline.patience=1", "baseline.optimizer.lr=0.05")
+    dm = build_datamodule(cfg)
+    spec = data_spec(dm)
+    state, meta = pipeline.train_baseline(cfg, dm, spec, [], tmp_path / "work")
+    assert meta["epochs"] < 8, "the scenario needs an early stop"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished baseline training was started again")
+
+    monkeypatch.setattr(pipeline, "_trainer", no_training)
+    again, meta_again = pipeline.train_baseline(cfg, dm, spec, [], tmp_path / "work")
+    assert meta_again == meta
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+
+
+def test_finetune_checkpoints_resume_only_onto_the_baseline_they_were_pruned_from(tmp_path):
+    """After an upgrade the baseline key changes and a new baseline trains: a resume must not
+    fine-tune weights pruned from the old one while results.json names the new."""
+    from prunelab.pipeline import own_checkpoints
+
+    ckpt = tmp_path / "checkpoints"
+    own_checkpoints(ckpt, "simplecnn-a")
+    (ckpt / "last.ckpt").write_bytes(b"epoch 3")
+    own_checkpoints(ckpt, "simplecnn-a")  # the same baseline: resume
+    assert (ckpt / "last.ckpt").is_file()
+    own_checkpoints(ckpt, "simplecnn-b")  # another: start over
+    assert not (ckpt / "last.ckpt").exists()
+    assert json.loads((ckpt / "baseline.json").read_text()) == {"key": "simplecnn-b"}
+    (ckpt / "baseline.json").unlink()  # checkpoints of a run from before the mark
+    (ckpt / "last.ckpt").write_bytes(b"epoch 2")
+    own_checkpoints(ckpt, "simplecnn-b")
+    assert not (ckpt / "last.ckpt").exists()

@@ -53,13 +53,13 @@ def _device(accelerator: str) -> str:
 
 
 def trainer_settings(trainer: dict) -> dict:
-    """The trainer keys that change a trained model; an accelerator naming the device `auto`
-    picks here counts as `auto`, so `trainer.accelerator=cpu` on a CPU-only machine reuses the
-    default's baseline and results instead of training the same weights again."""
+    """The trainer keys that change a trained model, the accelerator as the device it trains
+    on here: `auto` and `cpu` on a CPU-only machine share a baseline, while a GPU node and a
+    CPU node sharing one cache (whose kernels give other weights) do not."""
     out = {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_IGNORED}
     accelerator = out.get("accelerator")
-    if isinstance(accelerator, str) and _device(accelerator) == _device("auto"):
-        out["accelerator"] = "auto"
+    if isinstance(accelerator, str):
+        out["accelerator"] = _device(accelerator)
     return out
 
 
@@ -80,11 +80,22 @@ def data_settings(data: DictConfig) -> dict:
 
 def training_code() -> dict:
     """Fingerprint of the code and libraries that train a baseline (nets, data, loop, seeding)."""
-    from prunelab import data, models, module, pipeline, seeding
+    from prunelab import build, data, lean, models, module, pipeline, seeding
+    from prunelab.pruning.rewind import SaveWeightsAt
 
     return {
+        # build: the net's input statistics; lean: which checkpoints are kept and resumed;
+        # SaveWeightsAt: the rewind states published in the entry.
         "code": code_fingerprint(
-            models, data, module, seeding, pipeline.train_baseline, pipeline._trainer
+            models,
+            data,
+            module,
+            seeding,
+            build,
+            lean,
+            SaveWeightsAt,
+            pipeline.train_baseline,
+            pipeline._trainer,
         ),
         **versions("torch", "torchvision", "lightning"),
     }

@@ -39,7 +39,7 @@ from prunelab.identity import (
     record_command,
     set_aside,
 )
-from prunelab.io import load_torch, save_torch, write_json
+from prunelab.io import load_torch, read_json, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.pruning import (
@@ -156,17 +156,42 @@ def train_baseline(
     callbacks = [best, stop, EpochSeed(cfg.seed)]
     if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
         callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
+    # Training that has ended (early stop or max_epochs) is not resumed: Lightning does not
+    # checkpoint the stop, so a job killed before publishing would train on from last.ckpt
+    # and publish another baseline under the same key.
+    done = work / "fit_done.json"
+    if done.is_file() and (work / "best.ckpt").is_file():
+        return _net_state(load_torch(work / "best.ckpt")), read_json(done)
     trainer = _trainer(cfg, "baseline", cfg.baseline.max_epochs, callbacks, loggers, work)
     resume = work / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
-    state = _net_state(load_torch(best.best_model_path))
     meta = {
         "epochs": trainer.current_epoch,
         "best_val_acc": float(best.best_model_score),
         "train_seconds": time.perf_counter() - start,
     }
-    return state, meta
+    write_json(done, meta)
+    return _net_state(load_torch(best.best_model_path)), meta
+
+
+def own_checkpoints(ckpt_dir: Path, key: str) -> None:
+    """Keep fine-tuning resume checkpoints only if they were pruned from baseline `key`.
+
+    The job's settings hash leaves out code and library versions, which the baseline key
+    holds: after an upgrade a new baseline trains, and a resume would fine-tune weights
+    pruned from the old one while results.json names the new.
+    """
+    mark = ckpt_dir / "baseline.json"
+    try:
+        ours = mark.is_file() and read_json(mark).get("key") == key
+    except PrunelabError:  # unreadable: of no known baseline
+        ours = False
+    if ckpt_dir.is_dir() and not ours:
+        log.info("fine-tune checkpoints in %s are of another baseline: starting over", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+    if not ours:
+        write_json(mark, {"key": key})
 
 
 def finetune_module(cfg: DictConfig, net: torch.nn.Module, spec: dict) -> Classifier:
@@ -354,6 +379,7 @@ def run(cfg: DictConfig) -> dict:
         masks, timing, removed = None, {"time/finetune_s": 0.0}, {}
         if sparsity > 0:
             rewind_dir = cache.entry(key) / "rewind"
+            own_checkpoints(out / "checkpoints", key)
             masks, timing, removed = finetune(cfg, net, dm, spec, tracker.loggers, out, rewind_dir)
         results = {
             **names,
