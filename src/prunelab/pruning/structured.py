@@ -8,7 +8,9 @@ conv channel to H*W Linear inputs).
 
 `amount` (the job's `sparsity`) is the fraction of output channels removed from every prunable
 layer: all Conv2d and Linear layers except the classifier, rounded down to whole channels as
-Torch-Pruning does (kept = floor(C * (1 - amount))). A layer whose inputs and outputs both
+Torch-Pruning does: kept = int(C * (1 - amount)) in floats, which can fall one short where
+C * (1 - amount) is a whole number (C = 20 at amount 0.8 keeps 3, not 4; the default widths
+32/64/128 at the usual ratios are exact). A layer whose inputs and outputs both
 shrink loses about 1 - (1 - amount)^2 of its weights, so amount 0.5 removes ~75 % of the
 weights and ~75 % of the multiply-accumulates; `measure_removed` reports both exactly. The
 network input (and so the first conv's input channels and the Normalize layer) is never pruned.
@@ -60,7 +62,7 @@ def prunable_layers(net: nn.Module) -> dict[str, nn.Module]:
 
 
 def kept_channels(channels: int, amount: float, round_to: int | None = None) -> int:
-    """Output channels a layer of `channels` keeps at `amount`: floor(C * (1 - amount))."""
+    """Output channels a layer of `channels` keeps at `amount`: int(C * (1 - amount)) in floats."""
     # The same float expression as Torch-Pruning's MetaPruner, so the two never disagree by one.
     kept = int(channels * (1 - amount))
     if round_to and kept < channels:  # Torch-Pruning rounds only a layer that loses channels
