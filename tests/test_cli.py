@@ -80,6 +80,30 @@ from conftest import run_train
         # Jobs are told apart by the cell keys only: a sweep over another key would share folders.
         (["-m", "finetune.optimizer.lr=1e-4,1e-3"], "cannot sweep finetune.optimizer.lr"),
         (["-m", "experiment=smoke,paper"], "cannot sweep experiment"),
+        # A repeated cell value runs one job twice: into one folder at once (a race under
+        # joblib), or, spelt apart, into a second folder of the same cell (s0 and s0.0).
+        (
+            ["-m", "sparsity=0.5,0.50"],
+            "sparsity=0.5,0.50 gives sparsity 0.5 twice: two jobs would run one cell into one "
+            "folder; give each value once",
+        ),
+        (
+            ["-m", "sparsity=0,0.0"],
+            "sparsity 0 twice (as 0 and 0.0): two jobs would run one cell in two folders;",
+        ),
+        (["-m", "seed=0,1,0"], "seed=0,1,0 gives seed 0 twice"),
+        (["-m", "model=simplecnn,simplecnn"], "gives model simplecnn twice"),
+        # Listed by Python's rule and rounded to 10 decimals (listed_ranges): steps below that
+        # give one value again and again.
+        (["-m", "sparsity=range(0.1,0.1000000001,1e-11)"], "gives sparsity 0.1 twice"),
+        # The training order's seed: a traceback in the job (holding the baseline lock) before.
+        (
+            ["data.shuffle_seed=abc"],
+            "data.shuffle_seed must be a whole number >= 0 and < 4294967296, got 'abc'",
+        ),
+        (["data.shuffle_seed=1.5"], "data.shuffle_seed must be a whole number >= 0 and < 4294"),
+        (["data.shuffle_seed=18446744073709551616"], "data.shuffle_seed must be a whole number"),
+        (["data.split_seed=1.5"], "data.split_seed must be a whole number >= 0 and < 4294967296"),
         (["trainer.devices=2"], "trainer.devices must be 1, got 2: a prunelab job runs on one"),
         (["trainer.devices=auto"], "trainer.devices must be 1, got 'auto'"),
         # A method's own checks and the devices run with the command line's, before any job.
@@ -401,6 +425,8 @@ def test_glob_sweeps_the_options_hydra_would():
         ["~experiment"],
         ["finetune.scheduler=null", "model.dropout=0", "attack.cascade=false"],
         ["data.train_size=null", "eval.latency.threads=2", "trainer.deterministic=true"],
+        ["data.shuffle_seed=4294967295", "data.split_seed=7"],
+        ["-m", "sparsity=0,0.5", "seed=0,1", "model=glob(*)"],  # distinct values in each key
     ],
 )
 def test_good_input_passes_the_checks(args, tmp_path):

@@ -1,11 +1,13 @@
 """DataModules on real images: splits, ranges, the sports layout, clear errors."""
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock, Timeout
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
@@ -173,6 +175,88 @@ def test_a_failed_download_is_one_line_naming_the_folder_and_the_way_out(
     message = str(err.value)
     assert "\n" not in message and "name resolution" in message
     assert str((tmp_path / "here").resolve()) in message
+
+
+def _fake_download(lock: Path, calls: list):
+    """A stand-in for torchvision's dataset class that records whether `lock` is held."""
+
+    def download(root: str, train: bool, download: bool) -> None:
+        probe = FileLock(str(lock), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            calls.append(("held", train))
+        else:  # free: another job could have written the same archive at once
+            probe.release()
+            calls.append(("free", train))
+
+    return download
+
+
+@pytest.mark.parametrize(
+    ("module", "dataset", "torchvision_class"),
+    [
+        ("fashion_mnist", FashionMNISTDataModule, "FashionMNIST"),
+        ("cifar10", CIFAR10DataModule, "CIFAR10"),
+    ],
+)
+def test_a_download_holds_a_lock_in_the_data_root(
+    module, dataset, torchvision_class, tmp_path, monkeypatch
+):
+    """Parallel jobs on a fresh machine: one downloads and unpacks, the others wait for it."""
+    import importlib
+
+    lock, calls = tmp_path / "data" / f".{dataset.name}.download.lock", []
+    monkeypatch.setattr(
+        importlib.import_module(f"prunelab.data.{module}"),
+        torchvision_class,
+        _fake_download(lock, calls),
+    )
+    dataset(str(tmp_path / "data"), download=True).prepare_data()
+    assert calls == [("held", True), ("held", False)]
+    with FileLock(str(lock), timeout=0):  # and let go of once done
+        pass
+
+
+def _idx_file(path: Path, dims: tuple[int, ...], cut: int = 0) -> None:
+    """An idx file of unsigned bytes (Fashion-MNIST's format), `cut` bytes short."""
+    header = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    path.write_bytes((header + bytes(math.prod(dims)))[: -cut or None])
+
+
+def test_present_files_are_not_downloaded_again_nor_locked(cifar_root, tmp_path, monkeypatch):
+    """The files in place: no lock file (a read-only data root works), no torchvision call."""
+    import prunelab.data.cifar10 as cifar10
+    import prunelab.data.fashion_mnist as fashion_mnist
+
+    def never(*args, **kwargs):
+        raise AssertionError("downloaded files that are in place")
+
+    monkeypatch.setattr(fashion_mnist, "FashionMNIST", never)
+    monkeypatch.setattr(cifar10, "CIFAR10", never)
+    FashionMNISTDataModule(str(DATA), download=True).prepare_data()
+    assert not list(DATA.glob(".*.lock"))
+    # cifar_root's checksums are waived: the files count as CIFAR-10's own.
+    CIFAR10DataModule(str(cifar_root), download=True).prepare_data()
+    assert not list(cifar_root.glob(".*.lock"))
+
+
+def test_a_fashion_mnist_file_cut_short_is_fetched_again(tmp_path, monkeypatch):
+    """torchvision only asks whether a file exists: one cut short by a kill would stay."""
+    import prunelab.data.fashion_mnist as fashion_mnist
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 3), ("t10k", 2)):
+        _idx_file(raw / f"{split}-images-idx3-ubyte", (n, 28, 28), cut=100 if n == 3 else 0)
+        _idx_file(raw / f"{split}-labels-idx1-ubyte", (n,))
+    calls: list = []
+    lock = tmp_path / ".fashion_mnist.download.lock"
+    monkeypatch.setattr(fashion_mnist, "FashionMNIST", _fake_download(lock, calls))
+    FashionMNISTDataModule(str(tmp_path), download=True).prepare_data()
+    assert calls == [("held", True), ("held", False)]
+    assert not (raw / "train-images-idx3-ubyte").exists()  # set for torchvision to fetch again
+    assert (raw / "t10k-images-idx3-ubyte").exists()
 
 
 @pytest.mark.parametrize("dataset", [FashionMNISTDataModule, CIFAR10DataModule])

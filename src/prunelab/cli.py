@@ -148,6 +148,7 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
         else:  # a bad sparsity, seed, size, ... in any value of a sweep
             for value in _values(override):
                 check_value(key, value)
+    check_distinct(overrides)
     for path in written.values():
         check_writable(path)
     check_subdir(overrides)
@@ -167,6 +168,38 @@ def check_repeated(overrides: list, evaluate: bool = False) -> None:
                 f"{key} is given twice ({seen[key]}, {override.input_line}): give it once{sweep}"
             )
         seen[key] = override.input_line
+
+
+def _cell_value(key: str, value: object) -> object:
+    """What a cell key's value means: sparsity and seed as numbers (0 and 0.0 are one cell)."""
+    if key == "sparsity":
+        return float(value)  # type: ignore[arg-type]  # check_sparsity passed it
+    if key == "seed":
+        return int(value)  # type: ignore[call-overload]  # check_whole passed it
+    return str(value)
+
+
+def check_distinct(overrides: list) -> None:
+    """A cell key's sweep values must differ: Hydra runs a repeated one again (`seed=0,0`),
+    into the same job folder (a race under joblib) or, spelt apart (`sparsity=0,0.0`), into a
+    second folder of the same cell."""
+    for override in overrides:
+        key = override.key_or_group
+        if key not in CELL_KEYS or not override.is_sweep_override() or override.is_delete():
+            continue
+        seen: dict[object, object] = {}
+        for value in _values(override):
+            cell = _cell_value(key, value)
+            if cell not in seen:
+                seen[cell] = value
+                continue
+            first = seen[cell]
+            spelt = f" (as {first} and {value})" if str(first) != str(value) else ""
+            where = " in two folders" if spelt else " into one folder"
+            raise PrunelabError(
+                f"{override.input_line} gives {key} {first} twice{spelt}: two jobs would run "
+                f"one cell{where}; give each value once"
+            )
 
 
 def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False) -> None:

@@ -63,6 +63,7 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "data.val_size": (1, True),
     "data.test_size": (1, True),
     "data.split_seed": (0, False),
+    "data.shuffle_seed": (0, False),  # ${seed} by default: the training order
     "data.image_size": (1, False),  # the models name their own, larger limits (SimpleCNN's pools)
     "baseline.max_epochs": (1, False),
     "baseline.patience": (1, False),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
+from filelock import FileLock
 from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
@@ -31,6 +33,16 @@ def capped_size(key: str, size: int, available: int, what: str) -> int:
             f"using all {available} (null = all of them)"
         )
     return min(size, available)
+
+
+def download_lock(root: str, name: str) -> FileLock:
+    """The lock in the data root under which one job at a time downloads and unpacks `name`.
+
+    Parallel jobs (hydra/launcher=joblib) on a fresh machine would otherwise have torchvision
+    write the same archive from each at once.
+    """
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(Path(root) / f".{name}.download.lock"))
 
 
 def seeded_indices(n: int, seed: int) -> torch.Tensor:

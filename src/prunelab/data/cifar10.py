@@ -6,10 +6,22 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets import CIFAR10
+from torchvision.datasets import CIFAR10, cifar
 
-from prunelab.data.base import ImageDataModule
+from prunelab.data.base import ImageDataModule, download_lock
 from prunelab.errors import PrunelabError
+
+
+def intact(root: str) -> bool:
+    """True when every CIFAR-10 file is under `root` with its checksum (torchvision's test).
+
+    Taken without the lock: a file mid-write fails its checksum, so a complete set is final.
+    One pass over the files, where torchvision's download=True reads them four times.
+    """
+    tv = cifar.CIFAR10  # torchvision's class (tests stand in for the name imported above)
+    files = [*tv.train_list, *tv.test_list, (tv.meta["filename"], tv.meta["md5"])]
+    folder = Path(root) / tv.base_folder
+    return all(cifar.check_integrity(str(folder / name), md5) for name, md5 in files)
 
 
 class CIFAR10DataModule(ImageDataModule):
@@ -31,16 +43,20 @@ class CIFAR10DataModule(ImageDataModule):
         self.augment = augment
 
     def prepare_data(self) -> None:
-        if self.download:
-            try:
+        """Download and unpack CIFAR-10 into the root unless it is there, one job at a time."""
+        if not self.download or intact(self.root):
+            return
+        try:
+            with download_lock(self.root, self.name):
+                # torchvision checks the files again: a job that waited finds them in place.
                 for train in (True, False):
                     CIFAR10(self.root, train=train, download=True)
-            except Exception as err:  # network errors come in many types
-                why = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                raise PrunelabError(
-                    f"CIFAR-10 download into {Path(self.root).resolve()} failed ({why}); "
-                    "place cifar-10-batches-py there by hand and set data.download=false"
-                ) from err
+        except Exception as err:  # network errors come in many types
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise PrunelabError(
+                f"CIFAR-10 download into {Path(self.root).resolve()} failed ({why}); "
+                "place cifar-10-batches-py there by hand and set data.download=false"
+            ) from err
 
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         plain = transforms.ToTensor()

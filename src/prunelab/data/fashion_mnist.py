@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 from torch.utils.data import Dataset, TensorDataset
-from torchvision.datasets import FashionMNIST
+from torchvision.datasets import FashionMNIST, mnist
 
-from prunelab.data.base import ImageDataModule
+from prunelab.data.base import ImageDataModule, download_lock
 from prunelab.errors import PrunelabError
 
 MISSING_HINT = (
     "Fashion-MNIST not found under {root}/FashionMNIST/raw: run `make data` "
     "(Debian package dataset-fashion-mnist) or set data.download=true where there is network"
 )
+
+
+def raw_files(root: str) -> list[Path]:
+    """The four unpacked idx files torchvision reads under `root`."""
+    tv = mnist.FashionMNIST  # torchvision's class (tests stand in for the name imported above)
+    raw = Path(root) / tv.__name__ / "raw"
+    return [raw / Path(name).name.removesuffix(".gz") for name, _ in tv.resources]
+
+
+def complete(path: Path) -> bool:
+    """True for an idx file as long as its header says (unsigned bytes, Fashion-MNIST's type).
+
+    torchvision only asks whether the file exists; one being unpacked by another job, or cut
+    short by a kill, exists too.
+    """
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+            if len(magic) != 4 or magic[:3] != b"\x00\x00\x08":
+                return False
+            dims = struct.unpack(f">{magic[3]}I", f.read(4 * magic[3]))
+        return path.stat().st_size == 4 + 4 * len(dims) + math.prod(dims)
+    except (OSError, struct.error):
+        return False
 
 
 class FashionMNISTDataModule(ImageDataModule):
@@ -31,16 +57,24 @@ class FashionMNISTDataModule(ImageDataModule):
         self.download = download
 
     def prepare_data(self) -> None:
-        if self.download:
-            try:
+        """Download and unpack Fashion-MNIST into the root unless it is there, one job at a time."""
+        if not self.download or all(complete(f) for f in raw_files(self.root)):
+            return
+        try:
+            with download_lock(self.root, self.name):
+                # torchvision would keep a file cut short (it only asks whether one exists); a
+                # job that waited finds the files complete and torchvision leaves them.
+                for path in raw_files(self.root):
+                    if path.exists() and not complete(path):
+                        path.unlink()
                 for train in (True, False):
                     FashionMNIST(self.root, train=train, download=True)
-            except Exception as err:  # network errors come in many types, often many lines
-                why = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                raise PrunelabError(
-                    f"Fashion-MNIST download into {Path(self.root).resolve()} failed ({why}); "
-                    "without network, `make data` gets it from Debian's dataset-fashion-mnist"
-                ) from err
+        except Exception as err:  # network errors come in many types, often many lines
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise PrunelabError(
+                f"Fashion-MNIST download into {Path(self.root).resolve()} failed ({why}); "
+                "without network, `make data` gets it from Debian's dataset-fashion-mnist"
+            ) from err
 
     def _split(self, train: bool) -> TensorDataset:
         try:
