@@ -704,3 +704,114 @@ def test_finetune_checkpoints_resume_only_onto_the_baseline_they_were_pruned_fro
     (ckpt / "last.ckpt").write_bytes(b"epoch 2")
     own_checkpoints(ckpt, "simplecnn-b")
     assert not (ckpt / "last.ckpt").exists()
+
+
+def _leave_run(out: Path, settings: dict, name: str, complete: bool) -> None:
+    """What a run of `settings` leaves in its job folder: each file says `name`."""
+    from prunelab.identity import config_hash, set_aside
+
+    set_aside(out, settings)  # as the pipeline does before its loggers open
+    (out / "command.json").write_text(json.dumps({"overrides": [name]}))
+    (out / "csv").mkdir()
+    (out / "csv" / "metrics.csv").write_text(f"epoch,{name}\n")
+    (out / "wandb").mkdir()
+    (out / "wandb" / "run.txt").write_text(name)
+    (out / "model.pt").write_text(name)
+    if complete:
+        results = {"config/hash": config_hash(settings), "time/total_s": 1.0, "by": name}
+        (out / "results.json").write_text(json.dumps(results))
+
+
+def _files(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_attempt_never_overwrites_the_set_aside_complete_run_of_its_settings(
+    tmp_path, capsys
+):
+    """X complete, Y complete (X set aside), an X attempt killed before its results.json, Y
+    rerun: the killed attempt's logs and command would have replaced the complete X run's,
+    beside that run's results.X.json and model.X.pt."""
+    from prunelab.identity import config_hash, set_aside
+
+    x, y = {"lr": 1e-3, "seed": 0}, {"lr": 2e-3, "seed": 0}
+    tag = config_hash(x)
+    _leave_run(tmp_path, x, "complete X", complete=True)
+    _leave_run(tmp_path, y, "complete Y", complete=True)
+    kept = {name: text for name, text in _files(tmp_path).items() if f".{tag}" in name}
+    assert len(kept) == 6  # results, config, command, model, csv/ and wandb/ of complete X
+    _leave_run(tmp_path, x, "killed X", complete=False)
+    capsys.readouterr()
+    set_aside(tmp_path, y)  # the rerun of Y
+    assert {name: text for name, text in _files(tmp_path).items() if f".{tag}" in name} == kept
+    assert not {"csv", "wandb", "command.json", "model.pt"} & {p.name for p in tmp_path.iterdir()}
+    assert json.loads((tmp_path / "config.json").read_text()) == y
+    assert "were deleted, not set over those" in capsys.readouterr().err
+    assert not (tmp_path / ".aside.json").exists()
+
+
+def test_a_set_aside_cut_short_is_finished_as_begun(tmp_path, monkeypatch):
+    """A kill after set_aside renamed the complete Y run's results.json leaves Y's other files
+    looking like a stopped run's: the next attempt must set them aside, not delete them. And
+    the tag then holds that run's files only, not an earlier Y run's eval beside them."""
+    from prunelab import identity
+    from prunelab.identity import config_hash, set_aside
+
+    y, z = {"lr": 2e-3, "seed": 0}, {"lr": 3e-3, "seed": 0}
+    tag = config_hash(y)
+    (tmp_path / f"results.{tag}.json").write_text("{}")  # an earlier complete run of Y...
+    (tmp_path / f"eval.{tag}.json").write_text("earlier Y")  # ...evaluated
+    _leave_run(tmp_path, y, "complete Y", complete=True)
+    run_y = {name: text for name, text in _files(tmp_path).items() if f".{tag}" not in name}
+    move = identity._move
+
+    class Killed(Exception):
+        pass
+
+    moved = []
+
+    def killed_after_one(src: Path, dst: Path) -> None:
+        if moved:
+            raise Killed
+        moved.append(src.name)
+        move(src, dst)
+
+    monkeypatch.setattr(identity, "_move", killed_after_one)
+    with pytest.raises(Killed):
+        set_aside(tmp_path, z)
+    assert moved == ["results.json"] and (tmp_path / "model.pt").exists()
+    monkeypatch.setattr(identity, "_move", move)
+    set_aside(tmp_path, z)  # the next attempt
+
+    def aside(name: str) -> str:
+        top, slash, rest = name.partition("/")
+        return identity.aside_name(top, tag) + slash + rest
+
+    left = _files(tmp_path)
+    assert json.loads(left.pop("config.json")) == z
+    # Earlier Y's eval.<tag>.json is gone too: it evaluated another model than model.<tag>.pt.
+    assert left == {aside(name): text for name, text in run_y.items()}
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not UTF-8", b"[1, 2]", b'"text"', b'{"a": 1'])
+def test_a_corrupt_json_file_is_named_and_a_corrupt_cache_entry_rebuilt(content, tmp_path):
+    """Not UTF-8 (UnicodeDecodeError) or JSON but no object (AttributeError in the caller)
+    crashed where a torn file gave the one-line error and the cache rebuilt its entry."""
+    import torch
+
+    from prunelab.cache import BaselineCache
+    from prunelab.errors import PrunelabError
+    from prunelab.io import read_json
+
+    (tmp_path / "file.json").write_bytes(content)
+    with pytest.raises(PrunelabError) as err:
+        read_json(tmp_path / "file.json")
+    assert str(tmp_path / "file.json") in str(err.value) and "\n" not in str(err.value)
+    cache = BaselineCache(tmp_path / "cache")
+    entry = cache.entry("key")
+    entry.mkdir(parents=True)
+    torch.save({"w": torch.ones(2)}, entry / "model.pt")
+    (entry / "meta.json").write_bytes(content)
+    (entry / "test.json").write_bytes(content)
+    assert cache.load("key") is None  # so get_or_train rebuilds it
+    assert cache.cached_json("key", "test", lambda: {"test/acc": 0.9}) == {"test/acc": 0.9}

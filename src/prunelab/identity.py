@@ -4,6 +4,15 @@ A rerun into an old job folder (same `hydra.sweep.dir`) skips the job only if it
 came from the same settings; Hydra has already overwritten the folder's `.hydra/` record by then,
 so the job keeps its own: `config.json` (the settings below) and `config/hash` in results.json.
 A job of other settings first sets every file of the old run aside under that run's hash.
+
+The files set aside under one hash are always one run's, so its logs and command never pair with
+another run's results and model: a run set aside replaces the files an earlier run of the same
+settings left there, except that a run stopped before its results.json (killed, or failed) never
+replaces a complete run's. Its files are deleted instead: the complete run of those very settings
+is the record worth keeping, and the stopped one is what its own rerun would redo. A set-aside
+first writes what it will do to `.aside.json`, so one cut short (a kill between its renames) is
+finished as begun by the next attempt, never mistaken for a stopped run. A rerun of settings set
+aside trains again rather than taking that run back.
 """
 
 from __future__ import annotations
@@ -125,10 +134,76 @@ def aside_tag(name: str) -> str | None:
     return parts[1] if len(parts) == 3 and ASIDE_TAG.fullmatch(parts[1]) else None
 
 
+# What a set-aside under way will do (its tag; delete or move), written before its first
+# rename or deletion and removed before the new config.json is written.
+NOTE = ".aside.json"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _move(src: Path, dst: Path) -> None:
-    if dst.is_dir():  # left by an earlier run of those same settings: superseded
+    # An earlier run of those settings, superseded (a stopped run never supersedes a complete
+    # one: _plan deletes its files instead).
+    if dst.is_dir():
         shutil.rmtree(dst)
     src.replace(dst)
+
+
+def _plan(out: Path, left: list[str], tag: str) -> dict:
+    """What set_aside does with the old run's files `left` (config.json among them) under `tag`."""
+    if not (out / "results.json").exists() and (out / aside_name("results.json", tag)).is_file():
+        # Stopped before its results: set aside, its logs and command would overwrite those of
+        # the complete run of its settings beside that run's results and model.
+        return {"tag": tag, "drop": True, "stale": []}
+    # An earlier run's files of this tag that none of this run's replaces (say its eval.json):
+    # deleted, so the tag holds this run's files only. Listed now, as a kill part-way would
+    # leave this run's own set-aside files beside them, alike in name. (config.<tag>.json
+    # holds the very settings this run had.)
+    stale = [
+        aside_name(n, tag)
+        for n in RUN_FILES
+        if n not in left and (out / aside_name(n, tag)).exists()
+    ]
+    return {"tag": tag, "drop": False, "stale": stale}
+
+
+def _pending(out: Path) -> dict | None:
+    """The plan of a set-aside cut short, to finish as begun; None if there is none."""
+    note = _read(out / NOTE)
+    if note is None or not ASIDE_TAG.fullmatch(str(note.get("tag"))):
+        return None
+    return note
+
+
+def _carry_out(out: Path, plan: dict, left: list[str]) -> str:
+    """Delete or set aside the old run's files `left` as `plan` says; say what, for a warning."""
+    tag = plan["tag"]
+    for name in RUN_FILES:  # not any name a note may hold: only set-aside files of its tag
+        if aside_name(name, tag) in plan.get("stale", []):
+            _remove(out / aside_name(name, tag))
+    slash = {name: "/" if (out / name).is_dir() else "" for name in left}
+    for name in left:
+        if plan.get("drop"):
+            _remove(out / name)
+        else:
+            _move(out / name, out / aside_name(name, tag))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # never resume other settings
+    if plan.get("drop"):
+        files = ", ".join(name + slash[name] for name in left) or "checkpoints"
+        return (
+            f"; it stopped before its results.json and a complete run of those settings is kept"
+            f" (results.{tag}.json and the rest), so its {files} were deleted, not set over those"
+        )
+    if not left:
+        return ""
+    first = f"{left[0]}{slash[left[0]]} kept as {aside_name(left[0], tag)}{slash[left[0]]}"
+    more = ", ".join(name + slash[name] for name in left[1:])
+    return f", its {first}" + (f" ({more} likewise)" if more else "")
 
 
 def set_aside(out: Path, settings: dict) -> None:
@@ -136,28 +211,29 @@ def set_aside(out: Path, settings: dict) -> None:
 
     Called once the job's checks before training passed: a rerun they refuse leaves the old
     run's folder whole (and still skipped by its own command). The old run's `config.json` and
-    RUN_FILES get `aside_name`s, its resume checkpoints are dropped, and `config.json` is
-    written last, so the folder never pairs one config with another's files.
+    RUN_FILES get `aside_name`s (or, stopped before results where a complete run of its
+    settings is set aside, are deleted), its resume checkpoints are dropped, and `config.json`
+    is written last, so the folder never pairs one config with another's files.
     """
     digest = config_hash(settings)
     before = _read(out / "config.json")
     old_digest = config_hash(before) if before is not None else None
     left = [name for name in RUN_FILES if (out / name).exists()]
-    if old_digest != digest and (left or (out / "checkpoints").exists()):
+    left += ["config.json"] if before is not None else []
+    plan = _pending(out)
+    if plan is not None:
+        what = f"its set-aside as {plan['tag']} was cut short: finished now"
+    elif old_digest != digest and (set(left) - {"config.json"} or (out / "checkpoints").exists()):
         changes = changed_keys(before, settings) if before else ["settings not recorded"]
         more = f"; and {len(changes) - 4} more" if len(changes) > 4 else ""
         what = "; ".join(changes[:4]) + more
         tag = (_read(out / "results.json") or {}).get("config/hash") or old_digest or "old"
-        moved = []
-        for name in (*left, *(["config.json"] if before is not None else [])):
-            slash = "/" if (out / name).is_dir() else ""
-            _move(out / name, out / aside_name(name, tag))
-            moved.append((name + slash, aside_name(name, tag) + slash))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # never resume other settings
-        kept = f", its {moved[0][0]} kept as {moved[0][1]}" if moved else ""
-        if len(moved) > 1:
-            kept += f" ({', '.join(name for name, _ in moved[1:])} likewise)"
-        warn(f"{out} was run with other settings ({what}){kept}; running again")
+        plan = _plan(out, left, tag)
+        write_json(out / NOTE, plan)
+    if plan is not None:
+        done = _carry_out(out, plan, left)
+        warn(f"{out} was run with other settings ({what}){done}; running again")
+    (out / NOTE).unlink(missing_ok=True)  # before config.json: a note never meets a new config
     write_json(out / "config.json", settings)
 
 

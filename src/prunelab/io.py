@@ -63,11 +63,16 @@ def write_json(path: str | Path, data: dict) -> None:
 
 
 def read_json(path: str | Path) -> dict:
-    """Read JSON, naming the file if it is corrupt."""
+    """Read a JSON object, naming the file if it is corrupt or holds anything else."""
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
+        # UTF-8 as write_json writes it, not the locale's encoding; bytes that are not UTF-8
+        # (a torn or foreign file) raise UnicodeDecodeError, no JSONDecodeError.
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PrunelabError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(data, dict):  # every caller reads keys: `[1, 2]` is as corrupt as `[1,`
+        raise PrunelabError(f"{path} is not a JSON object (it holds a {type(data).__name__})")
+    return data
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
