@@ -24,9 +24,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from prunelab.cache import data_files, trainer_settings
-from prunelab.errors import PrunelabError, warn
+from prunelab.errors import warn
 from prunelab.fingerprint import content_hash
-from prunelab.io import read_json, write_json
+from prunelab.io import read_json_if_any, write_json
 
 # Where files go, how runs are shown or logged, and the sweep report: none changes a number.
 TOP_KEYS_IGNORED = {"paths", "hydra", "logger", "report", "progress_bar"}
@@ -97,19 +97,12 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return [f"{key}: {a} -> {b}" for key, a, b in differing_keys(old, new)]
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return read_json(path) if path.is_file() else None
-    except PrunelabError:
-        return None
-
-
 def previous_results(out: Path, identity: dict, settings: dict) -> dict | None:
     """results.json of a finished run of this job with these settings, else None (reads only).
 
     `identity`: the keys results.json must hold (model, data, pruning, sparsity, seed).
     """
-    found = _read(out / "results.json")
+    found = read_json_if_any(out / "results.json")
     if found is None or any(found.get(k) != v for k, v in identity.items()):
         return None
     if found.get("config/hash") == config_hash(settings) and "time/total_s" in found:
@@ -174,7 +167,7 @@ def _plan(out: Path, left: list[str], tag: str) -> dict:
 
 def _pending(out: Path) -> dict | None:
     """The plan of a set-aside cut short, to finish as begun; None if there is none."""
-    note = _read(out / NOTE)
+    note = read_json_if_any(out / NOTE)
     if note is None or not ASIDE_TAG.fullmatch(str(note.get("tag"))):
         return None
     return note
@@ -216,7 +209,7 @@ def set_aside(out: Path, settings: dict) -> None:
     is written last, so the folder never pairs one config with another's files.
     """
     digest = config_hash(settings)
-    before = _read(out / "config.json")
+    before = read_json_if_any(out / "config.json")
     old_digest = config_hash(before) if before is not None else None
     left = [name for name in RUN_FILES if (out / name).exists()]
     left += ["config.json"] if before is not None else []
@@ -227,7 +220,8 @@ def set_aside(out: Path, settings: dict) -> None:
         changes = changed_keys(before, settings) if before else ["settings not recorded"]
         more = f"; and {len(changes) - 4} more" if len(changes) > 4 else ""
         what = "; ".join(changes[:4]) + more
-        tag = (_read(out / "results.json") or {}).get("config/hash") or old_digest or "old"
+        recorded = read_json_if_any(out / "results.json") or {}
+        tag = recorded.get("config/hash") or old_digest or "old"
         plan = _plan(out, left, tag)
         write_json(out / NOTE, plan)
     if plan is not None:

@@ -6,12 +6,11 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import torch
 
 from prunelab.errors import PrunelabError
 
@@ -45,7 +44,10 @@ def atomic_write_bytes(path: str | Path, write: Callable[[BinaryIO], Any]) -> No
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
+    # A tensor exists only once torch is imported: JSON files are written without importing it
+    # (the report reads and writes them, and torch costs seconds to import).
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.item() if value.numel() == 1 else value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -75,13 +77,25 @@ def read_json(path: str | Path) -> dict:
     return data
 
 
+def read_json_if_any(path: str | Path) -> dict | None:
+    """A JSON object from `path`, or None where there is none or it cannot be read."""
+    try:
+        return read_json(path) if Path(path).is_file() else None
+    except (PrunelabError, OSError):
+        return None
+
+
 def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save atomically."""
+    import torch
+
     atomic_write_bytes(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: str | Path) -> Any:
     """torch.load with weights_only=True; a corrupt or truncated file gives a clear error."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -39,7 +39,7 @@ from prunelab.identity import (
     record_command,
     set_aside,
 )
-from prunelab.io import load_torch, read_json, save_torch, write_json
+from prunelab.io import load_torch, read_json, read_json_if_any, save_torch, write_json
 from prunelab.lean import ModelCheckpoint
 from prunelab.module import Classifier
 from prunelab.pruning import (
@@ -132,6 +132,12 @@ def train_baseline(
     cfg: DictConfig, dm: L.LightningDataModule, spec: dict, loggers: list, work: Path
 ) -> tuple[dict, dict]:
     """Train the dense model with early stopping on validation accuracy; keep the best epoch."""
+    # Training that has ended (early stop or max_epochs) is not resumed: Lightning does not
+    # checkpoint the stop, so a job killed before publishing would train on from last.ckpt
+    # and publish another baseline under the same key.
+    done = work / "fit_done.json"
+    if done.is_file() and (work / "best.ckpt").is_file():
+        return _net_state(load_torch(work / "best.ckpt")), read_json(done)
     L.seed_everything(cfg.seed, workers=True)
     net = build_net(cfg.model, spec)
     module = Classifier(
@@ -156,12 +162,6 @@ def train_baseline(
     callbacks = [best, stop, EpochSeed(cfg.seed)]
     if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
         callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
-    # Training that has ended (early stop or max_epochs) is not resumed: Lightning does not
-    # checkpoint the stop, so a job killed before publishing would train on from last.ckpt
-    # and publish another baseline under the same key.
-    done = work / "fit_done.json"
-    if done.is_file() and (work / "best.ckpt").is_file():
-        return _net_state(load_torch(work / "best.ckpt")), read_json(done)
     trainer = _trainer(cfg, "baseline", cfg.baseline.max_epochs, callbacks, loggers, work)
     resume = work / "last.ckpt"
     start = time.perf_counter()
@@ -183,10 +183,7 @@ def own_checkpoints(ckpt_dir: Path, key: str) -> None:
     pruned from the old one while results.json names the new.
     """
     mark = ckpt_dir / "baseline.json"
-    try:
-        ours = mark.is_file() and read_json(mark).get("key") == key
-    except PrunelabError:  # unreadable: of no known baseline
-        ours = False
+    ours = (read_json_if_any(mark) or {}).get("key") == key  # unreadable: no known baseline
     if ckpt_dir.is_dir() and not ours:
         log.info("fine-tune checkpoints in %s are of another baseline: starting over", ckpt_dir)
         shutil.rmtree(ckpt_dir)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
 from prunelab.identity import differing_keys
+from prunelab.io import read_json_if_any
 from prunelab.report.sweep_record import job_sweep_id, read_record
 from prunelab.validate import CELL_KEYS, options
 
@@ -289,7 +290,7 @@ def expected_cells(multirun: DictConfig | None) -> list[Cell] | None:
 
 def _read_results(path: Path) -> tuple[dict | None, str | None]:
     """(results, problem) for one results.json."""
-    # Plain json, not prunelab.io.read_json: that module imports torch, which costs seconds here.
+    # Read here, not by io.read_json: each problem becomes a line of the report's list.
     try:
         results = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -307,15 +308,6 @@ def _read_results(path: Path) -> tuple[dict | None, str | None]:
     except (TypeError, ValueError) as err:
         return None, f"{path.name}: bad cell keys ({err})"
     return results, None
-
-
-def read_settings(folder: Path) -> dict | None:
-    """A job's config.json (the settings it recorded, prunelab.identity), or None if unreadable."""
-    try:
-        settings = json.loads((folder / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return settings if isinstance(settings, dict) else None
 
 
 def collect(sweep_dir: str | Path) -> SweepData:
@@ -379,7 +371,8 @@ def collect(sweep_dir: str | Path) -> SweepData:
             else:
                 failed = None
         cell = _job_cell(folder, results)
-        data.jobs.append(Job(folder.name, folder, cell, results, failed, read_settings(folder)))
+        settings = read_json_if_any(folder / "config.json")  # the settings it recorded
+        data.jobs.append(Job(folder.name, folder, cell, results, failed, settings))
     _set_aside_other_recipes(data)
     return data
 
