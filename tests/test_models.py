@@ -146,6 +146,65 @@ def test_nan_loss_is_caught_at_its_own_step_between_logging_steps(tmp_path):
             fit(bad)
 
 
+@pytest.mark.parametrize(("accumulate", "every"), [(1, 3), (2, 2), (3, 1)])
+def test_logged_train_loss_is_the_stepped_windows_mean_at_lightnings_steps(
+    tmp_path, accumulate, every
+):
+    """`train/loss` reaches the logger at exactly the optimizer steps Lightning writes, with the
+    mean loss of the batches that step accumulated (a partial window at an epoch's end too)."""
+    import functools
+
+    from lightning.pytorch.loggers.logger import Logger
+    from torch import nn
+
+    from prunelab.data import FashionMNISTDataModule
+    from prunelab.module import Classifier
+
+    from conftest import DATA
+
+    class Capture(Logger):
+        name, version = "capture", 0
+        rows: list = []
+
+        def log_hyperparams(self, *args, **kwargs) -> None:
+            pass
+
+        def log_metrics(self, metrics, step=None) -> None:
+            if "train/loss" in metrics:
+                self.rows.append((step, metrics["train/loss"]))
+
+    class Recording(Classifier):
+        losses: list = []
+
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            self.losses.append((self.current_epoch, batch_idx, loss.item()))
+            return loss
+
+    dm = FashionMNISTDataModule(str(DATA), train_size=160, val_size=32, test_size=32)
+    dm.batch_size = 32  # 5 batches an epoch: windows of 2 or 3 end one batch short
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    module = Recording(net, 10, functools.partial(torch.optim.SGD, lr=0.01), None)
+    logger = Capture()
+    trainer = _bare_trainer(tmp_path, max_epochs=2, log_every_n_steps=every)
+    trainer.accumulate_grad_batches = accumulate
+    trainer.logger = logger
+    trainer.fit(module, datamodule=dm)
+
+    expected, step = [], 0
+    for epoch in range(2):
+        losses = [loss for e, _, loss in module.losses if e == epoch]
+        assert len(losses) == 5
+        for start in range(0, 5, accumulate):
+            step += 1
+            window = losses[start : start + accumulate]
+            if step % every == 0:
+                expected.append((step - 1, sum(window) / len(window)))
+    assert [s for s, _ in logger.rows] == [s for s, _ in expected]
+    for (_, got), (_, want) in zip(logger.rows, expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-5)
+
+
 @pytest.mark.parametrize(
     ("cls", "kwargs", "expected"),
     [

@@ -15,7 +15,7 @@ from prunelab.errors import PrunelabError
 from prunelab.lean import fixed_signature
 
 # Attributes that only ever hold plain Python values; see Classifier.__setattr__.
-_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_step_count", "_checked"})
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_checked"})
 
 
 class Classifier(L.LightningModule):
@@ -54,9 +54,12 @@ class Classifier(L.LightningModule):
         self._logits: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._losses: list[torch.Tensor] = []
-        self._checked = 0  # steps of this epoch whose loss is known to be finite
-        self._step_count = 0  # global step, counted here (the property walks the trainer)
-        self._log_every = 1  # the trainer's log_every_n_steps, read when an epoch starts
+        self._checked = 0  # batches of this epoch whose loss is known to be finite
+        # Read when an epoch starts (the trainer's properties walk its loops at every call):
+        self._first_step = 0  # optimizer steps taken before this epoch
+        self._log_every = 1  # trainer.log_every_n_steps
+        self._accumulate = 1  # trainer.accumulate_grad_batches
+        self._epoch_batches = -1  # trainer.num_training_batches, -1 when unknown
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets `_current_fx_name` before and after every hook it calls, ~44 times a
@@ -101,8 +104,12 @@ class Classifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._logits, self._targets, self._losses = [], [], []
         self._checked = 0
-        self._step_count = self.global_step  # also right after a resume
-        self._log_every = max(1, int(self.trainer.log_every_n_steps))
+        trainer = self.trainer
+        self._first_step = self.global_step  # also right after a resume
+        self._log_every = max(1, int(trainer.log_every_n_steps))
+        self._accumulate = max(1, int(trainer.accumulate_grad_batches))
+        batches = trainer.num_training_batches
+        self._epoch_batches = int(batches) if math.isfinite(batches) else -1
 
     @fixed_signature  # Lightning reads it at every step to decide whether to pass batch_idx
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -112,12 +119,20 @@ class Classifier(L.LightningModule):
         self._logits.append(logits.detach())
         self._targets.append(y)
         self._losses.append(loss.detach())
-        self._step_count += 1
         # self.log walks Lightning's result collection (several % of a SimpleCNN step), so log
-        # the step loss only on the steps Lightning writes (RESULTS.md of e5b7006, section 1).
-        if self._step_count % self._log_every == 0:
+        # the step loss only on the batches whose values Lightning writes: the one that ends an
+        # optimizer step (under gradient accumulation, the window's last) when that step's
+        # number is a multiple of log_every_n_steps (RESULTS.md of e5b7006, section 1).
+        batches = len(self._losses)
+        if batches % self._accumulate and batches != self._epoch_batches:
+            return loss
+        step = self._first_step + -(-batches // self._accumulate)  # 1-based, as Lightning's
+        if step % self._log_every == 0:
             self._check_finite()
-            self.log(f"{self.prefix}train/loss", loss, prog_bar=True)
+            window = (batches - 1) % self._accumulate + 1
+            # What the optimizer stepped on: the mean loss of the window's batches.
+            value = loss if window == 1 else torch.stack(self._losses[-window:]).mean()
+            self.log(f"{self.prefix}train/loss", value, prog_bar=True)
         return loss
 
     def _check_finite(self) -> None:
@@ -128,7 +143,8 @@ class Classifier(L.LightningModule):
         finite = torch.isfinite(window)
         if not bool(finite.all()):
             first = int((~finite).nonzero()[0, 0])
-            step = self._step_count - len(window) + first
+            batch = self._checked + first  # in this epoch, 0-based
+            step = self._first_step + batch // self._accumulate  # 0-based, as global_step
             raise PrunelabError(
                 f"loss became {window[first].item()} at epoch {self.current_epoch}, "
                 f"step {step}: lower the learning rate"
