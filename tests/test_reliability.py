@@ -687,6 +687,55 @@ def test_a_baseline_that_stopped_early_is_not_trained_on_when_its_job_is_rerun(
     assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
 
 
+def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path):
+    """Fine-tuning and the dense control checkpoint every epoch but not a stop (an early stop
+    or `+trainer.max_time`): a rerun after a kill restores where the fit ended."""
+    import functools
+
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+    from torch import nn
+
+    from prunelab.data import FashionMNISTDataModule
+    from prunelab.module import Classifier
+    from prunelab.pipeline import fit_resumable, resume_checkpoint
+
+    class Counting(Classifier):
+        def training_step(self, batch, batch_idx):
+            self.batches = getattr(self, "batches", 0) + 1
+            return super().training_step(batch, batch_idx)
+
+    dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
+    work = tmp_path / "checkpoints"
+
+    def fit() -> tuple[Counting, L.Trainer]:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+        # lr 0: validation accuracy never improves, so patience 0 stops after the 2nd epoch.
+        module = Counting(net, 10, functools.partial(torch.optim.SGD, lr=0.0), None)
+        stop = EarlyStopping(monitor="val/acc", mode="max", patience=0)
+        trainer = L.Trainer(
+            max_epochs=6,
+            callbacks=[resume_checkpoint(work), stop],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(tmp_path),
+        )
+        fit_resumable(trainer, module, dm, work)
+        return module, trainer
+
+    first, trainer = fit()
+    assert trainer.current_epoch == 2 and first.batches == 2 * 2, "the scenario needs a stop"
+    again, trainer = fit()  # as a rerun after a kill in the job's evaluation
+    assert getattr(again, "batches", 0) == 0 and trainer.current_epoch == 2
+    (work / "fit_done.json").unlink()  # without the mark the rerun would train on
+    again, trainer = fit()
+    assert again.batches > 0 and trainer.current_epoch > 2
+
+
 def test_finetune_checkpoints_resume_only_onto_the_baseline_they_were_pruned_from(tmp_path):
     """After an upgrade the baseline key changes and a new baseline trains: a resume must not
     fine-tune weights pruned from the old one while results.json names the new."""

@@ -119,6 +119,24 @@ def resume_checkpoint(dirpath: Path) -> ModelCheckpoint:
     )
 
 
+def fit_resumable(
+    trainer: L.Trainer, module: Classifier, dm: L.LightningDataModule, work: Path
+) -> None:
+    """Fit, resuming from `work/last.ckpt`; a fit that had ended is restored, not trained on.
+
+    Lightning checkpoints no stop: a fit that an early stop or `trainer.max_time` ended, killed
+    before its job published, would otherwise train on from its last epoch at the rerun.
+    """
+    done = work / "fit_done.json"
+    resume = resume_path(work / "last.ckpt")
+    ended = read_json_if_any(done) if resume else None
+    if ended is not None:
+        trainer.fit_loop.max_epochs = int(ended["epochs"])
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    if ended is None:
+        write_json(done, {"epochs": trainer.current_epoch})
+
+
 def _net_state(checkpoint: dict) -> dict:
     """The net's weights from a Lightning checkpoint of a Classifier."""
     return {
@@ -228,9 +246,8 @@ def finetune(
     guard = [] if structured else [MaskGuard(pruning)]
     callbacks = [pruning, *guard, last, EpochSeed(cfg.seed + 1)]
     trainer = _trainer(cfg, "fine-tune", cfg.finetune.max_epochs, callbacks, loggers, out)
-    resume = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
+    fit_resumable(trainer, module, dm, ckpt_dir)
     # Back to torch's default layout (channels-last training): saved and measured like a
     # freshly loaded model, and like the baseline it is compared with.
     net.to(memory_format=torch.contiguous_format)
@@ -256,8 +273,7 @@ def train_control(
     last = resume_checkpoint(work)
     callbacks = [last, EpochSeed(cfg.seed + 1)]
     trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, work)
-    resume = resume_path(work / "last.ckpt")
-    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    fit_resumable(trainer, module, dm, work)
     net.to(memory_format=torch.contiguous_format)
     device = resolve_device(cfg.eval.get("device", "auto"))
     # Scored as evaluate() scores the model and its baseline: the same inference copy.
