@@ -381,6 +381,33 @@ def test_own_image_folder_runs_end_to_end_as_imagefolder(tmp_path):
     assert "data.train_size=256 but there are only 12" in proc.stderr  # smoke asks for more
 
 
+def test_evaluate_checks_data_keys_against_the_jobs_own_dataset(tmp_path, capsys):
+    """prunelab.evaluate on an image-folder job: its keys (data.image_size) are known, a key
+    of another dataset (data.download) is one line naming the job's data=imagefolder."""
+    from prunelab.evaluate import main
+
+    from conftest import run_train
+
+    _sports_layout(tmp_path / "images", ["cats", "dogs"], per_split=6)
+    proc = run_train(
+        [
+            "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.image_size=16",
+            "sparsity=0.5", "experiment=smoke", f"hydra.run.dir={tmp_path / 'job'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([f"ckpt={tmp_path / 'job'}", "data.download=true"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "\n" not in err
+    assert "unknown config key 'data.download'" in err and "data=imagefolder" in err
+    out = tmp_path / "again.json"
+    assert main([f"ckpt={tmp_path / 'job'}", "data.image_size=16", f"out={out}"]) == 0
+    assert json.loads(out.read_text())["data"] == "imagefolder"
+
+
 def test_a_file_that_is_no_image_is_named_before_training(tmp_path):
     """A non-image or truncated file anywhere in the folder: one line naming it, at setup."""
     _sports_layout(tmp_path, ["golf", "tennis"], per_split=2)

@@ -105,10 +105,13 @@ def check_writable(path: str) -> None:
         raise PrunelabError(f"cannot write to {target}: {probe} is not writable") from None
 
 
-def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
+def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[str] = ()) -> None:
     """Raise PrunelabError for a bad value, an unknown config option or key in `args`.
 
     `evaluate`: the command line of prunelab.evaluate (one checkpoint, one setting).
+    `base`: overrides `args` go on top of (an evaluated job's own, its data=... among them),
+    so a key is checked against the groups that job chose, not the defaults; None while
+    those are unknown: the values alone are checked, not the keys.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
@@ -152,7 +155,9 @@ def check_overrides(args: Sequence[str], evaluate: bool = False) -> None:
     for path in written.values():
         check_writable(path)
     check_subdir(overrides)
-    check_composes(overrides)
+    if base is None:
+        return
+    check_composes(overrides, base)
     for override in overrides:  # after composing: a misspelt key is named as such first
         check_swept(override)
 
@@ -274,11 +279,18 @@ def check_subdir(overrides: list) -> None:
             )
 
 
-def check_composes(overrides: list) -> None:
-    """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`)."""
+def check_composes(overrides: list, base: Sequence[str] = ()) -> None:
+    """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
+    of `base` (see check_overrides)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    given = {o.key_or_group for o in overrides}
+    parsed = OverridesParser.create().parse_overrides(list(base))
+    pairs = [(b, o) for b, o in zip(base, parsed, strict=True) if o.key_or_group not in given]
+    kept = [b for b, _ in pairs]
+    kept_groups = [b for b, o in pairs if _is_group(o.key_or_group)]
     # One representative job: the first value of every sweep (each value was checked above).
     first = []
     for override in overrides:
@@ -287,7 +299,7 @@ def check_composes(overrides: list) -> None:
             text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
     try:
-        cfg = compose_config(first)
+        cfg = compose_config(kept + first)
     except (OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         missing = re.match(r"In '[^']+': Could not find '(.+)/([^/']+)'", lines[0] if lines else "")
@@ -314,7 +326,9 @@ def check_composes(overrides: list) -> None:
         if match:
             key = match.group(1)
             # The same config without that override: the keys a correct spelling can take.
-            rest = [t for o, t in zip(overrides, first, strict=True) if o.key_or_group != key]
+            rest = kept + [
+                t for o, t in zip(overrides, first, strict=True) if o.key_or_group != key
+            ]
             line = next((o.input_line for o in overrides if o.key_or_group == key), None)
             # None: Hydra named a key no override spells so (pruning@x: a package, not a key).
             why = None if line is None else why_unknown(key, line, rest)
@@ -322,7 +336,9 @@ def check_composes(overrides: list) -> None:
                 raise PrunelabError(f"unknown config key '{key}' ({why})") from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__
         raise PrunelabError(f"bad override: {detail}") from None
-    groups = [t for o, t in zip(overrides, first, strict=True) if _is_group(o.key_or_group)]
+    groups = kept_groups + [
+        t for o, t in zip(overrides, first, strict=True) if _is_group(o.key_or_group)
+    ]
     default = OmegaConf.to_container(compose_config(groups), resolve=False)
     check_shape(overrides, [_values(o) for o in overrides], default)
     # Targets first: they are read from sources, while check_config builds the optimizer (torch).
@@ -412,12 +428,14 @@ def listed_ranges(args: Sequence[str]) -> list[str]:
     return out
 
 
-def check_argv(args: Sequence[str], evaluate: bool = False) -> list[str]:
-    """`args` arranged for Hydra (see arrange) and checked (check_overrides); on a mistake one
-    line on stderr and exit status 2. `evaluate`: prunelab.evaluate's overrides."""
+def check_argv(
+    args: Sequence[str], evaluate: bool = False, base: Sequence[str] | None = ()
+) -> list[str]:
+    """`args` arranged for Hydra (see arrange) and checked (check_overrides, on top of `base`);
+    on a mistake one line on stderr and exit status 2. `evaluate`: prunelab.evaluate's."""
     try:
         arranged = listed_ranges(arrange(args, evaluate))
-        check_overrides(arranged, evaluate)
+        check_overrides(arranged, evaluate, base)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -258,7 +258,7 @@ def run_file(ckpt_name: str, stem: str) -> str | None:
 def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
-    check_argv(cli_overrides, evaluate=True)
+    check_argv(cli_overrides, evaluate=True, base=None)  # values now, keys once the job is known
     ckpt = Path(own["ckpt"])
     if ckpt.is_dir():  # a job folder: its model
         jobs = sorted(ckpt.glob("*/model.pt"))
@@ -278,7 +278,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
     check_writable(str(out.parent))  # before minutes of attacks, not after
     saved = load_job_model(ckpt)
-    check_identity(cli_overrides, saved["meta"])  # before any data is loaded (or downloaded)
 
     from prunelab.build import build_datamodule, build_net, build_saved_net, data_spec
     from prunelab.evaluation import evaluate
@@ -290,11 +289,11 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     quiet_libraries()
     meta = saved["meta"]
     record = job_record(ckpt)
-    job_cwd = None
+    job_cwd, notes = None, []
     if record is None:  # a model.pt copied away from its job
         known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
         overrides = [f"data={meta['data']}"] if known else []  # at least the same dataset
-        print(
+        notes.append(
             f"note: no job record (command.json, .hydra/) beside {ckpt}; evaluating under the "
             "default config"
             + (f" with {overrides[0]}" if overrides else "")
@@ -304,11 +303,17 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         overrides, job_cwd, source = record
         if source == ".hydra" and run_file(ckpt.name, "config") not in ("config.json", None):
             old = ckpt.with_name(str(run_file(ckpt.name, "config")))
-            print(
+            notes.append(
                 f"note: {ckpt.name} was set aside by a rerun with other settings; .hydra/ is "
                 "that rerun's, so the attack, eval and data settings follow it"
                 + (f" (the old run's are in {old.name})" if old.is_file() else "")
             )
+    # Keys are checked against the job's own groups (data.image_size exists for its
+    # data=imagefolder, not for the default dataset).
+    check_argv(cli_overrides, evaluate=True, base=overrides)
+    check_identity(cli_overrides, meta)  # before any data is loaded (or downloaded)
+    for note in notes:
+        print(note)
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
     note = ignored_by_options(compose_config(overrides), cfg, options) if options else None
