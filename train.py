@@ -2,15 +2,20 @@
 
 import sys
 
-from prunelab.cli import check_argv
-from prunelab.flags import print_command
+try:
+    from prunelab.cli import check_argv
+    from prunelab.flags import print_command
 
-# One clear line for a bad sparsity, model or dataset, before torch is even imported; Hydra's
-# flags (-m) may stand anywhere.
-sys.argv[1:] = check_argv(sys.argv[1:])
+    # One clear line for a bad sparsity, model or dataset before any job starts (Hydra would
+    # say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may stand
+    # anywhere.
+    sys.argv[1:] = check_argv(sys.argv[1:])
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+    import hydra
+    from omegaconf import DictConfig
+except KeyboardInterrupt:  # Ctrl-C during the checks: no job has started, nothing to resume
+    print("prunelab: interrupted before any job started", file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -537,6 +537,43 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
     assert (out / "FAILED").is_file() and not (out / "results.json").exists()
 
 
+@pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
+def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
+    """Ctrl-C while train.py checks its command line (seconds of composing and importing), or
+    in prunelab.evaluate or prunelab.report: one line and status 130, no traceback."""
+    stop = "def stop(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+    script = {
+        "train": "import prunelab.cli\nprunelab.cli.check_argv = stop\n"
+        f"import runpy, sys\nsys.argv = ['train.py', 'sparsity=0.5']\n"
+        f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n",
+        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
+        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
+        "report": "import sys, prunelab.report as r\nr.build = stop\n"
+        "from prunelab.report.__main__ import main\n"
+        f"sys.exit(main([{str(tmp_path)!r}]))\n",
+    }[entry]
+    proc = subprocess.run(
+        [sys.executable, "-c", stop + script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
+
+
+def test_report_command_line_mistakes_are_one_line(tmp_path, capsys):
+    from prunelab.report.__main__ import main
+
+    for argv, says in (
+        ([str(tmp_path), "report.figures=false"], "report.figures=false is written --no-figures"),
+        ([], "the following arguments are required: sweep_dir (usage: python -m prunelab.report"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and "\n" not in err and err.startswith("prunelab: error:")
+        assert says in err
+
+
 def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     # Killed during the baseline: config.json and a CSV log, no results.json, no checkpoints.
     from prunelab.identity import config_hash, previous_results, set_aside

@@ -385,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
+    except KeyboardInterrupt:  # the results file is written last, in one rename
+        print("prunelab: interrupted; nothing written", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -34,11 +34,23 @@ def summary_lines(result) -> list[str]:
     return lines
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error in one line, as train.py's and prunelab.evaluate's."""
+
+    def error(self, message: str):
+        hint = "usage: python -m prunelab.report SWEEP_DIR [--no-wandb] [--no-figures]"
+        for key, flag in (("report.figures", "--no-figures"), ("report.wandb", "--no-wandb")):
+            if key in message:  # the config key of train.py's report, as the README names it
+                hint = f"here {key}=false is written {flag}"
+        print(f"prunelab: error: {message} ({hint})", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, build the report, print where it is; 1 for a folder that is no sweep or
     whose jobs have no results (argparse exits with 2 for a malformed command line), as train.py
     and prunelab.evaluate."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m prunelab.report",
         description="Write report.md, results.csv and figures into a sweep folder.",
     )
@@ -59,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # each file is written whole, but not all of them may be new
+        print(
+            "prunelab: interrupted; the report may be incomplete: run the same command again",
+            file=sys.stderr,
+        )
+        return 130
     for line in summary_lines(result):
         print(line)
     if result.jobs == 0:  # a report of nothing: say so, as the end-of-sweep report does
