@@ -324,6 +324,16 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["seed=0", "seed=1"], "seed is given twice (seed=0, seed=1): give it once, several"),
         (["pruning@x=gradual"], "bad override: Could not override 'pruning@x'"),
         (["-m", "sparsity=0.2", "sparsity=0.5"], "sparsity is given twice"),
+        # Hints that lead somewhere: a key no sweep varies is not told to use -m.
+        (
+            ["paths.cache_dir=/a", "paths.cache_dir=/b"],
+            "(paths.cache_dir=/a, paths.cache_dir=/b): give it once",
+        ),
+        (
+            ["finetune.max_epochs=2,3"],
+            "a list is written finetune.max_epochs=[a,b]; a sweep varies",
+        ),
+        (["sparsity=interval(0,1)"], "continuous range that a sweep cannot list; give values"),
     ],
 )
 def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):

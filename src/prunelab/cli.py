@@ -168,7 +168,7 @@ def check_repeated(overrides: list, evaluate: bool = False) -> None:
     for override in overrides:
         key = override.key_or_group
         if key in seen and not override.is_delete():
-            sweep = "" if evaluate else f", several values as {key}=a,b with -m"
+            sweep = "" if evaluate or key not in CELL_KEYS else f", several as {key}=a,b with -m"
             raise PrunelabError(
                 f"{key} is given twice ({seen[key]}, {override.input_line}): give it once{sweep}"
             )
@@ -223,11 +223,19 @@ def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False)
     if multirun:
         return
     for override in overrides:
-        if override.is_sweep_override():
+        if not override.is_sweep_override():
+            continue
+        if override.is_interval_sweep():
+            _values(override)  # says how to list the range instead
+        key = override.key_or_group
+        if key in CELL_KEYS:
             raise PrunelabError(
-                f"{override.input_line} sweeps over several values: add -m "
-                "(python train.py -m ...), or write a list as key=[a,b]"
+                f"{override.input_line} sweeps over several values: add -m (python train.py -m ...)"
             )
+        raise PrunelabError(
+            f"{override.input_line} gives several values: a list is written {key}=[a,b]; "
+            f"a sweep varies {', '.join(CELL_KEYS)} only, so run one per value of {key}"
+        )
 
 
 def check_swept(override) -> None:
