@@ -306,13 +306,20 @@ def test_jobs_left_by_other_settings_are_set_aside(relaunched_sweep, tmp_path):
     old = "simplecnn-fashion_mnist-magnitude-s0-seed0"
     recipes = {r["sparsity"]: r["config/recipe"] for r in job_results(folder)}
     assert recipes[0] != recipes[0.5]
+    # The dense job fine-tunes nothing: the new fine-tuning recipe leaves it as it was.
+    result = build(folder, wandb=False, figures=False)
+    assert result.excluded == []
+    assert [float(r["sparsity"]) for r in read_csv(folder / "results.csv")] == [0, 0.5]
+    # A setting the dense job's figures depend on (its attack) sets it aside.
+    proc = run_train(["-m", "sparsity=0.5", "finetune.max_epochs=2", "attack.n_images=32", *common])
+    assert proc.returncode == 0, proc.stderr[-4000:]
     result = build(folder, wandb=False, figures=False)
     assert [name for name, _ in result.excluded] == [old]
     rows = read_csv(folder / "results.csv")
     assert [float(r["sparsity"]) for r in rows] == [0.5]
     assert (
         f"EXCLUDED `{old}`: run with other settings than the latest job of its method, "
-        "`simplecnn-fashion_mnist-magnitude-s0.5-seed0` (finetune.max_epochs: 1 -> 2)"
+        "`simplecnn-fashion_mnist-magnitude-s0.5-seed0` (attack.n_images: 64 -> 32)"
     ) in (folder / "report.md").read_text()
 
 

@@ -918,10 +918,10 @@ def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp
     excluded job's line names the keys, as the rerun warning does, but not the cell's own."""
     import os
 
-    old, new = fake_result("simplecnn", 0.0), fake_result("simplecnn", 0.5)
+    old, new = fake_result("simplecnn", 0.2), fake_result("simplecnn", 0.5)
     old["config/recipe"], new["config/recipe"] = "aaaaaaaaaaaa", "bbbbbbbbbbbb"
-    sweep = make_sweep(tmp_path, [old, new], ["sparsity=0,0.5"])
-    _write_settings(sweep, old, _settings(0.0, epochs=1))
+    sweep = make_sweep(tmp_path, [old, new], ["sparsity=0.2,0.5"])
+    _write_settings(sweep, old, _settings(0.2, epochs=1))
     _write_settings(sweep, new, _settings(0.5, epochs=2))
     when = (sweep / make_cell(new).label / "results.json").stat().st_mtime - 60
     os.utime(sweep / make_cell(old).label / "results.json", (when, when))
@@ -933,7 +933,7 @@ def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp
             f"`{make_cell(new).label}` (finetune.max_epochs: 1 -> 2)",
         )
     ]
-    many = _settings(0.0, epochs=1)
+    many = _settings(0.2, epochs=1)
     many.update({"a": 1, "b": 2, "c": 3, "d": 4})
     _write_settings(sweep, old, many)
     (_, why) = collect(sweep).excluded[0]
@@ -945,6 +945,36 @@ def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp
     assert why.endswith("(config/recipe differs; no config.json to compare)")
     report = build(sweep, wandb=False, figures=False).report.read_text()
     assert f"EXCLUDED `{make_cell(old).label}`: run with other settings" in report
+
+
+def test_a_dense_job_is_kept_when_only_settings_it_never_uses_changed(tmp_path):
+    """A dense job prunes and fine-tunes nothing: a rerun of the pruned cells with another
+    fine-tuning recipe leaves it in the table, unless it also fine-tuned (the dense control)
+    or a setting it does use changed; and a newer dense job does not set pruned ones aside."""
+    import os
+
+    dense, pruned = fake_result("simplecnn", 0.0), fake_result("simplecnn", 0.5)
+    dense["config/recipe"], pruned["config/recipe"] = "aaaaaaaaaaaa", "bbbbbbbbbbbb"
+    sweep = make_sweep(tmp_path, [dense, pruned], ["sparsity=0,0.5"])
+
+    def excluded(old: dict, new: dict, dense_first: bool = True) -> list[str]:
+        _write_settings(sweep, dense, old)
+        _write_settings(sweep, pruned, new)
+        first, then = (dense, pruned) if dense_first else (pruned, dense)
+        when = (sweep / make_cell(then).label / "results.json").stat().st_mtime - 60
+        os.utime(sweep / make_cell(first).label / "results.json", (when, when))
+        return [name for name, _ in collect(sweep).excluded]
+
+    assert excluded(_settings(0.0, epochs=1), _settings(0.5, epochs=2)) == []
+    assert excluded(_settings(0.0, lr=1e-3), _settings(0.5, lr=1e-4), dense_first=False) == []
+    with_control = _settings(0.5, epochs=2)
+    with_control["finetune"]["dense_control"] = True
+    assert excluded(_settings(0.0, epochs=1), with_control) == [make_cell(dense).label]
+    attacked = _settings(0.5, epochs=2)
+    attacked["attack"] = {"n_images": 32}
+    assert excluded(_settings(0.0, epochs=1), attacked) == [make_cell(dense).label]
+    # The dense job newer and of another attack: the pruned job sets the recipe still.
+    assert excluded(attacked, _settings(0.5), dense_first=False) == [make_cell(dense).label]
 
 
 def test_a_lottery_groups_change_against_the_control_is_not_called_pruning_alone():

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import PrunelabError
-from prunelab.identity import differing_keys
 from prunelab.io import read_json_if_any
+from prunelab.report.recipes import set_aside_other_recipes
 from prunelab.report.sweep_record import job_sweep_id, read_record
 from prunelab.validate import CELL_KEYS, options
 
@@ -373,65 +373,5 @@ def collect(sweep_dir: str | Path) -> SweepData:
         cell = _job_cell(folder, results)
         settings = read_json_if_any(folder / "config.json")  # the settings it recorded
         data.jobs.append(Job(folder.name, folder, cell, results, failed, settings))
-    _set_aside_other_recipes(data)
+    set_aside_other_recipes(data)
     return data
-
-
-def _set_aside_other_recipes(data: SweepData) -> None:
-    """Keep, per model, data and method, only the jobs run with the latest job's settings.
-
-    A launch into an old sweep folder with other settings (finetune.max_epochs=2, say) reruns
-    only the cells it names; the cells it does not name keep results of the old settings, which
-    must not share a table, a dense row or a finding with the new ones.
-    """
-    latest: dict[tuple, tuple[float, str, Job]] = {}
-    for job in data.ok:
-        recipe = job.results.get("config/recipe") if job.results else None
-        if job.cell is None or not isinstance(recipe, str):
-            continue  # written before config/recipe existed: nothing to compare
-        group = job.cell[:3]
-        when = (job.path / "results.json").stat().st_mtime
-        if group not in latest or when > latest[group][0]:
-            latest[group] = (when, recipe, job)
-    kept = []
-    for job in data.jobs:
-        recipe = job.results.get("config/recipe") if job.results else None
-        group = job.cell[:3] if job.cell is not None else None
-        if group in latest and isinstance(recipe, str) and recipe != latest[group][1]:
-            newer = latest[group][2]
-            data.excluded.append(
-                (
-                    job.name,
-                    "run with other settings than the latest job of its method, "
-                    f"`{newer.name}` ({recipe_changes(job, newer)})",
-                )
-            )
-        else:
-            kept.append(job)
-    data.jobs = kept
-
-
-def _follows(a: Any, b: Any, old: float, new: float) -> bool:
-    """Whether a setting changed from `old` to `new` exactly as a cell key did."""
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
-    return numbers and old != new and (a, b) == (old, new)
-
-
-def recipe_changes(old: Job, new: Job, shown: int = 4) -> str:
-    """The settings two jobs' config.json disagree on, as the rerun warning names them.
-
-    `key: old -> new` for the first `shown`; values that only follow the jobs' own sparsity or
-    seed (`sparsity`, `pruning.amount: ${sparsity}`) are no part of the recipe and left out.
-    """
-    if old.settings is None or new.settings is None or old.cell is None or new.cell is None:
-        return "config/recipe differs; no config.json to compare"
-    changes = [
-        f"{key}: {a} -> {b}"
-        for key, a, b in differing_keys(old.settings, new.settings)
-        if not _follows(a, b, old.cell.sparsity, new.cell.sparsity)
-        and not _follows(a, b, old.cell.seed, new.cell.seed)
-    ]
-    if not changes:
-        return "config/recipe differs"
-    more = f"; and {len(changes) - shown} more" if len(changes) > shown else ""
-    return "; ".join(changes[:shown]) + more
