@@ -334,6 +334,10 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
             "a list is written finetune.max_epochs=[a,b]; a sweep varies",
         ),
         (["sparsity=interval(0,1)"], "continuous range that a sweep cannot list; give values"),
+        (["-m", "seed=range(3,3)"], "seed=range(3,3) holds no values: give at least one"),
+        (["-m", "sparsity=range(0.5,0.1,0.1)"], "holds no values: give at least one"),
+        (["-m", "sparsity=range(0,1,0)"], "sparsity=range(0,1,0): range() arg 3 must not be zero"),
+        (["=5"], "'=5' names no key: write key=value"),
     ],
 )
 def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):

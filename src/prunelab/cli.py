@@ -59,7 +59,13 @@ def _values(override) -> list:
                 f"{override.input_line} matches none of the {key} options: {', '.join(known)}"
             )
         return found
-    return list(override.sweep_iterator())
+    try:
+        values = list(override.sweep_iterator())
+    except ValueError as err:  # range(0,1,0)
+        raise PrunelabError(f"{override.input_line}: {err}") from None
+    if not values:  # range(3,3): Hydra would launch nothing, or fail on the first value
+        raise PrunelabError(f"{override.input_line} holds no values: give at least one")
+    return values
 
 
 def _first(override) -> str:
@@ -125,6 +131,9 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
             f"cannot read the override '{err.override}' ({cause}): write key=value, several "
             "values as key=a,b (no spaces), a list as key=[a,b]; quote values with spaces"
         ) from None
+    keyless = next((o for o in overrides if not o.key_or_group), None)
+    if keyless is not None:
+        raise PrunelabError(f"'{keyless.input_line}' names no key: write key=value")
     flags = check_flags(args, overrides)
     if "shell_completion" in flags:  # install=bash: Hydra's words, not config keys
         check_completion(overrides)
@@ -308,7 +317,7 @@ def check_composes(overrides: list, base: Sequence[str] = ()) -> None:
         first.append(text)
     try:
         cfg = compose_config(kept + first)
-    except (OmegaConfBaseException, HydraException) as err:
+    except (OmegaConfBaseException, HydraException, ValueError, TypeError) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         missing = re.match(r"In '[^']+': Could not find '(.+)/([^/']+)'", lines[0] if lines else "")
         if missing:  # a typo in a group of Hydra's own (hydra/launcher=joblb)
