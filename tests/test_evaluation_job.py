@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 import prunelab.evaluation.core as core
 from prunelab.build import build_datamodule, build_net, data_spec
 from prunelab.cache import BaselineCache
+from prunelab.errors import PrunelabError
 from prunelab.evaluate import (
     anchor_paths,
     compose_config,
@@ -333,6 +334,10 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys, tmp_path):
     assert main([f"ckpt={job / 'model.pt'}", f"baseline={tmp_path / 'other.pt'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunelab: error: the baseline does not fit") and "\n" not in err
+    save_torch(tmp_path / "list.pt", [1, 2, 3])  # a torch file, but no weights
+    assert main([f"ckpt={job / 'model.pt'}", f"baseline={tmp_path / 'list.pt'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "list.pt holds a list, not a model's weights" in err and "\n" not in err
     # The job's checks run here too, before any attack: a bad device with the command line's
     # (exit 2, as train.py's since 310047a).
     with pytest.raises(SystemExit) as stop:
@@ -458,6 +463,12 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, m
     (job / ".hydra" / "overrides.yaml").write_text("- sparsity=0.5\n- hydra.run.dir=x\n")
     (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ROOT}\n")
     assert job_record(job / "model.pt") == (["sparsity=0.5"], str(ROOT), ".hydra")
+    (job / ".hydra" / "hydra.yaml").write_text("hydra: [\n")  # damaged: one line naming it
+    with pytest.raises(PrunelabError, match=r"cannot read the job's record .*hydra\.yaml \("):
+        job_record(job / "model.pt")
+    (job / ".hydra" / "overrides.yaml").write_text("sparsity: 0.5\n")
+    with pytest.raises(PrunelabError, match=r"overrides\.yaml is no list of overrides"):
+        job_record(job / "model.pt")
     job = str(ROOT)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -52,13 +52,22 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return own, overrides
 
 
+def _yaml(path: Path) -> Any:
+    """A YAML file of the job's record, or one line naming it where it cannot be read."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text()) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PrunelabError(f"cannot read the job's record {path} ({first})") from None
+
+
 def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
     """(overrides, working folder, file read) of the run that saved `ckpt`: its `command.json`
     (`command.<hash>.json` for a model set aside with its run), else the folder's `.hydra/`
     (jobs from before command.json, a model of one's own); None where there is neither."""
     import json
-
-    import yaml
 
     name = run_file(ckpt.name, "command") or "command.json"
     path = ckpt.with_name(name)
@@ -73,11 +82,13 @@ def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
     if found is None:
         if not (hydra / "overrides.yaml").is_file():
             return None
-        found = yaml.safe_load((hydra / "overrides.yaml").read_text()) or []
+        found = _yaml(hydra / "overrides.yaml")
+        if not isinstance(found, list):
+            raise PrunelabError(f"{hydra / 'overrides.yaml'} is no list of overrides")
         source = ".hydra"
         if (hydra / "hydra.yaml").is_file():
-            top = yaml.safe_load((hydra / "hydra.yaml").read_text()) or {}
-            runtime = (top.get("hydra") or {}).get("runtime")
+            top = _yaml(hydra / "hydra.yaml")
+            runtime = ((top.get("hydra") or {}) if isinstance(top, dict) else {}).get("runtime")
             cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
     overrides = [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
     return overrides, (str(cwd) if cwd else None), source
@@ -180,7 +191,13 @@ def load_baseline_state(
         state = load_torch(path)
         if isinstance(state, dict) and isinstance(state.get("meta"), dict):  # a job's model.pt
             check_baseline_meta(path, state["meta"], saved["meta"])
-        return (state.get("state_dict", state) if isinstance(state, dict) else state), None, None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise PrunelabError(
+                f"the baseline {path} holds a {type(state).__name__}, not a model's weights; "
+                "pass the dense model.pt of the same model and config, or baseline=none"
+            )
+        return state, None, None
     key = saved["meta"].get("baseline/key")
     cache = BaselineCache(cfg.paths.cache_dir)
     path = cache.entry(str(key)) / "model.pt"
