@@ -338,6 +338,10 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["-m", "sparsity=range(0.5,0.1,0.1)"], "holds no values: give at least one"),
         (["-m", "sparsity=range(0,1,0)"], "sparsity=range(0,1,0): range() arg 3 must not be zero"),
         (["=5"], "'=5' names no key: write key=value"),
+        (["baseline.rewind_epochs=[abc]"], "rewind_epochs must be null or a list of whole"),
+        (["baseline.rewind_epochs=[-1]"], "baseline.rewind_epochs must be null or a list of whole"),
+        (["progress_bar.lines=maybe"], "progress_bar.lines must be true, false or null, got"),
+        (["progress_bar.refresh_rate=-3"], "progress_bar.refresh_rate must be a whole number >= 0"),
     ],
 )
 def test_typos_are_refused_before_anything_runs(args, expected, tmp_path):

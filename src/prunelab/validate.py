@@ -81,6 +81,7 @@ WHOLE = {  # key: smallest allowed value; None after it = null is allowed too
     "eval.latency.repeats_bN": (1, False),
     "eval.latency.threads": (1, True),
     "report.dpi": (1, False),
+    "progress_bar.refresh_rate": (0, False),  # 0: no bar (Lightning's rule)
 }
 NONNEGATIVE = ("baseline.optimizer.lr", "finetune.optimizer.lr", "report.speedup_tolerance",
                "baseline.optimizer.weight_decay", "finetune.optimizer.weight_decay")  # fmt: skip
@@ -233,6 +234,14 @@ def check_value(key: str, value: object) -> None:
         check_channel_stats(key, value, 3, positive=key == "data.std")
     elif key == "logger.wandb.mode":
         check_wandb_mode(key, value)
+    elif key == "progress_bar.lines" and value not in (None, True, False):
+        raise PrunelabError(f"{key} must be true, false or null, got {value!r}")
+    elif key == "baseline.rewind_epochs":
+        listed = isinstance(value, (list, tuple)) and all(is_whole(v, 0) for v in value)
+        if value is not None and not listed:
+            raise PrunelabError(
+                f"{key} must be null or a list of whole numbers >= 0 (epochs), got {value!r}"
+            )
 
 
 ONE_DEVICE = (1, "1")
@@ -272,7 +281,8 @@ def check_config(cfg: DictConfig) -> None:
 
     keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
             "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
-            "finetune.scheduler", "report.profiles"]  # fmt: skip
+            "finetune.scheduler", "report.profiles", "progress_bar.lines",
+            "baseline.rewind_epochs"]  # fmt: skip
     for key, value in present(cfg, keys):
         check_value(key, value)
     # null switches W&B off (logger=csv); the mode may come from $WANDB_MODE.
