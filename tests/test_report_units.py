@@ -913,6 +913,15 @@ def test_advice_prefers_no_lower_latency_within_the_dense_self_timing_noise(tmp_
     )
 
 
+def test_advice_survives_a_hand_edited_interval_that_excludes_its_own_accuracy():
+    """The most accurate cell is tied with itself whatever its interval says."""
+    dense = fake_result("simplecnn", 0.0, acc=0.89)
+    dense["test/acc_ci_high"] = 0.0
+    rows = [r for rs in build_rows([_job(dense)]).values() for r in rs]
+    edge = Profile("edge", max_latency_ms=5.0, prefer="latency")
+    assert "**simplecnn** (dense) —" in recommend(edge, rows)
+
+
 def test_a_job_of_other_settings_is_excluded_naming_the_settings_that_differ(tmp_path):
     """'config/recipe differs; its config.json lists them' sent users comparing files; the
     excluded job's line names the keys, as the rerun warning does, but not the cell's own."""

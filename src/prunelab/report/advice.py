@@ -209,7 +209,8 @@ def recommend(p: Profile, rows: list[Row], tolerance: float = 0.1) -> str:
             f"misses by: {misses}."
         )
     best = max(fit, key=lambda c: c.row.acc().mean)
-    tied = [c for c in fit if _tied(c.row, best.row)]
+    # The best is tied with itself, even where its interval is malformed (hand-edited results).
+    tied = [best, *(c for c in fit if c is not best and _tied(c.row, best.row))]
     chosen = best
     if p.prefer != "accuracy":
         # Switch away from the most accurate only for a gain beyond measurement noise: for
