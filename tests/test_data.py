@@ -406,6 +406,9 @@ def test_evaluate_checks_data_keys_against_the_jobs_own_dataset(tmp_path, capsys
     out = tmp_path / "again.json"
     assert main([f"ckpt={tmp_path / 'job'}", "data.image_size=16", f"out={out}"]) == 0
     assert json.loads(out.read_text())["data"] == "imagefolder"
+    # Only the test split is evaluated: the other splits' sizes go unmentioned.
+    shown = capsys.readouterr()
+    assert "data.train_size=256 but there are only" not in shown.err + shown.out
 
 
 def test_a_file_that_is_no_image_is_named_before_training(tmp_path):

@@ -21,11 +21,12 @@ def choice(group: str, default: str = "custom") -> str:
     return default
 
 
-def build_datamodule(cfg: DictConfig) -> ImageDataModule:
-    """Instantiate, prepare and set up the configured DataModule."""
+def build_datamodule(cfg: DictConfig, stage: str | None = None) -> ImageDataModule:
+    """Instantiate, prepare and set up the configured DataModule (for `stage`: "test" when
+    only the test split is used)."""
     dm = instantiate(cfg.data)
     dm.prepare_data()
-    dm.setup()
+    dm.setup(stage)
     return dm
 
 

@@ -339,7 +339,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     anchor_paths(cfg, job_cwd, cli_overrides)
     check_config(cfg)
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, "test")  # no warning about the sizes of splits it never reads
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # devices, attack.targeted_class
     trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))

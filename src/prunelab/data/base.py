@@ -21,13 +21,14 @@ from prunelab.data.sampling import (
 from prunelab.errors import PrunelabError, warn
 
 
-def capped_size(key: str, size: int, available: int, what: str) -> int:
+def capped_size(key: str, size: int, available: int, what: str, quiet: bool = False) -> int:
     """A requested split size, capped at what the data has, with a warning when it is.
 
     Capping, not failing: `experiment=smoke` asks for a few hundred images, which a small
-    image folder of one's own may not hold; but never silently (999999 meant "all"? say so).
+    image folder of one's own may not hold; but never silently (999999 meant "all"? say so),
+    unless `quiet`: a split the caller does not use.
     """
-    if size > available:
+    if size > available and not quiet:
         warn(
             f"{key}={size} but there are only {available} {what}; "
             f"using all {available} (null = all of them)"
@@ -148,9 +149,11 @@ class ImageDataModule(L.LightningDataModule):
         return None
 
     def setup(self, stage: str | None = None) -> None:
-        """Load once and apply the seeded split and subset sizes."""
+        """Load once and apply the seeded split and subset sizes (`stage` "test": only the
+        test split is used, so the others are capped without a warning)."""
         if self.train_set is not None:
             return
+        quiet = stage == "test"
         train, val, test = self.load()
         order = seeded_indices(len(train), self.split_seed)
         if val is None:
@@ -163,14 +166,17 @@ class ImageDataModule(L.LightningDataModule):
             val = Subset(train, order[:n_val].tolist())
             order = order[n_val:]
         elif self.val_size is not None:
-            n_val = capped_size("data.val_size", self.val_size, len(val), "validation images")
+            n_val = capped_size(
+                "data.val_size", self.val_size, len(val), "validation images", quiet
+            )
             if n_val < len(val):
                 kept = seeded_indices(len(val), self.split_seed)[:n_val]
                 val = Subset(val, kept.tolist())
         if self.train_size is not None:
             left = " left after the validation split" if len(order) < len(train) else ""
             what = f"training images{left}"
-            order = order[: capped_size("data.train_size", self.train_size, len(order), what)]
+            n_train = capped_size("data.train_size", self.train_size, len(order), what, quiet)
+            order = order[:n_train]
         self.train_set = Subset(train, order.tolist())
         self.train_sampler = EpochShuffleSampler(len(self.train_set), self.shuffle_seed)
         self.val_set = val
