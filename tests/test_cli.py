@@ -564,15 +564,27 @@ def test_a_bad_pruning_setting_stops_the_job_before_the_baseline(make_cfg, tmp_p
 
 
 def test_a_bad_model_setting_names_target_and_cause(tmp_path):
-    """An argument the net does not take: one line naming the target and the cause."""
+    """An argument the net does not take: refused at launch, naming the target; and where a
+    target fails inside a job (what no launch check foresees), one line naming it and why."""
+    from hydra.utils import instantiate
+
+    from prunelab.errors import instantiation_message
+
     proc = run_train(["experiment=smoke", "+model.foo=1", f"hydra.run.dir={tmp_path}/run",
                       f"paths.cache_dir={tmp_path}/cache"])  # fmt: skip
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "prunelab: error: Error in call to target 'prunelab.models.simple_cnn.SimpleCNN': "
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "prunelab: error: unknown config key 'model.foo' (prunelab.models.SimpleCNN takes no "
+        "argument 'foo')"
+    ]
+    assert not (tmp_path / "run").exists()
+    node = {"_target_": "prunelab.models.SimpleCNN", "in_shape": [1, 28, 28], "foo": 1}
+    with pytest.raises(Exception) as info:
+        instantiate(node, num_classes=10, mean=[0.5], std=[0.25])
+    assert instantiation_message(info.value) == (
+        "Error in call to target 'prunelab.models.simple_cnn.SimpleCNN': "
         "TypeError: SimpleCNN.__init__() got an unexpected keyword argument 'foo'"
     )
-    assert not (tmp_path / "run" / "results.json").exists()
 
 
 @pytest.fixture
@@ -588,7 +600,7 @@ def saved_job(tmp_path, monkeypatch):
     class DataLoaded(Exception):
         pass
 
-    def no_data(cfg):
+    def no_data(cfg, stage=None):
         raise DataLoaded(f"data loaded: {cfg.data._target_}")
 
     monkeypatch.setattr("prunelab.build.build_datamodule", no_data)
@@ -681,7 +693,7 @@ def test_an_experiment_applies_its_evaluation_settings_and_names_the_rest(
     job, data_loaded = saved_job
     seen = {}
 
-    def record(cfg):
+    def record(cfg, stage=None):
         seen.update(n_images=cfg.attack.n_images, test_size=cfg.data.test_size)
         raise data_loaded("stop")
 

@@ -234,6 +234,8 @@ def test_table_marks_changes_within_noise_and_shows_their_interval():
     assert "~ = within noise" in table.splitlines()[-1]
     assert max(len(line) for line in table.splitlines()) <= 100, table
     assert "paired 95 %" not in format_table({"size/params": 5})  # no interval, no legend
+    alone = format_table({"size/params": 5, "test/acc": 0.5})  # baseline=none: two columns
+    assert alone.splitlines()[0].split() == ["metric", "model"] and "baseline" not in alone
 
 
 def test_job_headline_names_the_attack_subset():

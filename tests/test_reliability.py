@@ -697,6 +697,9 @@ def test_only_a_set_aside_model_reads_the_records_of_its_run():
     assert names(f"model.{tag}.pt") == (f"eval.{tag}.json", f"results.{tag}.json")
     assert run_file("model.old.pt", "config") == "config.old.json"
     assert names("model.best.pt") == ("eval.best.json", None)
+    # Copies under names of one's own: each its own eval file, next to the others.
+    assert names("pruned-80.pt") == ("eval.pruned-80.json", "results.json")
+    assert names("copied.model.pt") == ("eval.copied.model.json", "results.json")
 
 
 def test_a_baseline_that_stopped_early_is_not_trained_on_when_its_job_is_rerun(

@@ -38,10 +38,10 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
     if changed:
         # A file from before the pruning method was recorded holds None for it: unknown.
         held = ", ".join(f"{k}={'?' if meta.get(k) is None else meta[k]}" for k in changed)
-        verb = "comes" if len(changed) == 1 else "come"
+        verb, it = ("comes", "it") if len(changed) == 1 else ("come", "them")
         raise UsageError(
             f"{', '.join(changed)} {verb} from the checkpoint ({held}); prunelab.evaluate does "
-            "not change them"
+            f"not change {it}"
         )
     if ignored:
         raise UsageError(ignored_message(ignored))

@@ -82,9 +82,12 @@ def format_table(results: dict[str, Any]) -> str:
                 _wilson(results, f"{key}_baseline"),
             )
             rows.append((*wilson, ""))
+    if not any(r[2] or r[3] for r in rows[1:]):  # baseline=none: no column to fill
+        rows = [r[:2] for r in rows]
+    last = len(rows[0]) - 1
     # A column is as wide as its cells that have another cell after them: a long last cell
     # (latency/device on a GPU, a row without baseline) runs on instead of widening them all.
-    widths = [max(len(r[i]) for r in rows if i == 3 or any(r[i + 1 :])) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows if i == last or any(r[i + 1 :])) for i in range(last + 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(f"{key}_delta_ci_low" in results for key, *_ in rows[1:]):

@@ -253,20 +253,23 @@ def prune_metrics(net: nn.Module, saved: dict, dense: nn.Module) -> dict[str, An
 
 def eval_name(ckpt_name: str) -> str:
     """eval.json for model.pt; eval.<tag>.json for model.<tag>.pt (one a rerun of other
-    settings set aside, prunelab.identity.set_aside, or one's own model.best.pt), so no other
-    model's figures land in the job's eval.json."""
-    parts = ckpt_name.split(".")
-    own = len(parts) == 3 and parts[0] == "model" and parts[2] == "pt"
-    return f"eval.{parts[1]}.json" if own else "eval.json"
+    settings set aside, prunelab.identity.set_aside, or one's own model.best.pt) and for a
+    model copied as <tag>.pt, so no other model's figures land in the job's eval.json, nor two
+    copied models' in one file."""
+    if ckpt_name == "model.pt":
+        return "eval.json"
+    stem = ckpt_name.removeprefix("model.").removesuffix(".pt")
+    return f"eval.{stem}.json"
 
 
 def run_file(ckpt_name: str, stem: str) -> str | None:
     """`<stem>.json` of the run that saved `ckpt_name`: `<stem>.<hash>.json` for a
     model.<hash>.pt set aside with the rest of its run (prunelab.identity.set_aside); None
-    for a model.<other>.pt of one's own, which no run recorded."""
+    for a model.<other>.pt of one's own, which no run recorded; `<stem>.json` for any other
+    name (a job's model.pt renamed in its folder)."""
     from prunelab.identity import aside_name, aside_tag
 
-    if eval_name(ckpt_name) == "eval.json":
+    if ckpt_name == "model.pt" or not ckpt_name.startswith("model."):
         return f"{stem}.json"
     tag = aside_tag(ckpt_name)
     return aside_name(f"{stem}.json", tag) if tag else None
