@@ -449,6 +449,11 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert "is the size export" in err and "\n" not in err
     assert main([f"ckpt={tmp_path}"]) == 1  # a folder: its model.pt, here missing
     assert f"no checkpoint at {tmp_path / 'model.pt'}" in capsys.readouterr().err
+    (tmp_path / "FAILED").write_text("prunelab: error: loss became nan at epoch 0, step 3\n")
+    assert main([f"ckpt={tmp_path}"]) == 1  # a failed job: why it has no model
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(the job failed: error: loss became nan at epoch 0, step 3)")
+    (tmp_path / "FAILED").unlink()
     (tmp_path / "a-job").mkdir()
     (tmp_path / "a-job" / "model.pt").write_bytes(b"")
     assert main([f"ckpt={tmp_path}"]) == 1  # a sweep folder: the job to name

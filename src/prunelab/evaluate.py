@@ -164,7 +164,10 @@ def load_job_model(path: Path) -> dict:
     from prunelab.io import load_torch
 
     if not path.is_file():
-        raise PrunelabError(f"no checkpoint at {path}")
+        failed = path.with_name("FAILED")  # a job that stopped before saving its model
+        why = failed.read_text(errors="replace").strip().splitlines() if failed.is_file() else []
+        said = f" (the job failed: {why[0].removeprefix('prunelab: ')})" if why else ""
+        raise PrunelabError(f"no checkpoint at {path}{said}")
     saved = load_torch(path)
     fields = ("state_dict", "model", "data", "meta")
     missing = [k for k in fields if k not in saved] if isinstance(saved, dict) else list(fields)
