@@ -382,6 +382,27 @@ def test_weights_gone_nan_while_fine_tuning_say_so_in_one_line(tmp_path, monkeyp
     assert not (tmp_path / "run" / "results.json").exists()
 
 
+def test_wandb_settings_of_ones_own_are_passed_on_not_replaced(make_cfg, monkeypatch, tmp_path):
+    """The job silences wandb's console with its own Settings, unless the user gave some."""
+    from prunelab import tracking
+
+    given = []
+
+    class Stop(Exception):
+        pass
+
+    def started(logger_cfg, kwargs):
+        given.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(tracking, "started", started)
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    for extra in ([], ["+logger.wandb.settings={console: wrap}"]):
+        with pytest.raises(Stop):
+            tracking.Tracker(make_cfg(*extra), {}, tmp_path, "abc")
+    assert "settings" in given[0] and "settings" not in given[1]
+
+
 @pytest.mark.parametrize(
     "env", [{}, {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}]
 )

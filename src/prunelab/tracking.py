@@ -230,7 +230,8 @@ class Tracker:
                     "id": run_id(out, settings_hash),
                     "resume": "allow",
                 }
-                if not {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ):
+                quiet = {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ)
+                if not quiet and logger_cfg.get("settings") is None:  # else the user's own
                     import wandb
 
                     # wandb prints ~25 lines per run (history, summary, sync hints) around the
