@@ -17,6 +17,7 @@ from prunelab.report.figures import pareto_front
 from prunelab.report.findings import (
     accuracy_finding,
     robustness_finding,
+    seeds_note,
     size_finding,
     speed_finding,
     vs_control_finding,
@@ -887,6 +888,21 @@ def test_speed_is_worded_as_measured_and_not_claimed_where_dense_times_itself_of
     assert speed_finding(rows[1:], 0.1).startswith("Speed on cpu, 2 threads: measured")
 
 
+def test_no_speed_claim_for_a_cell_whose_timings_a_busy_machine_spread():
+    """1.17× at 20 % unstructured sparsity with the baseline's p90 86× its median (another
+    process held the core): no claim, and the noise is said once, not twice."""
+    g = Group("m", "d", "p")
+    busy = _timed(0.2, 1.17)
+    busy["latency/b1_p90_ms_baseline"] = 86.0
+    rows = [Row(g, 0.0, [_timed(0.0, 1.0)], "job"), Row(g, 0.2, [busy], "job")]
+    text = speed_finding(rows, 0.1)
+    assert "faster than dense" not in text
+    assert "These timings are noisy (p90 up to 86.0× the median; was the machine busy?)" in text
+    rows[0].samples[0]["latency/b1_speedup"] = 1.2  # the dense job off too: one noise sentence
+    text = speed_finding(rows, 0.1)
+    assert text.count("noisy") == 1 and "Their p90 reaches 86.0× the median" in text
+
+
 def test_advice_prefers_no_lower_latency_within_the_dense_self_timing_noise(tmp_path):
     """A pruned cell 1.15× faster and tied in accuracy: chosen for its lower latency while the
     dense job timed itself at 1.0×, not when it timed itself at 1.20× (the noise is 20 %)."""
@@ -911,6 +927,21 @@ def test_advice_prefers_no_lower_latency_within_the_dense_self_timing_noise(tmp_
         "**Latency in this sweep is noisy** (the dense model timed against itself is off 1× by "
         "up to 20 %): the latency-based choices below are provisional." in report
     )
+
+
+def test_rows_of_other_seeds_than_the_dense_row_are_said_to_be_paired_by_seed():
+    """Dense over seeds 0-2 beside a pruned cell of seed 0 (the others failed or excluded):
+    the rows' means differ by more than the stated (paired) change; the findings say why."""
+    jobs = [_job(fake_result("simplecnn", 0.0, seed=s)) for s in (0, 1, 2)]
+    (rows,) = build_rows([*jobs, _job(fake_result("simplecnn", 0.5, seed=0))]).values()
+    assert seeds_note(rows) == (
+        "**Seeds differ between rows** (dense: seeds 0, 1, 2; sparsity 0.5: seed 0): each "
+        "change is against the dense model of the same seeds, so it is not the difference "
+        "of the rows' means."
+    )
+    more = [_job(fake_result("simplecnn", 0.5, seed=s)) for s in (1, 2)]
+    (rows,) = build_rows([*jobs, _job(fake_result("simplecnn", 0.5)), *more]).values()
+    assert seeds_note(rows) is None
 
 
 def test_advice_survives_a_hand_edited_interval_that_excludes_its_own_accuracy():

@@ -254,8 +254,14 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         most = "" if len(theory) == 1 else "up to "
         text += f"; the MAC count promises {most}{times(top[1])} (sparsity {top[0].sparsity:g})"
     noise = latency_noise(rows)
+    # A cell whose own timings (its model's or its baseline's) spread beyond NOISY_SPREAD
+    # says nothing either way: a busy machine's tail, not the model, set its medians apart.
+    measured = [
+        (r, m, "same" if (r.latency_spread() or 0) > NOISY_SPREAD else v) for r, m, v in measured
+    ]
     itself = rows[0].self_speedup() if rows[0].is_baseline else None
-    if itself is not None and abs(itself - 1) > tolerance:
+    noisy_itself = itself is not None and abs(itself - 1) > tolerance
+    if noisy_itself:
         text += (
             "; no speed-up or slow-down is claimed: the dense job timed the dense model against "
             f"itself, interleaved as every job times its pruned model, and measured "
@@ -286,9 +292,12 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         text += "."
     if noise is not None:
         text += (
-            f" These timings are noisy (p90 up to {noise:.1f}× the median; was the machine "
-            "busy?): re-measure on an idle machine before relying on any speed number."
-        )
+            (f" Their p90 reaches {noise:.1f}×" if noisy_itself else
+             f" These timings are noisy (p90 up to {noise:.1f}×")
+            + " the median; was the machine busy?"
+            + (":" if noisy_itself else "):")
+            + " re-measure on an idle machine before relying on any speed number."
+        )  # fmt: skip
     return text
 
 
@@ -370,11 +379,37 @@ def layer_finding(rows: list[Row]) -> str | None:
     return text
 
 
+def seeds_note(rows: list[Row]) -> str | None:
+    """Where pruned rows hold other seeds than the dense row (a failed or excluded job), say
+    that each change is paired with the dense model of its own seeds, not the rows' means."""
+    dense = rows[0] if rows and rows[0].is_baseline else None
+    if dense is None:
+        return None
+    own = sorted(set(dense.seeds))
+    other = [r for r in rows[1:] if sorted(set(r.seeds)) != own]
+    if not other:
+        return None
+    names = "; ".join(f"{r.sparsity:g}: {_seed_list(r.seeds)}" for r in other)
+    return (
+        f"**Seeds differ between rows** (dense: {_seed_list(own)}; sparsity {names}): each "
+        "change is against the dense model of the same seeds, so it is not the difference "
+        "of the rows' means."
+    )
+
+
+def _seed_list(seeds: list[int]) -> str:
+    ordered = sorted(set(seeds))
+    return ("seed " if len(ordered) == 1 else "seeds ") + ", ".join(str(s) for s in ordered)
+
+
 def group_findings(
     rows: list[Row], tolerance: float, retraining: Retraining | None = None
 ) -> list[str]:
     """All findings for one model, in reading order (`retraining`: see accuracy_finding)."""
     found = [accuracy_finding(rows, retraining)]
+    seeds = seeds_note(rows)
+    if seeds:
+        found.insert(0, seeds)
     extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows))
     for extra in (*extras, layer_finding(rows)):
         if extra:
