@@ -944,6 +944,30 @@ def test_rows_of_other_seeds_than_the_dense_row_are_said_to_be_paired_by_seed():
     assert seeds_note(rows) is None
 
 
+def test_pareto_draws_the_dense_network_the_methods_share_once(tmp_path, monkeypatch):
+    """Every method's group has a dense row of the same network: one point and one label,
+    not one per method printed over each other ("densdense")."""
+    from prunelab.report import figures_cost
+
+    results = []
+    for method in ("magnitude", "random", "gradual"):
+        r = fake_result("simplecnn", 0.5)
+        r["pruning"] = method
+        results.append(r)
+    rows = build_rows([_job(r) for r in results])
+    labels = []
+    real = figures_cost._label_clusters
+
+    def spy(pts, cells):
+        found = real(pts, cells)
+        labels.extend(", ".join(names) for _, names in found)
+        return found
+
+    monkeypatch.setattr(figures_cost, "_label_clusters", spy)
+    assert figures_cost.pareto(rows, tmp_path / "p.png", 50)
+    assert labels.count("dense") == 1 and "dense, dense" not in " ".join(labels)
+
+
 def test_advice_survives_a_hand_edited_interval_that_excludes_its_own_accuracy():
     """The most accurate cell is tied with itself whatever its interval says."""
     dense = fake_result("simplecnn", 0.0, acc=0.89)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from prunelab.report.advice import distinct_rows
 from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.plotkit import (
     group_label,
@@ -144,20 +145,23 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 def _label_clusters(
     pts: list[tuple[float, float]], cells: list[Row]
 ) -> list[tuple[tuple[float, float], list[str]]]:
-    """One label per cluster of near-coincident points of one model (overprinted otherwise)."""
+    """One label per cluster of near-coincident points (overprinted otherwise), each sparsity
+    named once: the methods of a model time alike, so their cells of one sparsity coincide
+    (the marker colours tell the methods apart)."""
     xs = [p[0] for p in pts]
     lo, hi = min(r.acc().lo for r in cells), max(r.acc().hi for r in cells)  # the y-axis span
     dx, dy = 0.03 * ((max(xs) - min(xs)) or 1.0), 0.04 * ((hi - lo) or 1.0)
-    clusters: list[tuple[tuple[float, float], Group, list[str]]] = []
+    clusters: list[tuple[tuple[float, float], list[str]]] = []
     for (x, y), r in zip(pts, cells, strict=True):
         name = "dense" if r.is_baseline else f"{r.sparsity:g}"
-        for (cx, cy), group, names in clusters:
-            if group == r.group and abs(x - cx) <= dx and abs(y - cy) <= dy:
-                names.append(name)
+        for (cx, cy), names in clusters:
+            if abs(x - cx) <= dx and abs(y - cy) <= dy:
+                if name not in names:
+                    names.append(name)
                 break
         else:
-            clusters.append(((x, y), r.group, [name]))
-    return [(xy, names) for xy, _, names in clusters]
+            clusters.append(((x, y), [name]))
+    return clusters
 
 
 def _axis_share(x: float, xs: list[float], log: bool) -> float:
@@ -174,6 +178,9 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     ]
     if not cells:
         return False
+    # The methods of one model share its dense network: one point, labelled once, not one
+    # per method overprinting each other ("densdense").
+    cells, _ = distinct_rows(cells)
     fig, (ax,) = new_figure(width=7.0, height=5.0)
     groups = list(rows)
     for i, group in enumerate(groups):
