@@ -968,6 +968,22 @@ def test_pareto_draws_the_dense_network_the_methods_share_once(tmp_path, monkeyp
     assert labels.count("dense") == 1 and "dense, dense" not in " ".join(labels)
 
 
+def test_robust_curve_panels_wrap_at_three_a_row(tmp_path):
+    """Six methods' panels in one row were a sixth of the page each: three a row, two rows."""
+    from PIL import Image
+
+    from prunelab.report.figures import robust_vs_eps
+
+    results = []
+    for method in ("magnitude", "random", "gradual", "layerwise", "lottery", "structured"):
+        r = fake_result("simplecnn", 0.5)
+        r["pruning"] = method
+        results.append(r)
+    assert robust_vs_eps(build_rows([_job(r) for r in results]), tmp_path / "r.png", 40)
+    width, height = Image.open(tmp_path / "r.png").size
+    assert 1.5 < width / height < 2.5, (width, height)  # 3 x 5.2 in wide, 2 x 4.4 in tall
+
+
 def test_advice_survives_a_hand_edited_interval_that_excludes_its_own_accuracy():
     """The most accurate cell is tied with itself whatever its interval says."""
     dense = fake_result("simplecnn", 0.0, acc=0.89)

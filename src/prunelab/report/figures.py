@@ -176,11 +176,16 @@ def robust_vs_eps(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     panels = [p for p in panels if p[2]]
     if not panels:
         return False
-    fig, axes = new_figure(len(panels), width=5.2)
+    # At most three panels a row: a methods sweep's six in one row read at a sixth of the page.
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(ncols, width=5.2, nrows=nrows)
+    for spare in axes[len(panels) :]:
+        spare.set_visible(False)
     groups = list(rows)
     sparsities = sorted({r.sparsity for _, rs, _ in panels for r in rs})
     shades = colormaps["viridis"]
-    for ax, (group, rs, keys) in zip(axes, panels, strict=True):
+    for ax, (group, rs, keys) in zip(axes, panels, strict=False):
         for r in rs:
             pts = [(k, r.robust(key)) for k, key in keys]
             pts = [(k, iv) for k, iv in pts if iv is not None]

@@ -43,11 +43,13 @@ def series_style(i: int) -> dict:
     return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
 
 
-def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple[Figure, list]:
-    """A figure on its own Agg canvas (no pyplot state) and its row of axes."""
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+def new_figure(
+    ncols: int = 1, width: float = 6.4, height: float = 4.4, nrows: int = 1
+) -> tuple[Figure, list]:
+    """A figure on its own Agg canvas (no pyplot state) and its axes, row by row."""
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     return fig, list(axes)
 
 
