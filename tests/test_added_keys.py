@@ -150,7 +150,10 @@ class Open(_Base):
         super().__init__(**kwargs)
 
 
-def test_lottery_has_no_rewind_dir_to_set():
-    """The pipeline sets LotteryRewinding.rewind_dir to the baseline cache's rewind folder."""
+def test_lottery_rewind_dir_is_the_pipelines_to_set(tmp_path):
+    """The pipeline sets LotteryRewinding.rewind_dir to the baseline cache's rewind folder: the
+    shipped null stays (earlier jobs' settings hash with it), a value of one's own is refused."""
     lottery = OmegaConf.load(CONF_DIR / "pruning" / "lottery.yaml")
-    assert "rewind_dir" not in lottery.pruning
+    assert lottery.pruning.rewind_dir is None
+    with pytest.raises(PrunelabError, match=r"cannot set pruning.rewind_dir: the pipeline sets"):
+        _check(["pruning=lottery", "pruning.rewind_dir=/tmp/x"], tmp_path)

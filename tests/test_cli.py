@@ -1,5 +1,6 @@
 """Bad input on the command line: one clear line, non-zero exit, nothing written, no training."""
 
+import json
 import re
 import subprocess
 import sys
@@ -668,6 +669,11 @@ def test_evaluate_refuses_to_relabel_the_checkpoint(args, expected, saved_job, c
     """The checkpoint's model, data, method, sparsity and seed are its own: refused before any
     data is loaded (data=cifar10 would start a download)."""
     job, _ = saved_job
+    assert evaluate_main([f"ckpt={job}", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"prunelab: error: {expected}") and err.count("\n") == 1
+    # The same where the job's own keys would not compose with the group asked for.
+    (job / "command.json").write_text(json.dumps({"overrides": ["model.hidden=32"]}))
     assert evaluate_main([f"ckpt={job}", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"prunelab: error: {expected}") and err.count("\n") == 1

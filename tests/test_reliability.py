@@ -400,7 +400,10 @@ def test_wandb_settings_of_ones_own_are_passed_on_not_replaced(make_cfg, monkeyp
     for extra in ([], ["+logger.wandb.settings={console: wrap}"]):
         with pytest.raises(Stop):
             tracking.Tracker(make_cfg(*extra), {}, tmp_path, "abc")
-    assert "settings" in given[0] and "settings" not in given[1]
+    import wandb
+
+    assert isinstance(given[0]["settings"], wandb.Settings)  # the job's: silent
+    assert given[1]["settings"] == {"console": "wrap"}  # the user's, as wandb.init reads it
 
 
 @pytest.mark.parametrize(
@@ -767,6 +770,13 @@ def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path
             self.batches = getattr(self, "batches", 0) + 1
             return super().training_step(batch, batch_idx)
 
+    class FinalTouch(L.Callback):
+        """As gradual pruning applies its final masks when a cut-short fit ends."""
+
+        def on_train_end(self, trainer, pl_module):
+            with torch.no_grad():
+                pl_module.net[1].weight[0, 0] = 42.0
+
     dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
     work = tmp_path / "checkpoints"
 
@@ -778,7 +788,7 @@ def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path
         stop = EarlyStopping(monitor="val/acc", mode="max", patience=0)
         trainer = L.Trainer(
             max_epochs=6,
-            callbacks=[resume_checkpoint(work), stop],
+            callbacks=[resume_checkpoint(work), stop, FinalTouch()],
             logger=False,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -792,6 +802,9 @@ def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path
     assert trainer.current_epoch == 2 and first.batches == 2 * 2, "the scenario needs a stop"
     again, trainer = fit()  # as a rerun after a kill in the job's evaluation
     assert getattr(again, "batches", 0) == 0 and trainer.current_epoch == 2
+    # Restored as the fit ended, on_train_end's work included (a rerun never calls it).
+    torch.testing.assert_close(again.net.state_dict(), first.net.state_dict())
+    assert again.net[1].weight[0, 0] == 42.0
     (work / "fit_done.json").unlink()  # without the mark the rerun would train on
     again, trainer = fit()
     assert again.batches > 0 and trainer.current_epoch > 2

@@ -166,7 +166,7 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
     check_subdir(overrides)
     if base is None:
         return
-    check_composes(overrides, base)
+    check_composes(overrides, base, evaluate)
     for override in overrides:  # after composing: a misspelt key is named as such first
         check_swept(override)
 
@@ -296,7 +296,7 @@ def check_subdir(overrides: list) -> None:
             )
 
 
-def check_composes(overrides: list, base: Sequence[str] = ()) -> None:
+def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = False) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
     of `base` (see check_overrides)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -360,7 +360,8 @@ def check_composes(overrides: list, base: Sequence[str] = ()) -> None:
     check_shape(overrides, [_values(o) for o in overrides], default)
     # Targets first: they are read from sources, while check_config builds the optimizer (torch).
     check_targets(cfg)
-    check_config(cfg)  # values set in conf/ or an experiment file, not only on the command line
+    # Values set in conf/ or an experiment file, not only on the command line.
+    check_config(cfg, training=not evaluate)
     # The method's own checks (pruning.* cannot be swept: check_swept). Sparsity and seed feed
     # it too; each of their sweep values was checked above.
     check_pruning(cfg)

@@ -333,8 +333,10 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             )
     # Keys are checked against the job's own groups (data.image_size exists for its
     # data=imagefolder, not for the default dataset).
-    check_argv(cli_overrides, evaluate=True, base=overrides)
+    # The checkpoint's identity first: model=resnetsmall on a job with model.hidden=32 is
+    # "model comes from the checkpoint", not a failure to compose its keys with another model.
     check_identity(cli_overrides, meta)  # before any data is loaded (or downloaded)
+    check_argv(cli_overrides, evaluate=True, base=overrides)
     for note in notes:
         print(note)
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
@@ -343,7 +345,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     if note:
         print(note)
     anchor_paths(cfg, job_cwd, cli_overrides)
-    check_config(cfg)
+    check_config(cfg, training=False)
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg, "test")  # no warning about the sizes of splits it never reads
     spec = data_spec(dm)

@@ -134,6 +134,13 @@ def fit_resumable(
         trainer.fit_loop.max_epochs = int(ended["epochs"])
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     if ended is None:
+        # The end as it is now: last.ckpt is from the last epoch's end, before on_train_end
+        # (gradual pruning's final masks when +trainer.max_time cut its schedule short), which
+        # a restored fit that has nothing left to train never calls.
+        last = work / "last.ckpt"
+        partial = last.with_name(last.name + ".tmp")
+        trainer.save_checkpoint(partial)
+        partial.replace(last)
         write_json(done, {"epochs": trainer.current_epoch})
 
 
@@ -184,6 +191,11 @@ def train_baseline(
     resume = work / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
+    if best.best_model_score is None:  # stopped inside its first epoch: nothing validated
+        raise PrunelabError(
+            "the baseline stopped before its first validation (a trainer.max_time or "
+            "max_steps that short?): no best epoch to keep"
+        )
     meta = {
         "epochs": trainer.current_epoch,
         "best_val_acc": float(best.best_model_score),

@@ -231,7 +231,10 @@ class Tracker:
                     "resume": "allow",
                 }
                 quiet = {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ)
-                if not quiet and logger_cfg.get("settings") is None:  # else the user's own
+                own = logger_cfg.get("settings")
+                if own is not None:  # wandb.init reads a dict or Settings, not a DictConfig
+                    kwargs["settings"] = OmegaConf.to_container(own, resolve=True)
+                elif not quiet:
                     import wandb
 
                     # wandb prints ~25 lines per run (history, summary, sync hints) around the

@@ -275,14 +275,18 @@ def present(cfg: DictConfig, keys: Sequence[str]) -> Iterator[tuple[str, object]
         yield key, value
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise PrunelabError for the first bad value of a composed job config."""
+def check_config(cfg: DictConfig, training: bool = True) -> None:
+    """Raise PrunelabError for the first bad value of a composed job config (not `training`:
+    an evaluation, which shows no training progress bar, so a finished job's bar settings,
+    which earlier versions let through, do not stop it)."""
     from omegaconf import OmegaConf
 
     keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
             "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
             "finetune.scheduler", "report.profiles", "progress_bar.lines",
             "baseline.rewind_epochs"]  # fmt: skip
+    if not training:
+        keys = [k for k in keys if not k.startswith("progress_bar.")]
     for key, value in present(cfg, keys):
         check_value(key, value)
     # null switches W&B off (logger=csv); the mode may come from $WANDB_MODE.
