@@ -296,6 +296,17 @@ def check_subdir(overrides: list) -> None:
             )
 
 
+def merge_overrides(first: list[str], then: list[str]) -> list[str]:
+    """`first` then `then`, an override in `then` replacing one of `first` for the same key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    later = {o.key_or_group for o in parser.parse_overrides(list(then))}
+    parsed = parser.parse_overrides(list(first))
+    kept = [a for a, o in zip(first, parsed, strict=True) if o.key_or_group not in later]
+    return kept + list(then)
+
+
 def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = False) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
     of `base` (see check_overrides)."""
@@ -303,11 +314,6 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    given = {o.key_or_group for o in overrides}
-    parsed = OverridesParser.create().parse_overrides(list(base))
-    pairs = [(b, o) for b, o in zip(base, parsed, strict=True) if o.key_or_group not in given]
-    kept = [b for b, _ in pairs]
-    kept_groups = [b for b, o in pairs if _is_group(o.key_or_group)]
     # One representative job: the first value of every sweep (each value was checked above).
     first = []
     for override in overrides:
@@ -315,6 +321,10 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
         if override.is_sweep_override():
             text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
+    merged = merge_overrides(list(base), first)
+    kept = merged[: len(merged) - len(first)]  # the base's overrides the command line keeps
+    parsed = OverridesParser.create().parse_overrides(kept)
+    kept_groups = [b for b, o in zip(kept, parsed, strict=True) if _is_group(o.key_or_group)]
     try:
         cfg = compose_config(kept + first)
     except (OmegaConfBaseException, HydraException, ValueError, TypeError) as err:

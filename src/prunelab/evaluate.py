@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab.cli import check_argv, check_writable
+from prunelab.cli import check_argv, check_writable, merge_overrides
 from prunelab.errors import PrunelabError, UsageError
 from prunelab.evalchecks import check_identity, group_options, ignored_by_options
 from prunelab.evaltable import format_table
@@ -134,17 +134,6 @@ def data_sizes(ckpt: Path, test_size: int) -> dict[str, int]:
     keys = ("data/train_size", "data/val_size")
     sizes = {k: trained[k] for k in keys if isinstance(trained, dict) and k in trained}
     return {**sizes, "data/test_size": test_size}
-
-
-def merge_overrides(first: list[str], then: list[str]) -> list[str]:
-    """`first` then `then`, an override in `then` replacing one of `first` for the same key."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    later = {o.key_or_group for o in parser.parse_overrides(list(then))}
-    parsed = parser.parse_overrides(list(first))
-    kept = [a for a, o in zip(first, parsed, strict=True) if o.key_or_group not in later]
-    return kept + list(then)
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -307,7 +296,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     from prunelab.evaluation.core import attacked_models
     from prunelab.io import write_json
     from prunelab.pipeline import META_KEYS, quiet_libraries
-    from prunelab.validate import CONF_DIR, check_before_training, check_config
+    from prunelab.validate import CONF_DIR, check_before_training
 
     quiet_libraries()
     meta = saved["meta"]
@@ -331,10 +320,10 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
                 "that rerun's, so the attack, eval and data settings follow it"
                 + (f" (the old run's are in {old.name})" if old.is_file() else "")
             )
-    # Keys are checked against the job's own groups (data.image_size exists for its
-    # data=imagefolder, not for the default dataset).
-    # The checkpoint's identity first: model=resnetsmall on a job with model.hidden=32 is
-    # "model comes from the checkpoint", not a failure to compose its keys with another model.
+    # The checkpoint's identity first (model=resnetsmall on a job with model.hidden=32 is
+    # "model comes from the checkpoint", not a failure to compose its keys with another
+    # model), then the keys against the job's own groups (data.image_size exists for its
+    # data=imagefolder, not for the default dataset) and the composed config's values.
     check_identity(cli_overrides, meta)  # before any data is loaded (or downloaded)
     check_argv(cli_overrides, evaluate=True, base=overrides)
     for note in notes:
@@ -345,7 +334,6 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     if note:
         print(note)
     anchor_paths(cfg, job_cwd, cli_overrides)
-    check_config(cfg, training=False)
     state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
     dm = build_datamodule(cfg, "test")  # no warning about the sizes of splits it never reads
     spec = data_spec(dm)

@@ -291,13 +291,12 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
                 )
         text += "."
     if noise is not None:
+        busy = "the median; was the machine busy?"
         text += (
-            (f" Their p90 reaches {noise:.1f}×" if noisy_itself else
-             f" These timings are noisy (p90 up to {noise:.1f}×")
-            + " the median; was the machine busy?"
-            + (":" if noisy_itself else "):")
-            + " re-measure on an idle machine before relying on any speed number."
-        )  # fmt: skip
+            f" Their p90 reaches {noise:.1f}× {busy}:"  # "noisy" said above already
+            if noisy_itself
+            else f" These timings are noisy (p90 up to {noise:.1f}× {busy}):"
+        ) + " re-measure on an idle machine before relying on any speed number."
     return text
 
 
@@ -406,10 +405,7 @@ def group_findings(
     rows: list[Row], tolerance: float, retraining: Retraining | None = None
 ) -> list[str]:
     """All findings for one model, in reading order (`retraining`: see accuracy_finding)."""
-    found = [accuracy_finding(rows, retraining)]
-    seeds = seeds_note(rows)
-    if seeds:
-        found.insert(0, seeds)
+    found = [f for f in (seeds_note(rows), accuracy_finding(rows, retraining)) if f]
     extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows))
     for extra in (*extras, layer_finding(rows)):
         if extra:
