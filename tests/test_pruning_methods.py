@@ -33,7 +33,7 @@ from prunelab.pruning import (
     prunable_weights,
     random_masks,
 )
-from prunelab.pruning.masks import count_pruned, max_amount, n_to_prune
+from prunelab.pruning.masks import max_amount, n_to_prune
 
 from conftest import DATA, quiet_trainer
 
@@ -53,6 +53,11 @@ def _module(net) -> Classifier:
 
 def _clone(tensors: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in tensors.items()}
+
+
+def count_pruned(masks: dict) -> int:
+    """How many positions the masks remove."""
+    return sum(int((~m).sum()) for m in masks.values())
 
 
 def _n_weights(net) -> int:

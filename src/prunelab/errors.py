@@ -23,9 +23,14 @@ def instantiation_message(err: Exception) -> str:
     return where + (f": {why}" if why else "")
 
 
+# The console line's own "prunelab: warning: " says what the log record's name and level say.
+_PREFIXES = ("prunelab: warning: ", "prunelab: error: ", "prunelab: ")
+
+
 def to_log_file(line: str, level: int = logging.WARNING) -> None:
     """Append `line` to the job's log file (Hydra's train.log), not to the console again."""
-    record = logging.LogRecord("prunelab", level, __file__, 0, line, None, None)
+    text = next((line[len(p) :] for p in _PREFIXES if line.startswith(p)), line)
+    record = logging.LogRecord("prunelab", level, __file__, 0, text, None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

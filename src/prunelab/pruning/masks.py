@@ -175,11 +175,6 @@ def random_masks(
     return global_masks_from_scores(scores, amount)
 
 
-def count_pruned(masks: dict[str, torch.Tensor]) -> int:
-    """How many positions the masks remove."""
-    return sum(int((~m).sum()) for m in masks.values())
-
-
 @torch.no_grad()
 def apply_masks(net: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Zero every pruned weight in place."""
