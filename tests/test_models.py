@@ -237,8 +237,8 @@ def test_training_bars_name_their_stage_and_never_say_epoch(lines, make_cfg, tmp
     from torch import nn
 
     from prunelab.data import FashionMNISTDataModule
+    from prunelab.fitting import make_trainer
     from prunelab.module import Classifier
-    from prunelab.pipeline import _trainer
 
     from conftest import DATA
 
@@ -251,7 +251,7 @@ def test_training_bars_name_their_stage_and_never_say_epoch(lines, make_cfg, tmp
     dm = FashionMNISTDataModule(str(DATA), train_size=64, val_size=32, test_size=32)
     net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
     module = Classifier(net, 10, functools.partial(torch.optim.SGD, lr=0.01), scheduler=None)
-    trainer = _trainer(cfg, "baseline", 2, [], CSVLogger(tmp_path), tmp_path)
+    trainer = make_trainer(cfg, "baseline", 2, [], CSVLogger(tmp_path), tmp_path)
     trainer.fit(module, datamodule=dm)
     console = capsys.readouterr()
     shown = console.out + console.err

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from prunelab.pipeline import resume_path, run
+from prunelab.fitting import resume_path
+from prunelab.pipeline import run
 from prunelab.tracking import CSVLog
 
 from conftest import DATA, ROOT, run_train
@@ -766,8 +767,8 @@ def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path
     from torch import nn
 
     from prunelab.data import FashionMNISTDataModule
+    from prunelab.fitting import fit_resumable, resume_checkpoint
     from prunelab.module import Classifier
-    from prunelab.pipeline import fit_resumable, resume_checkpoint
 
     class Counting(Classifier):
         def training_step(self, batch, batch_idx):

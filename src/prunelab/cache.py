@@ -80,7 +80,7 @@ def data_settings(data: DictConfig) -> dict:
 
 def training_code() -> dict:
     """Fingerprint of the code and libraries that train a baseline (nets, data, loop, seeding)."""
-    from prunelab import build, data, lean, models, module, pipeline, seeding
+    from prunelab import build, data, fitting, lean, models, module, pipeline, seeding
     from prunelab.pruning.rewind import SaveWeightsAt
 
     return {
@@ -95,7 +95,7 @@ def training_code() -> dict:
             lean,
             SaveWeightsAt,
             pipeline.train_baseline,
-            pipeline._trainer,
+            fitting.make_trainer,
         ),
         **versions("torch", "torchvision", "lightning"),
     }

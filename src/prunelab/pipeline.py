@@ -24,13 +24,17 @@ from prunelab.cache import (
     BaselineCache,
     baseline_key,
     baseline_key_material,
-    training_code,
 )
+from prunelab.control import dense_control
 from prunelab.errors import PrunelabError, instantiation_message, say
-from prunelab.evaluation import evaluate, resolve_device
-from prunelab.evaluation.accuracy import predict
-from prunelab.evaluation.fast import inference_copy
-from prunelab.fingerprint import code_fingerprint, content_hash
+from prunelab.evaluation import evaluate
+from prunelab.fitting import (
+    finetune_module,
+    fit_resumable,
+    make_trainer,
+    resume_checkpoint,
+    resume_path,
+)
 from prunelab.identity import (
     config_hash,
     job_config,
@@ -76,74 +80,6 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def _trainer(
-    cfg: DictConfig, stage: str, max_epochs: int, callbacks: list, logger, root: Path
-) -> L.Trainer:
-    if cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress_bar") is not None:
-        bar = instantiate(cfg.progress_bar)
-        if hasattr(bar, "stage"):  # prunelab.tracking.StageProgressBar; another bar keeps its own
-            bar.stage = stage
-        callbacks = [*callbacks, bar]
-    return instantiate(
-        cfg.trainer,
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        logger=logger,
-        default_root_dir=str(root),
-    )
-
-
-def resume_path(ckpt: Path) -> str | None:
-    """`ckpt` if it is a loadable checkpoint to resume from; a corrupt one is set aside."""
-    if not ckpt.is_file():
-        return None
-    try:
-        load_torch(ckpt)
-    except PrunelabError as err:
-        aside = ckpt.with_name(ckpt.name + ".corrupt")
-        ckpt.replace(aside)
-        log.warning("%s; moved to %s, starting this stage over", err, aside.name)
-        return None
-    log.info("resuming from %s", ckpt)
-    return str(ckpt)
-
-
-def resume_checkpoint(dirpath: Path) -> ModelCheckpoint:
-    """Writes `dirpath/last.ckpt` after every training epoch: what a rerun resumes from."""
-    return ModelCheckpoint(
-        dirpath=dirpath,
-        save_last=True,
-        save_top_k=0,
-        enable_version_counter=False,
-        save_on_train_epoch_end=True,
-    )
-
-
-def fit_resumable(
-    trainer: L.Trainer, module: Classifier, dm: L.LightningDataModule, work: Path
-) -> None:
-    """Fit, resuming from `work/last.ckpt`; a fit that had ended is restored, not trained on.
-
-    Lightning checkpoints no stop: a fit that an early stop or `trainer.max_time` ended, killed
-    before its job published, would otherwise train on from its last epoch at the rerun.
-    """
-    done = work / "fit_done.json"
-    resume = resume_path(work / "last.ckpt")
-    ended = read_json_if_any(done) if resume else None
-    if ended is not None:
-        trainer.fit_loop.max_epochs = int(ended["epochs"])
-    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
-    if ended is None:
-        # The end as it is now: last.ckpt is from the last epoch's end, before on_train_end
-        # (gradual pruning's final masks when +trainer.max_time cut its schedule short), which
-        # a restored fit that has nothing left to train never calls.
-        last = work / "last.ckpt"
-        partial = last.with_name(last.name + ".tmp")
-        trainer.save_checkpoint(partial)
-        partial.replace(last)
-        write_json(done, {"epochs": trainer.current_epoch})
-
-
 def _net_state(checkpoint: dict) -> dict:
     """The net's weights from a Lightning checkpoint of a Classifier."""
     return {
@@ -187,7 +123,7 @@ def train_baseline(
     callbacks = [best, stop, EpochSeed(cfg.seed)]
     if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
         callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
-    trainer = _trainer(cfg, "baseline", cfg.baseline.max_epochs, callbacks, loggers, work)
+    trainer = make_trainer(cfg, "baseline", cfg.baseline.max_epochs, callbacks, loggers, work)
     resume = work / "last.ckpt"
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(resume), weights_only=True)
@@ -221,17 +157,6 @@ def own_checkpoints(ckpt_dir: Path, key: str) -> None:
         write_json(mark, {"key": key})
 
 
-def finetune_module(cfg: DictConfig, net: torch.nn.Module, spec: dict) -> Classifier:
-    """`net` wrapped for the fine-tuning recipe (`finetune`: optimizer, schedule, layout)."""
-    return Classifier(
-        net,
-        spec["num_classes"],
-        instantiate(cfg.finetune.optimizer),
-        cfg.finetune.scheduler,
-        channels_last=bool(cfg.finetune.channels_last),
-    )
-
-
 def finetune(
     cfg: DictConfig,
     net: torch.nn.Module,
@@ -257,7 +182,7 @@ def finetune(
     # Structured pruning removes channels outright: there are no zeros for MaskGuard to hold.
     guard = [] if structured else [MaskGuard(pruning)]
     callbacks = [pruning, *guard, last, EpochSeed(cfg.seed + 1)]
-    trainer = _trainer(cfg, "fine-tune", cfg.finetune.max_epochs, callbacks, loggers, out)
+    trainer = make_trainer(cfg, "fine-tune", cfg.finetune.max_epochs, callbacks, loggers, out)
     start = time.perf_counter()
     fit_resumable(trainer, module, dm, ckpt_dir)
     # Back to torch's default layout (channels-last training): saved and measured like a
@@ -265,90 +190,6 @@ def finetune(
     net.to(memory_format=torch.contiguous_format)
     removed = dict(pruning.stats) if structured else {}
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
-
-
-def train_control(
-    cfg: DictConfig, state: dict, dm: L.LightningDataModule, spec: dict, work: Path
-) -> dict:
-    """The dense baseline fine-tuned exactly as the pruned models are, without pruning.
-
-    Pruned models get `finetune.max_epochs` more epochs than the dense reference; the control's
-    test outcomes, image by image ('0'/'1' per test image in `per_image`), tell what that
-    training alone does, so a pruned model's change can be told from it. `work` keeps its
-    resume checkpoint: a killed job's rerun goes on from the last finished epoch.
-    """
-    start = time.perf_counter()
-    L.seed_everything(cfg.seed + 1, workers=True)
-    net = build_net(cfg.model, spec)
-    net.load_state_dict(state)
-    module = finetune_module(cfg, net, spec)
-    last = resume_checkpoint(work)
-    callbacks = [last, EpochSeed(cfg.seed + 1)]
-    trainer = _trainer(cfg, "dense control", cfg.finetune.max_epochs, callbacks, False, work)
-    fit_resumable(trainer, module, dm, work)
-    net.to(memory_format=torch.contiguous_format)
-    device = resolve_device(cfg.eval.get("device", "auto"))
-    # Scored as evaluate() scores the model and its baseline: the same inference copy.
-    work = inference_copy(net, device, bool(cfg.eval.fold_batchnorm), bool(cfg.eval.channels_last))
-    preds, labels, _ = predict(work, dm.test_dataloader(), device)
-    right = (preds == labels).tolist()
-    return {
-        "test/acc": sum(right) / max(len(right), 1),
-        "per_image": "".join("1" if r else "0" for r in right),
-        "seconds": time.perf_counter() - start,
-    }
-
-
-def control_tag(cfg: DictConfig, test_size: int) -> str:
-    """Cache name of the dense control beside its baseline: a hash of what determines it."""
-    recipe = OmegaConf.to_container(cfg.finetune, resolve=True)
-    recipe.pop("dense_control", None)
-    material = {
-        "finetune": recipe,
-        "eval": {k: bool(cfg.eval[k]) for k in ("fold_batchnorm", "channels_last")},
-        "device": resolve_device(cfg.eval.get("device", "auto")).type,
-        "test_size": int(test_size),
-        "code": code_fingerprint(train_control, finetune_module, predict, inference_copy),
-        "training": training_code(),
-    }
-    return f"control-{content_hash(material)}"
-
-
-def dense_control(
-    cfg: DictConfig,
-    state: dict,
-    dm: L.LightningDataModule,
-    spec: dict,
-    cache: BaselineCache,
-    key: str,
-) -> tuple[dict, dict]:
-    """(the control's record, this job's `control/...` bookkeeping keys).
-
-    Kept in the baseline's cache entry: trained once per baseline and fine-tuning recipe, by
-    the first job that asks (under the entry's lock), and reused by every sparsity.
-    """
-    trained: list[bool] = []
-    tag = control_tag(cfg, len(dm.test_set))
-    # Beside the baseline's entry, not in the job's folder: whichever job trains the control
-    # after an interruption resumes it.
-    work = cache.work_dir(key, tag)
-
-    def compute() -> dict:
-        trained.append(True)
-        work.mkdir(parents=True, exist_ok=True)
-        return train_control(cfg, state, dm, spec, work)
-
-    record = cache.cached_json(key, tag, compute)
-    shutil.rmtree(work, ignore_errors=True)  # once the record is written nobody resumes it
-    log.info(
-        "dense control: %s (test/acc %.1f %% after the fine-tuning epochs, unpruned)",
-        "trained" if trained else "reused",
-        100 * record["test/acc"],
-    )
-    keys: dict = {"control/trained": bool(trained)}
-    if trained:
-        keys["time/control_s"] = record["seconds"]
-    return record, keys
 
 
 def run(cfg: DictConfig) -> dict:
