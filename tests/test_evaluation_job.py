@@ -18,11 +18,13 @@ from prunelab.evaluate import (
     anchor_paths,
     compose_config,
     data_sizes,
+    eval_name,
     format_table,
     job_record,
     load_baseline_state,
     main,
     merge_overrides,
+    run_results,
 )
 from prunelab.evaluation import count_macs, dense_file_bytes, evaluate, load_sparse
 from prunelab.evaluation.size import encode_sparse
@@ -294,14 +296,45 @@ def test_training_sizes_come_from_the_run_that_saved_the_model(tmp_path):
     (tmp_path / "results.json").write_text('{"data/train_size": 256, "data/val_size": 128}')
     tag = "0123456789ab"  # a config hash, as set_aside tags files
     (tmp_path / f"results.{tag}.json").write_text('{"data/train_size": 4000, "data/val_size": 1}')
-    assert data_sizes(tmp_path / "model.pt", 9)["data/train_size"] == 256
-    assert data_sizes(tmp_path / f"model.{tag}.pt", 9) == {
+
+    def sizes(name: str) -> dict:
+        return data_sizes(run_results(tmp_path / name), 9)
+
+    assert sizes("model.pt")["data/train_size"] == 256
+    assert sizes(f"model.{tag}.pt") == {
         "data/train_size": 4000,
         "data/val_size": 1,
         "data/test_size": 9,
     }
-    assert data_sizes(tmp_path / "model.fedcba987654.pt", 9) == {"data/test_size": 9}
-    assert data_sizes(tmp_path / "model.best.pt", 9) == {"data/test_size": 9}  # one's own
+    assert sizes("model.fedcba987654.pt") == {"data/test_size": 9}
+    assert sizes("model.best.pt") == {"data/test_size": 9}  # one's own
+
+
+def test_every_checkpoint_name_in_a_folder_gets_its_own_eval_file():
+    """best.pt and model.best.pt both wrote eval.best.json, one overwriting the other's
+    figures; old.pt would have taken the set-aside model.old.pt's eval.old.json."""
+    names = [
+        "model.pt",
+        "model.0123456789ab.pt",  # set aside by a rerun, beside eval.0123456789ab.json
+        "model.old.pt",
+        "model.best.pt",
+        "best.pt",
+        "old.pt",
+        "0123456789ab.pt",
+        "pruned-80.pt",
+        "copied.model.pt",
+        "best.ckpt",
+    ]
+    files = [eval_name(n) for n in names]
+    assert len(set(files)) == len(files), files
+    assert files[:5] == [
+        "eval.json",
+        "eval.0123456789ab.json",
+        "eval.old.json",
+        "eval.model.best.json",
+        "eval.best.json",
+    ]
+    assert eval_name("pruned-80.pt") == "eval.pruned-80.json"  # README's example
 
 
 def test_merge_overrides_lets_the_command_line_win():
@@ -503,3 +536,37 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_image_folder(tmp
     cfg = compose_config(overrides)  # given on this command line: as given
     anchor_paths(cfg, job, ["data.root=images"])
     assert cfg.data.root == "images"
+
+
+@pytest.mark.parametrize("record", ["results", "command"])
+def test_a_model_copied_into_another_jobs_folder_is_not_given_that_jobs_record(
+    make_cfg, tmp_path, capsys, record
+):
+    """A SimpleCNN model.pt copied as other.pt into a ResNetSmall job's folder: that job's
+    command.json is another run's (its settings, its attack, its data sizes). Found from
+    the folder's results.json, or without one from the command's own cell overrides."""
+    cfg = make_cfg()
+    spec = data_spec(build_datamodule(cfg))
+    job = tmp_path / "resnetsmall-job"
+    save_job(job, build_net(cfg.model, spec), cfg, spec, 0.0, None)
+    (job / "model.pt").rename(job / "other.pt")
+    theirs = ["model=resnetsmall", "sparsity=0.8", "attack.n_images=999"]
+    (job / "command.json").write_text(json.dumps({"overrides": theirs, "cwd": str(ROOT)}))
+    if record == "results":
+        cells = {"model": "resnetsmall", "data": "fashion_mnist", "pruning": "magnitude"}
+        cells.update({"sparsity": 0.8, "seed": 0, "data/train_size": 77})
+        (job / "results.json").write_text(json.dumps(cells))
+    fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]", *SMALL]
+    args = [f"paths.data_dir={DATA}", *fast, "baseline=none"]
+    assert main([f"ckpt={job / 'other.pt'}", *args]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "job record" in line]
+    source = "command.json"
+    assert notes == [
+        f"note: the job record beside {job / 'other.pt'} ({source}) is another run's "
+        "(model=resnetsmall against the checkpoint's simplecnn, sparsity=0.8 against the "
+        "checkpoint's 0.0); evaluating under the default config with data=fashion_mnist "
+        "(pass the job's settings on the command line)"
+    ]
+    result = json.loads((job / "eval.other.json").read_text())
+    assert result["model"] == "simplecnn" and result["robust/n_images"] == 8
+    assert "data/train_size" not in result  # not the other run's 77

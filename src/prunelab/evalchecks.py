@@ -21,20 +21,12 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from prunelab.validate import CELL_KEYS
-
-    changed, ignored = [], []
+    ignored = []
     for override in OverridesParser.create().parse_overrides(list(cli_overrides)):
         key = override.key_or_group
         if override.package is None and key.split(".")[0] in IGNORED_GROUPS and "." in key:
             ignored.append(key)
-        if key not in CELL_KEYS or override.package is not None:
-            continue
-        value = None if override.is_delete() else override.value()
-        own = meta.get(key)
-        same = str(value) == str(own) if key in ("model", "data", "pruning") else value == own
-        if override.is_delete() or not same:
-            changed.append(key)
+    changed = changed_cells(cli_overrides, meta)
     if changed:
         # A file from before the pruning method was recorded holds None for it: unknown.
         held = ", ".join(f"{k}={'?' if meta.get(k) is None else meta[k]}" for k in changed)
@@ -45,6 +37,58 @@ def check_identity(cli_overrides: Sequence[str], meta: dict) -> None:
         )
     if ignored:
         raise UsageError(ignored_message(ignored))
+
+
+def changed_cells(overrides: Sequence[str], meta: dict) -> list[str]:
+    """The cell keys (model, data, pruning, sparsity, seed) that `overrides` set otherwise than
+    the checkpoint's `meta` holds them (or delete)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prunelab.validate import CELL_KEYS
+
+    changed = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key not in CELL_KEYS or override.package is not None:
+            continue
+        value = None if override.is_delete() else override.value()
+        own = meta.get(key)
+        same = str(value) == str(own) if key in ("model", "data", "pruning") else value == own
+        if override.is_delete() or not same:
+            changed.append(key)
+    return changed
+
+
+def record_of_another(overrides: Sequence[str], recorded: dict | None, meta: dict) -> str | None:
+    """Why the job record found beside a checkpoint is another run's, or None.
+
+    A model.pt of one job copied into another job's folder (as other.pt) would otherwise be
+    evaluated under that job's command and given that job's data sizes. `recorded` is the
+    record's results file (its cell keys); without one, the record's own cell overrides.
+    """
+    from prunelab.validate import CELL_KEYS
+
+    if isinstance(recorded, dict) and all(k in recorded for k in CELL_KEYS):
+        changed = [k for k in CELL_KEYS if not _same(k, recorded[k], meta.get(k))]
+        theirs = {k: recorded[k] for k in changed}
+    else:
+        try:
+            changed = changed_cells(overrides, meta)
+        except Exception:  # a record hand-edited beyond parsing: compose_config names it
+            return None
+        theirs = {o.partition("=")[0]: o.partition("=")[2] for o in overrides}
+    if not changed:
+        return None
+    return ", ".join(f"{k}={theirs.get(k)} against the checkpoint's {meta.get(k)}" for k in changed)
+
+
+def _same(key: str, theirs: object, mine: object) -> bool:
+    if key == "sparsity":
+        try:
+            return round(float(theirs), 6) == round(float(mine), 6)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    return str(theirs) == str(mine)
 
 
 # Groups whose keys shape the net or its training, fixed once a checkpoint exists, and the

@@ -4,14 +4,16 @@
     python -m prunelab.evaluate ckpt=PATH baseline=PATH attack.n_images=200 out=PATH
 
 The config is the job's own (the overrides in its `command.json`, else `.hydra/overrides.yaml`,
-composed again) with the command line's overrides on top. The baseline comes from
+composed again; the default config with the checkpoint's dataset where there is none, or where
+it is another run's) with the command line's overrides on top. The baseline comes from
 `baseline=PATH` (a state_dict or a job's model.pt, which must be dense and of the checkpoint's
 own baseline: its sparsity-0 job), else from the cache entry the job names; `baseline=none`
 evaluates the model alone.
 Prints a table and writes the evaluation's keys of docs/metrics.md (with the job's identity and
 `prune/...` keys, not its training's `config/`, `baseline/` and `time/` keys) to `eval.json`
-beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt`, or `out=PATH`); the job's
-results.json is never touched.
+beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt` set aside by a rerun,
+`eval.<name>.json` for any other `<name>.pt`: `eval.model.best.json` for `model.best.pt`,
+`eval.best.json` for `best.pt`; or `out=PATH`); the job's results.json is never touched.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable, merge_overrides
 from prunelab.errors import PrunelabError, UsageError
-from prunelab.evalchecks import check_identity, group_options, ignored_by_options
+from prunelab.evalchecks import (
+    check_identity,
+    group_options,
+    ignored_by_options,
+    record_of_another,
+)
 from prunelab.evaltable import format_table
 
 if TYPE_CHECKING:
@@ -119,18 +126,24 @@ def anchor_paths(cfg: DictConfig, job_cwd: str | None, cli_overrides: Sequence[s
             node[key] = str(there)
 
 
-def data_sizes(ckpt: Path, test_size: int) -> dict[str, int]:
-    """data/train_size and data/val_size as the job trained (the results.json of the run that
-    saved `ckpt`; left out without one: this command's config may ask for others), and the
-    test split evaluated."""
+def run_results(ckpt: Path) -> dict | None:
+    """The results.json of the run that saved `ckpt` (results.<hash>.json for a set-aside
+    model.<hash>.pt), or None: none recorded, half-written or foreign."""
     import json
 
     name = run_file(ckpt.name, "results")
     record = ckpt.with_name(name) if name else None
     try:
-        trained = json.loads(record.read_text()) if record and record.is_file() else {}
+        found = json.loads(record.read_text()) if record and record.is_file() else None
     except (OSError, ValueError):  # a half-written or foreign file: no record
-        trained = {}
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def data_sizes(trained: dict | None, test_size: int) -> dict[str, int]:
+    """data/train_size and data/val_size as the job trained (`trained`: the results of the run
+    that saved the checkpoint; left out without them: this command's config may ask for
+    others), and the test split evaluated."""
     keys = ("data/train_size", "data/val_size")
     sizes = {k: trained[k] for k in keys if isinstance(trained, dict) and k in trained}
     return {**sizes, "data/test_size": test_size}
@@ -244,14 +257,21 @@ def prune_metrics(net: nn.Module, saved: dict, dense: nn.Module) -> dict[str, An
 
 
 def eval_name(ckpt_name: str) -> str:
-    """eval.json for model.pt; eval.<tag>.json for model.<tag>.pt (one a rerun of other
-    settings set aside, prunelab.identity.set_aside, or one's own model.best.pt) and for a
-    model copied as <tag>.pt, so no other model's figures land in the job's eval.json, nor two
-    copied models' in one file."""
+    """The evaluation file of a checkpoint, one per checkpoint name in a folder: eval.json for
+    model.pt, eval.<tag>.json for a model.<tag>.pt that a rerun of other settings set aside
+    with eval.json (prunelab.identity.set_aside), and eval.<name>.json for any other name, its
+    `.pt` dropped (best.pt -> eval.best.json, one's own model.best.pt -> eval.model.best.json),
+    so no other model's figures land in the job's eval.json, nor two models' in one file."""
+    from prunelab.identity import ASIDE_TAG, aside_tag
+
     if ckpt_name == "model.pt":
         return "eval.json"
-    stem = ckpt_name.removeprefix("model.").removesuffix(".pt")
-    return f"eval.{stem}.json"
+    tag = aside_tag(ckpt_name) if ckpt_name.endswith(".pt") else None
+    if tag:
+        return f"eval.{tag}.json"
+    stem = ckpt_name.removesuffix(".pt")
+    # old.pt would take model.old.pt's eval.old.json: such a name keeps its .pt.
+    return f"eval.{ckpt_name if ASIDE_TAG.fullmatch(stem) else stem}.json"
 
 
 def run_file(ckpt_name: str, stem: str) -> str | None:
@@ -300,17 +320,23 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
     quiet_libraries()
     meta = saved["meta"]
-    record = job_record(ckpt)
+    record, trained = job_record(ckpt), run_results(ckpt)
     job_cwd, notes = None, []
-    if record is None:  # a model.pt copied away from its job
+    other = record_of_another(record[0], trained, meta) if record is not None else None
+    if record is None or other:  # a model.pt copied away from its job, or into another's
         known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
         overrides = [f"data={meta['data']}"] if known else []  # at least the same dataset
+        why = (
+            f"the job record beside {ckpt} ({record[2]}) is another run's ({other})"
+            if record is not None
+            else f"no job record (command.json, .hydra/) beside {ckpt}"
+        )
         notes.append(
-            f"note: no job record (command.json, .hydra/) beside {ckpt}; evaluating under the "
-            "default config"
+            f"note: {why}; evaluating under the default config"
             + (f" with {overrides[0]}" if overrides else "")
             + " (pass the job's settings on the command line)"
         )
+        record, trained = None, None
     else:
         overrides, job_cwd, source = record
         if source == ".hydra" and run_file(ckpt.name, "config") not in ("config.json", None):
@@ -371,7 +397,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         **{k: meta.get(k) for k in META_KEYS},  # `pruning`: None in files before 24a0ddd
         "checkpoint": str(ckpt),
         **prune_metrics(net, saved, dense),
-        **data_sizes(ckpt, len(dm.test_set)),
+        **data_sizes(trained, len(dm.test_set)),
         **metrics,
         "time/eval_s": time.perf_counter() - start,
     }
