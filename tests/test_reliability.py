@@ -725,7 +725,11 @@ def test_only_a_set_aside_model_reads_the_records_of_its_run():
     assert names("model.pt") == ("eval.json", "results.json")
     assert names(f"model.{tag}.pt") == (f"eval.{tag}.json", f"results.{tag}.json")
     assert run_file("model.old.pt", "config") == "config.old.json"
-    assert names("model.best.pt") == ("eval.best.json", None)
+    # One's own model.best.pt and a copy named best.pt: two files, neither overwrites the other.
+    assert names("model.best.pt") == ("eval.model.best.json", None)
+    assert names("best.pt") == ("eval.best.json", "results.json")
+    # A copy named like a set-aside run's tag keeps its .pt: not that run's eval file.
+    assert names("old.pt")[0] == "eval.old.pt.json" != eval_name("model.old.pt")
     # Copies under names of one's own: each its own eval file, next to the others.
     assert names("pruned-80.pt") == ("eval.pruned-80.json", "results.json")
     assert names("copied.model.pt") == ("eval.copied.model.json", "results.json")
@@ -750,7 +754,7 @@ def test_a_baseline_that_stopped_early_is_not_trained_on_when_its_job_is_rerun(
     def no_training(*args, **kwargs):
         raise AssertionError("a finished baseline training was started again")
 
-    monkeypatch.setattr(pipeline, "_trainer", no_training)
+    monkeypatch.setattr(pipeline, "make_trainer", no_training)
     again, meta_again = pipeline.train_baseline(cfg, dm, spec, [], tmp_path / "work")
     assert meta_again == meta
     assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
