@@ -196,6 +196,26 @@ def test_a_job_folder_from_another_sweep_is_not_mixed_in(smoke_sweep, tmp_path):
     assert f"EXCLUDED `{job.name}`" in (copy / "report.md").read_text()
 
 
+def test_a_results_json_copied_in_from_another_run_is_not_tabulated(smoke_sweep, tmp_path):
+    """A job folder is its own sweep's, but its results.json was copied in from another run:
+    its config/hash is not the hash of the folder's config.json, and its numbers would have
+    been tabulated under this job's cell and settings (here: a second row of another cell)."""
+    copy = copy_sweep(smoke_sweep, tmp_path)
+    source, job = sorted(p.parent for p in copy.glob("*/results.json"))[:2]
+    shutil.copyfile(source / "results.json", job / "results.json")
+    result = build(copy, wandb=False, figures=False)
+    assert result.jobs == 5 and [c.label for c in result.missing] == []
+    rows = read_csv(copy / "results.csv")
+    assert [r["job"] for r in rows].count(source.name) == 1 and job.name not in [
+        r["job"] for r in rows
+    ]
+    recorded = json.loads((source / "results.json").read_text())["config/hash"]
+    assert (
+        f"FAILED `{job.name}`: results.json is of other settings (config/hash {recorded}) "
+        "than the job's config.json"
+    ) in (copy / "report.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("make", "says"), [(None, "does not exist"), ("file", "is not a directory")]
 )

@@ -310,6 +310,29 @@ def _read_results(path: Path) -> tuple[dict | None, str | None]:
     return results, None
 
 
+def _other_settings(results: dict | None, settings: dict | None) -> str | None:
+    """Why a results.json is not of the settings its folder's config.json records, or None.
+
+    A job writes both, of one run (config/hash is the hash of config.json's settings); a
+    results.json copied in from another sweep or run keeps its own hash and would be tabulated
+    under this folder's settings.
+    """
+    if results is None or not isinstance(settings, dict):
+        return None
+    recorded = results.get("config/hash")
+    if not isinstance(recorded, str):  # results from before config/hash: nothing to compare
+        return None
+    from prunelab.identity import config_hash
+
+    own = config_hash(settings)
+    if recorded == own:
+        return None
+    return (
+        f"results.json is of other settings (config/hash {recorded}) than the job's "
+        f"config.json ({own}): another run's results, copied in?"
+    )
+
+
 def collect(sweep_dir: str | Path) -> SweepData:
     """Read every job folder directly under `sweep_dir` that belongs to this sweep."""
     here = Path(sweep_dir)
@@ -370,8 +393,11 @@ def collect(sweep_dir: str | Path) -> SweepData:
                 failed = f"{failed} (its results.json is an earlier run's)"
             else:
                 failed = None
-        cell = _job_cell(folder, results)
         settings = read_json_if_any(folder / "config.json")  # the settings it recorded
+        other = _other_settings(results, settings) if failed is None else None
+        if other is not None:
+            results, failed = None, other
+        cell = _job_cell(folder, results)
         data.jobs.append(Job(folder.name, folder, cell, results, failed, settings))
     set_aside_other_recipes(data)
     return data
