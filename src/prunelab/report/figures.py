@@ -60,9 +60,11 @@ def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> 
     ax.set_xlabel(sparsity_axis(rows))
     ax.set_ylabel("Test accuracy (%)")
     seeds = max(len(r.samples) for rs in rows.values() for r in rs)
-    bars = "95 % interval" if seeds == 1 else "95 % interval, or ± std over seeds if wider"
+    # Several seeds' longer bar legend takes a line of its own: at this width matplotlib
+    # wrapped "shaded: dense band" mid-phrase.
+    bars = "95 % interval;" if seeds == 1 else "95 % interval, or ± std over seeds if wider\n"
     ax.set_title(
-        f"Test accuracy vs sparsity ({n_test_label(rows)})\nbars: {bars}; shaded: dense band"
+        f"Test accuracy vs sparsity ({n_test_label(rows)})\nbars: {bars} shaded: dense band"
     )
     ax.grid(alpha=0.3)
     ax.legend(title="Model")
