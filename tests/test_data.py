@@ -442,6 +442,121 @@ def test_a_file_that_is_no_image_is_named_before_training(tmp_path):
         list(dm.train_dataloader())  # a header that reads: decoding the pixels finds the cut
 
 
+def test_a_test_image_cut_short_or_of_16_bit_pixels_is_named_before_training(tmp_path):
+    """An interrupted copy leaves a JPEG or PNG whose header reads: it was named only when first
+    decoded (a test image: after the baseline trained). A 16-bit image converts to RGB clipped
+    to 255 (nearly white) without an error: refused. Whole files, trailing bytes after a JPEG's
+    end marker included, still load."""
+    import numpy as np
+
+    _sports_layout(tmp_path, ["golf", "tennis"], per_split=2)
+    kept = tmp_path / "test" / "tennis" / "1.jpg"
+    kept.write_bytes(kept.read_bytes() + b"camera notes")  # decodes: not refused
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"])
+    dm.setup()
+    cut = tmp_path / "test" / "golf" / "0.jpg"
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) * 6 // 10])
+    with pytest.raises(
+        PrunelabError, match=r"cannot read image .*golf/0\.jpg \(image file is trunc"
+    ):
+        SportsDataModule(str(tmp_path), classes=["golf", "tennis"]).setup()
+    cut.unlink()
+    png = tmp_path / "valid" / "tennis" / "2.png"
+    Image.open(kept).convert("RGB").save(png)
+    data = png.read_bytes()
+    png.write_bytes(data[: len(data) - 40])
+    with pytest.raises(PrunelabError, match=r"cannot read image .*2\.png"):
+        SportsDataModule(str(tmp_path), classes=["golf", "tennis"]).setup()
+    wide = (np.asarray(Image.open(kept).convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(wide).save(png)
+    assert Image.open(png).mode.startswith("I")
+    with pytest.raises(PrunelabError, match=r"2\.png \(pixel mode I;16: 16-bit .* convert it to 8"):
+        SportsDataModule(str(tmp_path), classes=["golf", "tennis"]).setup()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_root_at_a_split_folder_says_to_use_its_parent(split, tmp_path):
+    _sports_layout(tmp_path / "images", ["golf", "tennis"], per_split=1)
+    for classes in (None, ["golf", "tennis"]):
+        dm = SportsDataModule(str(tmp_path / "images" / split), classes=classes)
+        with pytest.raises(PrunelabError) as err:
+            dm.setup()
+        expected = f"data.root is the '{split}' split folder itself: set data.root={tmp_path}"
+        assert str(err.value).endswith(f"{expected}/images")
+
+
+def test_class_folders_without_splits_are_named_as_such(tmp_path):
+    """root/<class>/*.jpg, a common layout of its own: the splits it lacks are named."""
+    _sports_layout(tmp_path / "images", ["golf", "tennis"], per_split=1)
+    flat = (tmp_path / "images" / "train").rename(tmp_path / "flat")
+    for classes in (None, ["golf", "tennis"]):
+        with pytest.raises(PrunelabError, match=r"holds \['golf', 'tennis'\] directly: move each"):
+            SportsDataModule(str(flat), classes=classes).setup()
+
+
+def test_files_fingerprint_is_computed_once_per_folder_and_follows_its_files(
+    tmp_path, monkeypatch, make_cfg
+):
+    """A job asks for it four times (config hash, baseline key, recipe hash, evaluation key),
+    each job of an in-process sweep again: one walk of every image, unless the files changed.
+    Its value is the hash of every image's path and size, as cache keys made before have it."""
+    import os
+    import time
+
+    import prunelab.data.sports as sports
+    from prunelab.cache import data_files, data_settings
+    from prunelab.fingerprint import content_hash
+
+    _sports_layout(tmp_path / "img", ["golf", "tennis"], per_split=2)
+    (tmp_path / "img" / "test" / "golf" / "notes.txt").write_text("not read")
+    root = tmp_path / "img"
+    listing = sorted(
+        f"{p.relative_to(root).as_posix()}:{p.stat().st_size}" for p in root.rglob("*.jpg")
+    )
+    walks: list = []
+    real = sports._listing_hash
+    monkeypatch.setattr(sports, "_listing_hash", lambda *a: walks.append(a) or real(*a))
+
+    def settle() -> None:  # past the window in which a folder's mtime is not trusted
+        time.sleep(0.3)
+
+    # Folders changed within the window (2 s; here all of them): recomputed every time.
+    monkeypatch.setattr(sports, "_SETTLE_NS", 10**18)
+    first = SportsDataModule.files_fingerprint(str(root))
+    assert SportsDataModule.files_fingerprint(str(root)) == first == content_hash(listing)
+    assert len(walks) == 2
+    monkeypatch.setattr(sports, "_SETTLE_NS", 100_000_000)
+    settle()
+    for _ in range(4):
+        assert SportsDataModule.files_fingerprint(str(root / ".")) == first
+    assert len(walks) == 3
+    only = SportsDataModule.files_fingerprint(str(root), ["golf"])  # an entry of its own
+    assert only != first and len(walks) == 4
+    # A change is noticed: an image added (and removed again) ...
+    added = root / "train" / "golf" / "9.jpg"
+    added.write_bytes((root / "train" / "golf" / "0.jpg").read_bytes())
+    assert SportsDataModule.files_fingerprint(str(root)) != first
+    added.unlink()
+    assert SportsDataModule.files_fingerprint(str(root)) == first
+    settle()
+    assert SportsDataModule.files_fingerprint(str(root)) == first
+    # ... or replaced by a rename over it (as rsync writes), with another size.
+    settle()
+    walks.clear()
+    swap = root / "test" / "tennis" / "new.jpg"
+    swap.write_bytes((root / "test" / "tennis" / "0.jpg").read_bytes() + b"more")
+    os.replace(swap, root / "test" / "tennis" / "1.jpg")
+    assert SportsDataModule.files_fingerprint(str(root)) != first and len(walks) == 1
+    # Through the config, as the job's callers ask for it: one walk for all of them.
+    settle()
+    walks.clear()
+    cfg = make_cfg("data=imagefolder", f"data.root={root}")
+    keys = {data_files(cfg.data)["files"], data_settings(cfg.data)["files"]}
+    keys.add(SportsDataModule.files_fingerprint(str(root)))
+    assert len(keys) == 1 and len(walks) == 1
+
+
 # The resuming Trainer has no ModelCheckpoint on purpose: Lightning's note about it is expected.
 @pytest.mark.filterwarnings("ignore:Be aware that when using")
 def test_a_resumed_fit_on_augmented_images_repeats_the_uninterrupted_one(tmp_path):

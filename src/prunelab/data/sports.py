@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,29 +94,30 @@ class SportsDataModule(ImageDataModule):
         folder is the same data) but not what it holds: another folder, or images added,
         removed or replaced by ones of another size, train and evaluate afresh. Class folders
         `classes` leaves out, and files no split reads (notes, non-images), change nothing.
+
+        A job asks for it several times (its config hash, baseline key, recipe hash, the
+        baseline's evaluation key), as does each job of a sweep run in one process: it is
+        computed once per (folder, classes) and taken again while the folders it walks list the
+        same names and keep their stat signature (see `_folders_signature`).
         """
         top = Path(root)
         if not top.is_dir():
             raise PrunelabError(
-                f"image-folder root not found at {top.resolve()}: expected the layout "
+                f"data.root: image-folder root not found at {top.resolve()}: expected the layout "
                 "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
             )
-        listing = []
-        for split in ("train", "valid", "val", "test"):
-            split_dir = top / split
-            if not split_dir.is_dir():
-                continue
-            wanted = _class_folders(split_dir) if classes is None else list(classes)
-            for name in wanted:
-                # As ImageFolder walks a class folder: links followed, images by extension.
-                for folder, _, files in os.walk(split_dir / name, followlinks=True):
-                    for file in files:
-                        path = Path(folder) / file
-                        if has_file_allowed_extension(file, IMG_EXTENSIONS):
-                            listing.append(
-                                f"{path.relative_to(top).as_posix()}:{path.stat().st_size}"
-                            )
-        return content_hash(sorted(listing))
+        key = (os.path.realpath(top), None if classes is None else tuple(classes))
+        started = time.time_ns()
+        signature, settled = _folders_signature(top, classes, started)
+        known = _FINGERPRINTS.get(key)
+        if known is not None and known[0] == signature:
+            return known[1]
+        digest = _listing_hash(top, classes)
+        if settled:
+            _FINGERPRINTS[key] = (signature, digest)
+        else:  # a folder changed moments ago: a change in the same clock tick could hide
+            _FINGERPRINTS.pop(key, None)
+        return digest
 
     @property
     def classes(self) -> list[str]:
@@ -137,10 +139,7 @@ class SportsDataModule(ImageDataModule):
     def _folder(self, split: str, train: bool) -> ImageFolder:
         path = Path(self.root) / split
         if not path.is_dir():
-            raise PrunelabError(
-                f"image-folder split '{split}' not found at {path.resolve()}: expected the layout "
-                "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
-            )
+            raise missing_split(split, path)
         steps: list = [transforms.Resize((self.image_size, self.image_size))]
         if train and self.augment:
             steps += [
@@ -167,9 +166,8 @@ class SportsDataModule(ImageDataModule):
                     "model never sees cannot be scored; add its training images, or list the "
                     "classes to use in data.classes"
                 )
-        for file, _ in folder.samples:  # headers only: a non-image stops the job before training
-            with _named(file), Image.open(file):
-                pass
+        for file, _ in folder.samples:  # headers only: a bad image stops the job before training
+            check_image(file)
         return folder
 
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
@@ -194,6 +192,70 @@ class ImageFolderDataModule(SportsDataModule):
     name = "imagefolder"
 
 
+# files_fingerprint's results, per (real path of the root, classes): (signature, hash).
+_FINGERPRINTS: dict[tuple[str, tuple[str, ...] | None], tuple[tuple, str]] = {}
+# A folder modified this close to the signature's reading is not trusted to show a later change
+# in its mtime (filesystems keep mtimes at 1 ns to 2 s resolution): no memo then.
+_SETTLE_NS = 2_000_000_000
+
+
+def _walked(top: Path, classes: Sequence[str] | None) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, file names) of every folder the loader reads under `top`: each split's class
+    folders (links followed, as ImageFolder walks them), in a fixed order."""
+    for split in ("train", "valid", "val", "test"):
+        split_dir = top / split
+        if not split_dir.is_dir():
+            continue
+        wanted = _class_folders(split_dir) if classes is None else list(classes)
+        for name in wanted:
+            for folder, _, files in os.walk(split_dir / name, followlinks=True):
+                yield Path(folder), files
+
+
+def _listing_hash(top: Path, classes: Sequence[str] | None) -> str:
+    """files_fingerprint's value: every image's path under `top` and size (one stat each)."""
+    listing = []
+    for folder, files in _walked(top, classes):
+        for file in files:
+            if has_file_allowed_extension(file, IMG_EXTENSIONS):
+                path = folder / file
+                listing.append(f"{path.relative_to(top).as_posix()}:{path.stat().st_size}")
+    return content_hash(sorted(listing))
+
+
+def _folders_signature(top: Path, classes: Sequence[str] | None, now_ns: int) -> tuple[tuple, bool]:
+    """A cheap signature of what files_fingerprint reads, and whether it can be trusted later.
+
+    One stat per folder, not per image: the root, each split folder and every folder walked,
+    each with its file names. An image added, removed or renamed, or replaced by a rename over
+    it (how copying tools such as rsync write), changes a name or its folder's mtime. An image
+    rewritten in place under its name changes neither: that is noticed by the next process
+    (each launch, `prunelab.evaluate`, each submitit job) rather than by a later job of a
+    sweep running in the same one.
+    """
+    parts: list = []
+    settled = True
+
+    def stamp(path: Path) -> None:
+        nonlocal settled
+        try:
+            st = path.stat()
+        except OSError:
+            parts.append((str(path), None))
+            return
+        parts.append((str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        if max(st.st_mtime_ns, st.st_ctime_ns) > now_ns - _SETTLE_NS:
+            settled = False
+
+    stamp(top)
+    for split in ("train", "valid", "val", "test"):
+        stamp(top / split)
+    for folder, files in _walked(top, classes):
+        stamp(folder)
+        parts.append(tuple(sorted(files)))
+    return tuple(parts), settled
+
+
 @contextmanager
 def _named(path: str) -> Iterator[None]:
     """Turn PIL's error for a file that is no image (or a truncated one) into one line naming it."""
@@ -202,6 +264,43 @@ def _named(path: str) -> Iterator[None]:
     except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
         why = "not an image PIL can read" if isinstance(err, UnidentifiedImageError) else err
         raise PrunelabError(f"cannot read image {path} ({why}); remove or replace it") from None
+
+
+# Pixel modes that RGB conversion clips to 0..255 (16-bit, 32-bit integer and float images):
+# a 16-bit photo would train as a nearly white picture, with no error.
+_WIDE_MODES = ("I", "F")
+
+
+def check_image(path: str) -> None:
+    """Read `path`'s header (and its last bytes): one line naming a file that is no image, whose
+    pixels are not 8-bit, or a JPEG/PNG cut short (an interrupted copy), before any training.
+
+    A JPEG must end with its end-of-image marker and a PNG with its IEND chunk; only a file that
+    does not is decoded in full to find out, so a complete folder costs a header and a few bytes
+    per image, and a JPEG with bytes of its own after the marker (some cameras write them) that
+    decodes is kept. Without this, a test image cut short was found after the baseline trained.
+    """
+    with _named(path), Image.open(path) as image:
+        if image.mode.split(";")[0] in _WIDE_MODES:
+            raise PrunelabError(
+                f"cannot read image {path} (pixel mode {image.mode}: 16-bit or float pixels "
+                "would be clipped to 8 bits); convert it to 8-bit RGB or grayscale"
+            )
+        if not _ends_whole(path, image.format):
+            image.load()  # raises for a file cut short; a whole one loads
+
+
+def _ends_whole(path: str, fmt: str | None) -> bool:
+    """Whether a JPEG or PNG ends as a complete one does (other formats: not checked)."""
+    if fmt not in ("JPEG", "PNG", "MPO"):
+        return True
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64))
+        tail = f.read()
+    if fmt == "PNG":
+        return b"IEND" in tail[-12:]
+    return tail.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
 
 
 def read_image(path: str) -> Image.Image:
@@ -217,10 +316,7 @@ def _class_folders(split_dir: Path) -> list[str]:
 def found_classes(train_dir: Path) -> list[str]:
     """Every class folder under `train_dir`, sorted (hidden folders skipped); at least 2."""
     if not train_dir.is_dir():
-        raise PrunelabError(
-            f"image-folder split 'train' not found at {train_dir.resolve()}: expected the layout "
-            "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
-        )
+        raise missing_split("train", train_dir)
     names = _class_folders(train_dir)
     if len(names) < 2:
         raise PrunelabError(
@@ -228,3 +324,30 @@ def found_classes(train_dir: Path) -> list[str]:
             f"found {names}"
         )
     return names
+
+
+SPLITS = ("train", "valid", "val", "test")
+
+
+def missing_split(split: str, path: Path) -> PrunelabError:
+    """The error for a split folder the layout lacks, saying what data.root seems to be instead:
+    a split folder itself (data.root=.../train), or class folders with no splits above them."""
+    root = path.parent
+    message = (
+        f"image-folder split '{split}' not found at {path.resolve()}: expected the layout "
+        "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
+    )
+    if root.name in SPLITS and (root.parent / "train").is_dir():
+        message += (
+            f"; data.root is the '{root.name}' split folder itself: set data.root="
+            f"{root.parent.resolve()}"
+        )
+    elif split == "train" and root.is_dir() and not any((root / s).is_dir() for s in SPLITS):
+        found = _class_folders(root)
+        if found:
+            message += (
+                f"; {root.resolve()} holds {found[:3]}{'...' if len(found) > 3 else ''} "
+                "directly: move each class folder's images into train/<class>, valid/<class> "
+                "and test/<class>"
+            )
+    return PrunelabError(message)
