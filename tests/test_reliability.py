@@ -500,11 +500,15 @@ def test_unloadable_files_give_one_line_naming_them(tmp_path):
     good = tmp_path / "good.pt"
     torch.save({"w": torch.ones(8)}, good)
     (tmp_path / "half.pt").write_bytes(good.read_bytes()[:200])
-    (tmp_path / "text.pt").write_text("not weights\n")
+    (tmp_path / "tail.pt").write_bytes(good.read_bytes()[:-30])  # torch says "Errno 22" only
+    (tmp_path / "text.pt").write_text("hello\n")  # torch says "KeyError: 104" only
+    (tmp_path / "empty.pt").write_bytes(b"")
     torch.save({"ns": argparse.Namespace(x=1)}, tmp_path / "object.pt")
     for name, why in [
-        ("half.pt", "PytorchStreamReader failed"),
+        ("half.pt", "truncated or damaged (200 bytes"),
+        ("tail.pt", "truncated or damaged"),
         ("text.pt", "not a file written by torch.save"),
+        ("empty.pt", "the file is empty"),
         ("object.pt", "(argparse.Namespace) that weights_only=True refuses"),
     ]:
         with pytest.raises(PrunelabError) as err:

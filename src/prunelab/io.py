@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -101,8 +102,29 @@ def load_torch(path: str | Path) -> Any:
     except FileNotFoundError:
         raise
     except Exception as err:
+        what = _kind(Path(path))
+        if what:
+            raise PrunelabError(f"cannot load {path}: {what}") from err
         why = _why(err)
         raise PrunelabError(f"cannot load {path}: corrupt, truncated or unsafe ({why})") from err
+
+
+def _kind(path: Path) -> str | None:
+    """What a file torch.load refused is, where its bytes tell (torch names only a symptom)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return None
+    if size == 0:
+        return "the file is empty"
+    # torch.save writes a zip archive (PK..), or before torch 1.6 a pickle (protocol 2: 0x80).
+    if head != b"PK\x03\x04" and not head.startswith(b"\x80"):
+        return "not a file written by torch.save"
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        return f"truncated or damaged ({size:,} bytes; its zip archive has no end)"
+    return None
 
 
 def _why(err: Exception) -> str:
