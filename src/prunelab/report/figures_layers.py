@@ -57,9 +57,11 @@ def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
         ax.legend(title=title, fontsize="small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    pooled = any(len(r.seeds) > 1 for _, rs, _ in panels for r in rs)
     fig.suptitle(
         "Where pruning removes weights: share pruned per Conv2d/Linear layer, in network order\n"
-        "(dashed: the share pruned over all prunable weights; seeds averaged)"
+        "(dashed: the share pruned over all prunable weights"
+        + ("; seeds averaged)" if pooled else ")")
     )
     save_png(fig, path, dpi)
     return True
