@@ -324,6 +324,14 @@ def test_sports_classes_null_refuses_a_test_class_with_no_training_folder(tmp_pa
     dm = SportsDataModule(str(tmp_path), classes=["golf", "tennis"])
     dm.setup()
     assert len(dm.test_set) == 4
+    # A class named that a split lacks (a typo, a folder left out): named, with what is there.
+    dm = SportsDataModule(str(tmp_path), classes=["golf", "tenis"])
+    with pytest.raises(PrunelabError) as err:
+        dm.setup()
+    assert str(err.value) == (
+        f"class folder(s) ['tenis'] missing under {tmp_path / 'train'} (data.classes; it holds "
+        "['golf', 'tennis'])"
+    )
 
 
 @pytest.mark.parametrize(

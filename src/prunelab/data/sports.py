@@ -42,7 +42,11 @@ class _SelectedClasses(ImageFolder):
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         missing = [c for c in self._wanted if not (Path(directory) / c).is_dir()]
         if missing:
-            raise PrunelabError(f"class folder(s) {missing} missing under {directory}")
+            found = _class_folders(Path(directory))
+            raise PrunelabError(
+                f"class folder(s) {missing} missing under {directory} (data.classes; it holds "
+                f"{found})"
+            )
         return self._wanted, {c: i for i, c in enumerate(self._wanted)}
 
 
