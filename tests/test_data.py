@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -432,6 +433,19 @@ def test_evaluate_checks_data_keys_against_the_jobs_own_dataset(tmp_path, capsys
     # Only the test split is evaluated: the other splits' sizes go unmentioned.
     shown = capsys.readouterr()
     assert "data.train_size=256 but there are only" not in shown.err + shown.out
+    # The same images under class folders that sort the other way: labels 0 and 1 swap, and
+    # the model would score near 0 % with no error. Refused, naming both class lists.
+    renamed = tmp_path / "renamed"
+    for split in ("train", "valid", "test"):
+        for old, new in (("cats", "z_cats"), ("dogs", "a_dogs")):
+            shutil.copytree(tmp_path / "images" / split / old, renamed / split / new)
+    assert (
+        main([f"ckpt={tmp_path / 'job'}", f"data.root={renamed}", f"out={tmp_path / 'no.json'}"])
+        == 1
+    )
+    (err,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("prunelab: error")]
+    assert "['cats', 'dogs']" in err and "['a_dogs', 'z_cats']" in err, err
+    assert not (tmp_path / "no.json").exists()
 
 
 def test_a_file_that_is_no_image_is_named_before_training(tmp_path):

@@ -146,3 +146,27 @@ def group_options(cli_overrides: Sequence[str]) -> list[str]:
     return [
         o for o, k in zip(cli_overrides, keys, strict=True) if "." not in k and k not in CELL_KEYS
     ]
+
+
+def check_same_data(ckpt: object, trained: dict, configured: dict, root: object) -> None:
+    """The configured data must be what the checkpoint learnt: the same image shape, and the
+    same classes in the same label order (a folder whose class names sort otherwise scores the
+    predictions against other labels: chance accuracy, with no error)."""
+    from prunelab.errors import PrunelabError
+
+    def described(spec: dict) -> str:
+        names = spec.get("class_names")
+        shown = f"{names}" if names and len(names) <= 12 else f"{spec['num_classes']} classes"
+        return f"{list(spec['in_shape'])} images of {shown}"
+
+    same_shape = list(trained["in_shape"]) == list(configured["in_shape"])
+    same_count = int(trained["num_classes"]) == int(configured["num_classes"])
+    names = trained.get("class_names")
+    same_names = not names or list(names) == list(configured.get("class_names") or [])
+    if same_shape and same_count and same_names:
+        return
+    raise PrunelabError(
+        f"{ckpt} was trained on {described(trained)}; the configured data (data.root={root}) "
+        f"give {described(configured)}: evaluate it on the data it learnt (data.root, "
+        "data.classes, data.image_size), or its predictions are scored against other labels"
+    )

@@ -29,6 +29,7 @@ from prunelab.cli import check_argv, check_writable, merge_overrides
 from prunelab.errors import PrunelabError, UsageError
 from prunelab.evalchecks import (
     check_identity,
+    check_same_data,
     group_options,
     ignored_by_options,
     record_of_another,
@@ -364,12 +365,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     dm = build_datamodule(cfg, "test")  # no warning about the sizes of splits it never reads
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # devices, attack.targeted_class
-    trained_on = (list(saved["data"]["in_shape"]), int(saved["data"]["num_classes"]))
-    if (list(spec["in_shape"]), int(spec["num_classes"])) != trained_on:
-        raise PrunelabError(
-            f"{ckpt} was trained on {saved['data']['in_shape']} images of "
-            f"{saved['data']['num_classes']} classes; the configured data differ (set data=...)"
-        )
+    check_same_data(ckpt, saved["data"], spec, cfg.data.get("root"))
     # A structurally pruned model is narrower than its config says: shape it to its weights.
     net = build_saved_net(saved["model"], saved["data"], saved["state_dict"])
     baseline = None
