@@ -433,6 +433,14 @@ def test_evaluate_checks_data_keys_against_the_jobs_own_dataset(tmp_path, capsys
     # Only the test split is evaluated: the other splits' sizes go unmentioned.
     shown = capsys.readouterr()
     assert "data.train_size=256 but there are only" not in shown.err + shown.out
+    assert "not those the job ran on" not in shown.out
+    # One more test image since the job ran: evaluated as the folder is now, with a note.
+    extra = tmp_path / "images" / "test" / "cats"
+    shutil.copy(next(extra.iterdir()), extra / "added.jpg")
+    assert main([f"ckpt={tmp_path / 'job'}", "data.image_size=16", f"out={out}"]) == 0
+    shown = capsys.readouterr().out
+    assert "note: the images under data.root=" in shown and "not those the job ran on" in shown
+    assert json.loads(out.read_text())["data/test_size"] == 13
     # The same images under class folders that sort the other way: labels 0 and 1 swap, and
     # the model would score near 0 % with no error. Refused, naming both class lists.
     renamed = tmp_path / "renamed"

@@ -4,6 +4,7 @@ that it would ignore (the net's, its training's and the report's keys), each one
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prunelab.errors import UsageError
@@ -169,4 +170,24 @@ def check_same_data(ckpt: object, trained: dict, configured: dict, root: object)
         f"{ckpt} was trained on {described(trained)}; the configured data (data.root={root}) "
         f"give {described(configured)}: evaluate it on the data it learnt (data.root, "
         "data.classes, data.image_size), or its predictions are scored against other labels"
+    )
+
+
+def changed_images_note(config_file: Path | None, data: DictConfig) -> str | None:
+    """A note when an image folder of one's own no longer holds the files the job ran on
+    (its config.json keeps their fingerprint): the figures are then of the folder as it is."""
+    from prunelab.cache import data_files
+    from prunelab.io import read_json_if_any
+
+    ran = read_json_if_any(config_file) if config_file is not None else None
+    then = ((ran or {}).get("data") or {}).get("files") if isinstance(ran, dict) else None
+    if not isinstance(then, str):
+        return None
+    now = data_files(data).get("files")
+    if now is None or now == then:
+        return None
+    return (
+        f"note: the images under data.root={data.get('root')} are not those the job ran on "
+        f"(files {now}, the job's {then}: added, removed, renamed or resized since); the "
+        "figures below are for the folder as it is now"
     )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from prunelab.cli import check_argv, check_writable, merge_overrides
 from prunelab.errors import PrunelabError, UsageError
 from prunelab.evalchecks import (
+    changed_images_note,
     check_identity,
     check_same_data,
     group_options,
@@ -366,6 +367,10 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # devices, attack.targeted_class
     check_same_data(ckpt, saved["data"], spec, cfg.data.get("root"))
+    config_name = run_file(ckpt.name, "config") if record is not None else None
+    note = changed_images_note(ckpt.with_name(config_name) if config_name else None, cfg.data)
+    if note:
+        print(note)
     # A structurally pruned model is narrower than its config says: shape it to its weights.
     net = build_saved_net(saved["model"], saved["data"], saved["state_dict"])
     baseline = None
