@@ -176,8 +176,6 @@ def test_a_failed_download_is_one_line_naming_the_folder_and_the_way_out(
     message = str(err.value)
     assert "\n" not in message and "name resolution" in message
     assert str((tmp_path / "here").resolve()) in message
-    # Nothing of ours is left in the user's data folder (the lock lives elsewhere).
-    assert not (tmp_path / "here").exists() or not list((tmp_path / "here").glob(".*lock"))
 
 
 def _fake_download(lock: Path, calls: list):
@@ -203,24 +201,13 @@ def _fake_download(lock: Path, calls: list):
         ("cifar10", CIFAR10DataModule, "CIFAR10"),
     ],
 )
-def test_a_download_holds_a_lock_outside_the_data_root(
+def test_a_download_holds_a_lock_in_the_data_root(
     module, dataset, torchvision_class, tmp_path, monkeypatch
 ):
-    """Parallel jobs on a fresh machine: one downloads and unpacks, the others wait for it; the
-    lock file is not left in the data root (filelock never deletes one on Unix)."""
+    """Parallel jobs on a fresh machine: one downloads and unpacks, the others wait for it."""
     import importlib
-    import tempfile
 
-    from prunelab.data.base import download_lock
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    lock = Path(download_lock(str(tmp_path / "data"), dataset.name).lock_file)
-    assert lock.parent.parent == tmp_path / "tmp"
-    # One lock per data root, whichever way the root is spelt.
-    assert download_lock(str(tmp_path / "data" / "."), dataset.name).lock_file == str(lock)
-    assert download_lock(str(tmp_path / "other"), dataset.name).lock_file != str(lock)
-    calls: list = []
+    lock, calls = tmp_path / "data" / f".{dataset.name}.download.lock", []
     monkeypatch.setattr(
         importlib.import_module(f"prunelab.data.{module}"),
         torchvision_class,
@@ -230,7 +217,6 @@ def test_a_download_holds_a_lock_outside_the_data_root(
     assert calls == [("held", True), ("held", False)]
     with FileLock(str(lock), timeout=0):  # and let go of once done
         pass
-    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob(".*"))
 
 
 def _idx_file(path: Path, dims: tuple[int, ...], cut: int = 0) -> None:
@@ -259,7 +245,6 @@ def test_present_files_are_not_downloaded_again_nor_locked(cifar_root, tmp_path,
 def test_a_fashion_mnist_file_cut_short_is_fetched_again(tmp_path, monkeypatch):
     """torchvision only asks whether a file exists: one cut short by a kill would stay."""
     import prunelab.data.fashion_mnist as fashion_mnist
-    from prunelab.data.base import download_lock
 
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -267,7 +252,7 @@ def test_a_fashion_mnist_file_cut_short_is_fetched_again(tmp_path, monkeypatch):
         _idx_file(raw / f"{split}-images-idx3-ubyte", (n, 28, 28), cut=100 if n == 3 else 0)
         _idx_file(raw / f"{split}-labels-idx1-ubyte", (n,))
     calls: list = []
-    lock = Path(download_lock(str(tmp_path), "fashion_mnist").lock_file)
+    lock = tmp_path / ".fashion_mnist.download.lock"
     monkeypatch.setattr(fashion_mnist, "FashionMNIST", _fake_download(lock, calls))
     FashionMNISTDataModule(str(tmp_path), download=True).prepare_data()
     assert calls == [("held", True), ("held", False)]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,35 +37,15 @@ def capped_size(key: str, size: int, available: int, what: str, quiet: bool = Fa
 
 
 def download_lock(root: str, name: str) -> FileLock:
-    """The lock under which one job at a time downloads and unpacks `name` into `root`.
+    """The lock in the data root under which one job at a time downloads and unpacks `name`.
 
     Parallel jobs (hydra/launcher=joblib) on a fresh machine would otherwise have torchvision
-    write the same archive from each at once.
-
-    The lock file lives in a folder of prunelab's own under the system's temporary folder,
-    named by a hash of the data root's real path, not in the data root: on Unix filelock
-    never deletes a lock file (deleting one a waiting process has open lets that process and
-    a newcomer, which creates a fresh file, both hold "the" lock; filelock's issue #31), so a
-    lock there stayed behind in the user's data folder after every download, failed or not.
-    The temporary folder is per machine: jobs of one machine (joblib, submitit_local) wait for
-    each other; jobs on several cluster nodes do not (download once before such a sweep; a
-    clash shows as a checksum failure, one line, and a rerun takes the files in place).
+    write the same archive from each at once. The lock lives in the data root, which cluster
+    nodes share, and stays there: filelock never deletes a lock file on Unix, since unlinking
+    one a waiting process holds open would let it and a newcomer both hold the lock.
     """
-    real = os.path.realpath(root)
-    owner = os.getuid() if hasattr(os, "getuid") else None
-    folder = (
-        Path(tempfile.gettempdir()) / f"prunelab-locks-{owner if owner is not None else 'user'}"
-    )
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if owner is not None:
-        st = folder.lstat()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != owner:
-            raise PrunelabError(
-                f"{folder} is not a folder of this account's own: remove it, or set TMPDIR to "
-                "another temporary folder"
-            )
-    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return FileLock(str(folder / f"{name}-{digest}.download.lock"))
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(Path(root) / f".{name}.download.lock"))
 
 
 def seeded_indices(n: int, seed: int) -> torch.Tensor:
