@@ -570,6 +570,41 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
     assert (out / "FAILED").is_file() and not (out / "results.json").exists()
 
 
+def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp_path):
+    """The default sweep folder is named by the launch time: the same command again would start
+    a new one and fine-tune from scratch. The line names the folder, and that command resumes."""
+    args = ["-m", "sparsity=0.5", "experiment=smoke", "data.train_size=2048",
+            "finetune.max_epochs=3", f"paths.data_dir={DATA}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(tmp_path.glob("multirun_sweeps/*/*/checkpoints/last.ckpt")):  # fine-tuning
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    (sweep,) = (tmp_path / "multirun_sweeps").iterdir()
+    last = err.strip().splitlines()[-1]
+    hint = f"hydra.sweep.dir=multirun_sweeps/{sweep.name}"
+    assert last == f"prunelab: interrupted; run the same command again with {hint} to resume " \
+        "where it stopped", err[-3000:]  # fmt: skip
+    proc = run_train([*args, hint], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "multirun_sweeps").iterdir()] == [sweep.name]
+    (job,) = sweep.glob("*/results.json")
+    assert not (job.parent / "FAILED").exists()
+
+
 @pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
 def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
     """Ctrl-C while train.py checks its command line (seconds of composing and importing), or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import time
 import traceback
@@ -331,6 +332,24 @@ def result_line(results: dict) -> str:
     return "; ".join(parts)
 
 
+def resume_hint() -> str:
+    """How to go on after Ctrl-C: the same command, into the same folder.
+
+    A folder Hydra named by the time (the default `multirun_sweeps/<time>`, `outputs/<time>_...`)
+    is not the one the same command gets again: the hint then names it, as the key to add.
+    """
+    same = "run the same command again"
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        key = "hydra.sweep.dir" if hydra_cfg.mode == RunMode.MULTIRUN else "hydra.run.dir"
+        given = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.hydra}
+        if key not in given:
+            multirun = key == "hydra.sweep.dir"
+            folder = hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir
+            same += f" with {key}={shlex.quote(str(folder))}"
+    return f"{same} to resume where it stopped"
+
+
 def main(cfg: DictConfig) -> dict | None:
     """Hydra task: run a job; turn errors into one line on stderr and a FAILED mark."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -346,7 +365,7 @@ def main(cfg: DictConfig) -> dict | None:
             raise
         # Ctrl-C (Lightning turns it into SystemExit(1) after its own clean-up): say so, stop
         # the whole sweep, and say how to go on.
-        message = "prunelab: interrupted; run the same command again to resume where it stopped"
+        message = f"prunelab: interrupted; {resume_hint()}"
         if out.is_dir():
             (out / "FAILED").write_text(message + "\n")
         say(message, logging.ERROR)
