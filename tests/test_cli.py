@@ -733,3 +733,13 @@ def test_an_option_that_does_not_compose_gives_no_hint_and_no_traceback(monkeypa
     assert "belongs to pruning=lottery or pruning=random" in suggest.why_unknown(
         "pruning.seed", "pruning.seed=1", []
     )
+
+
+def test_a_joblib_sweep_of_no_jobs_at_a_time_is_refused_before_its_folder_exists(tmp_path):
+    """joblib refuses n_jobs=0 in a traceback, after Hydra has made the sweep folder."""
+    args = ["-m", "sparsity=0.2,0.5", "hydra/launcher=joblib", f"hydra.sweep.dir={tmp_path}/s"]
+    with pytest.raises(PrunelabError, match=r"hydra.launcher.n_jobs must be .* got 0$"):
+        check_overrides([*args, "hydra.launcher.n_jobs=0"])
+    check_overrides([*args, "hydra.launcher.n_jobs=-1"])  # one per core: joblib's rule
+    check_overrides([*args, "hydra.launcher.n_jobs=2"])
+    assert not (tmp_path / "s").exists()

@@ -22,6 +22,7 @@ from prunelab.validate import (
     CONF_DIR,
     WHOLE,
     check_config,
+    check_launcher,
     check_option,
     check_pruning,
     check_value,
@@ -372,6 +373,8 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
     check_targets(cfg)
     # Values set in conf/ or an experiment file, not only on the command line.
     check_config(cfg, training=not evaluate)
+    if not evaluate:
+        check_launcher(cfg)
     # The method's own checks (pruning.* cannot be swept: check_swept). Sparsity and seed feed
     # it too; each of their sweep values was checked above.
     check_pruning(cfg)

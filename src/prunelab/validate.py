@@ -394,6 +394,19 @@ def check_device(key: str, name: object, here: bool = True) -> None:
         )
 
 
+def check_launcher(cfg: DictConfig) -> None:
+    """The launcher's job count (`hydra/launcher=joblib`): joblib refuses 0 only once the sweep
+    folder exists, in a traceback."""
+    from omegaconf import OmegaConf
+
+    n_jobs = OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None)
+    if n_jobs is not None and (not isinstance(n_jobs, int) or n_jobs == 0):
+        raise PrunelabError(
+            f"hydra.launcher.n_jobs must be a whole number other than 0 (the jobs run side by "
+            f"side; -1: one per core), got {n_jobs!r}"
+        )
+
+
 def check_accelerator(value: object, here: bool = True) -> None:
     """`trainer.accelerator`: one Lightning knows, and (where `here`) a GPU only where this
     machine has one."""
