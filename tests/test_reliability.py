@@ -253,6 +253,12 @@ def test_joblib_two_workers_train_the_baseline_once(tmp_path):
     assert len(results) == 2
     assert sum(r["baseline/trained"] for r in results) == 1
     assert len({r["baseline/key"] for r in results}) == 1
+    # The two jobs' console lines interleave: each names its job ('baseline: trained' alone did
+    # not say which job trained it and which waited).
+    jobs = tuple(f"{name}: " for name in _results(tmp_path / "sweep"))
+    lines = [line.split("] - ", 1)[1] for line in proc.stdout.splitlines() if "[prunelab]" in line]
+    assert lines and all(line.startswith(jobs) for line in lines), lines
+    assert sum("baseline: trained" in line for line in lines) == 1
 
 
 def test_submitit_local_launcher_runs_jobs(tmp_path):

@@ -332,6 +332,20 @@ def result_line(results: dict) -> str:
     return "; ".join(parts)
 
 
+class _JobName(logging.Filter):
+    """Under joblib the jobs' console lines interleave: each line names its job's folder."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__()
+        self.job = job
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self.job):  # the result line names it already
+            record.msg, record.args = f"{self.job}: {message}", None
+        return True
+
+
 def resume_hint() -> str:
     """How to go on after Ctrl-C: the same command, into the same folder.
 
@@ -352,6 +366,19 @@ def resume_hint() -> str:
 
 def main(cfg: DictConfig) -> dict | None:
     """Hydra task: run a job; turn errors into one line on stderr and a FAILED mark."""
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    side_by_side = hydra_cfg is not None and "joblib" in str(hydra_cfg.launcher.get("_target_"))
+    named = _JobName(Path(cfg.paths.output_dir).name) if side_by_side else None
+    if named is not None:
+        log.addFilter(named)
+    try:
+        return _main(cfg)
+    finally:  # joblib runs the next job in the same worker
+        if named is not None:
+            log.removeFilter(named)
+
+
+def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
     try:
