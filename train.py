@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from prunelab.cli import check_argv
+    from prunelab.cli import check_argv, interrupted_launch
     from prunelab.flags import print_command
 
     # One clear line for a bad sparsity, model or dataset before any job starts (Hydra would
@@ -30,8 +30,12 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:
-        # Ctrl-C under a parallel launcher (joblib) reaches this process too; each job has
-        # already printed "prunelab: interrupted; ..." and marked itself FAILED.
+        # Ctrl-C under a parallel launcher reaches this process too; each job has printed
+        # "prunelab: interrupted; ..." and marked itself FAILED: under joblib on this terminal,
+        # under submitit into its log file, so this terminal gets the line here.
+        line = interrupted_launch(sys.argv[1:])
+        if line is not None:
+            print(line, file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as err:
         if command is None:  # a job's errors are its own (it has logged them)

@@ -280,6 +280,40 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
     assert result["sparsity"] == 0.5 and result["baseline/trained"]
 
 
+def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
+    """submitit's jobs write their lines into <sweep>/.submitit/<job id>/: the terminal that
+    launched them showed no prunelab line at Ctrl-C, only submitit's own tracebacks."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
+            "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C at a terminal reaches its whole process group
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(sweep.glob("*/checkpoints/last.ckpt")):  # fine-tuning
+            os.killpg(child.pid, signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    ours = [line for line in err.splitlines() if line.startswith("prunelab:")]
+    assert ours == [
+        "prunelab: interrupted; run the same command again to resume where it stopped "
+        f"(jobs' logs: {sweep}/.submitit/)"
+    ], err[-3000:]
+    (job,) = sweep.glob("*/FAILED")
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.err"))
+    assert "prunelab: interrupted; run the same command again" in logs
+
+
 def _one_line_failure(proc: subprocess.CompletedProcess, expected: str) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0

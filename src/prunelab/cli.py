@@ -475,3 +475,16 @@ def check_argv(
         # Hydra's help composes Hydra's config alone: `experiment=smoke` would stop it.
         arranged = only_hydra(arranged)
     return arranged
+
+
+def interrupted_launch(args: Sequence[str]) -> str | None:
+    """The line for Ctrl-C in a launching process whose jobs print elsewhere (submitit: into
+    `<sweep>/.submitit/<job id>/`), None where they print to this terminal themselves."""
+    if not any(a.startswith("hydra/launcher=submitit") for a in args):
+        return None
+    given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    again = "run the same command again"
+    if given is None:  # Hydra named it by the launch time, printed as its 'sweep output dir'
+        again += " with hydra.sweep.dir=<the sweep output dir above>"
+    logs = f"{given or '<sweep>'}/.submitit/"
+    return f"prunelab: interrupted; {again} to resume where it stopped (jobs' logs: {logs})"
