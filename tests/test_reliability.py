@@ -314,6 +314,35 @@ def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
     assert "prunelab: interrupted; run the same command again" in logs
 
 
+def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
+    """A second launch into a running sweep's folder (another terminal, a resume while the first
+    still runs) waits for the job the first is running, then skips it: it ran it again at the
+    same time, two W&B runs of one id writing and deleting each other's checkpoints."""
+    sweep = tmp_path / "sweep"
+    args = [*_args(sweep, tmp_path / "cache")]
+    args[args.index("sparsity=0.5,0.8")] = "sparsity=0.5"
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        if list(sweep.glob("*/checkpoints/last.ckpt")):  # the first is fine-tuning
+            break
+        time.sleep(0.02)
+    second = run_train(args)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, out[-2000:] + second.stderr[-2000:]
+    assert "resuming from" not in out + second.stdout + second.stderr
+    assert "another process is running this job in this folder; waiting" in second.stdout
+    assert "complete results.json found, skipping" in second.stdout
+    (job,) = sweep.glob("*/results.json")
+    assert len(list(job.parent.glob("wandb/offline-run-*"))) == 1
+
+
 def _one_line_failure(proc: subprocess.CompletedProcess, expected: str) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shlex
 import shutil
+import tempfile
 import time
 import traceback
 import warnings
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -193,9 +197,39 @@ def finetune(
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
 
 
+def job_lock(out: Path) -> FileLock:
+    """The lock of one job folder, held while a process runs that job.
+
+    The same command started twice into one folder (a second terminal, a resume while the first
+    still runs) ran a job twice at once: two W&B runs of one id, each process writing and deleting
+    the other's checkpoints. It lives in a per-user folder of the system temp dir, named by the
+    folder's real path (filelock leaves the file behind on Unix), so it excludes jobs of one
+    machine only.
+    """
+    folder = Path(tempfile.gettempdir()) / f"prunelab-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return FileLock(str(folder / f"job-{name}.lock"))
+
+
 def run(cfg: DictConfig) -> dict:
-    """Run one job and return its results (also written to results.json, last and atomically)."""
+    """Run one job and return its results (also written to results.json, last and atomically);
+    a job another process is running in the same folder is waited for (then skipped if done)."""
     out = Path(cfg.paths.output_dir)
+    lock = job_lock(out)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("%s: another process is running this job in this folder; waiting for it", out.name)
+        lock.acquire()
+    try:
+        return _run(cfg, out)
+    finally:
+        lock.release()
+
+
+def _run(cfg: DictConfig, out: Path) -> dict:
+    """`run`, its job's lock held."""
     # An earlier attempt's failure mark and traceback: this attempt writes its own if it fails.
     for mark in ("FAILED", "error.log"):
         (out / mark).unlink(missing_ok=True)
