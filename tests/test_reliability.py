@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from prunelab.fitting import resume_path
-from prunelab.pipeline import run
+from prunelab.pipeline import job_lock, run
 from prunelab.tracking import CSVLog
 
 from conftest import DATA, ROOT, run_train
@@ -341,6 +341,36 @@ def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
     assert "complete results.json found, skipping" in second.stdout
     (job,) = sweep.glob("*/results.json")
     assert len(list(job.parent.glob("wandb/offline-run-*"))) == 1
+
+
+def test_ctrl_c_while_waiting_for_another_processs_job_leaves_its_folder_alone(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    held = job_lock(out)
+    held.acquire()  # as another process running this job would
+    try:
+        args = ["experiment=smoke", f"hydra.run.dir={out}", f"paths.data_dir={DATA}",
+                f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+        child = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+        )
+        for line in child.stdout:  # type: ignore[union-attr]
+            if "another process is running this job in this folder; waiting" in line:
+                child.send_signal(signal.SIGINT)
+                break
+        _, err = child.communicate(timeout=60)
+    finally:
+        held.release()
+    assert child.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == [
+        "prunelab: interrupted while another process ran this job; it goes on"
+    ]
+    assert not (out / "FAILED").exists()
 
 
 def _one_line_failure(proc: subprocess.CompletedProcess, expected: str) -> None:

@@ -197,6 +197,10 @@ def finetune(
     return pruning.masks, {"time/finetune_s": time.perf_counter() - start}, removed
 
 
+class _Waited(Exception):
+    """Ctrl-C while waiting for another process's run of the job."""
+
+
 def job_lock(out: Path) -> FileLock:
     """The lock of one job folder, held while a process runs that job.
 
@@ -221,7 +225,10 @@ def run(cfg: DictConfig) -> dict:
         lock.acquire(timeout=0)
     except Timeout:
         log.info("%s: another process is running this job in this folder; waiting for it", out.name)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except KeyboardInterrupt:  # the folder is the other process's: no FAILED mark in it
+            raise _Waited from None
     try:
         return _run(cfg, out)
     finally:
@@ -417,6 +424,9 @@ def _main(cfg: DictConfig) -> dict | None:
     out = Path(cfg.paths.output_dir)
     try:
         return run(cfg)
+    except _Waited:
+        say("prunelab: interrupted while another process ran this job; it goes on", logging.ERROR)
+        raise SystemExit(130) from None
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
     except InstantiationException as err:
