@@ -740,6 +740,8 @@ def test_a_joblib_sweep_of_no_jobs_at_a_time_is_refused_before_its_folder_exists
     args = ["-m", "sparsity=0.2,0.5", "hydra/launcher=joblib", f"hydra.sweep.dir={tmp_path}/s"]
     with pytest.raises(PrunelabError, match=r"hydra.launcher.n_jobs must be .* got 0$"):
         check_overrides([*args, "hydra.launcher.n_jobs=0"])
+    with pytest.raises(PrunelabError, match=r"n_jobs=abc: Value 'abc' of type 'str' could not"):
+        check_overrides([*args, "hydra.launcher.n_jobs=abc"])  # said no more than 'Error merging'
     check_overrides([*args, "hydra.launcher.n_jobs=-1"])  # one per core: joblib's rule
     check_overrides([*args, "hydra.launcher.n_jobs=2"])
     assert not (tmp_path / "s").exists()

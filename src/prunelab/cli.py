@@ -363,6 +363,9 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
             if why is not None:
                 raise PrunelabError(f"unknown config key '{key}' ({why})") from None
         detail = "; ".join(lines[:2]) if lines else type(err).__name__
+        cause = str(err.__cause__ or "").strip().splitlines()
+        if len(lines) == 1 and cause:  # 'Error merging override k=v' alone did not say why
+            detail += f": {cause[0]}"
         raise PrunelabError(f"bad override: {detail}") from None
     groups = kept_groups + [
         t for o, t in zip(overrides, first, strict=True) if _is_group(o.key_or_group)
