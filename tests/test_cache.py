@@ -33,6 +33,22 @@ def test_accelerator_naming_the_device_auto_picks_is_auto(make_cfg, monkeypatch)
     assert baseline_key(make_cfg("trainer.accelerator=cpu")) != baseline_key(make_cfg())
 
 
+def test_a_cpu_baseline_key_holds_the_thread_count_it_trains_with(make_cfg, monkeypatch):
+    """A joblib worker trains with 1 thread, a plain sweep with 2: other sums, other weights."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = baseline_key(make_cfg())
+        torch.set_num_threads(2)
+        two = baseline_key(make_cfg())
+    finally:
+        torch.set_num_threads(threads)
+    assert one != two
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # GPU kernels: no CPU threads
+    assert "threads" not in baseline_key_material(make_cfg())
+    assert "threads" in baseline_key_material(make_cfg("trainer.accelerator=cpu"))
+
+
 def _fake_training(calls: list):
     def train(work):
         calls.append(work)

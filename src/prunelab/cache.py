@@ -103,16 +103,24 @@ def training_code() -> dict:
 
 def baseline_key_material(cfg: DictConfig) -> dict:
     """Everything that determines the baseline's trained weights, its training code included."""
-    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    return {
+    import torch
+
+    trainer = trainer_settings(OmegaConf.to_container(cfg.trainer, resolve=True))
+    material = {
         "version": CACHE_VERSION,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": data_settings(cfg.data),
         "baseline": OmegaConf.to_container(cfg.baseline, resolve=True),
-        "trainer": trainer_settings(trainer),
+        "trainer": trainer,
         "seed": int(cfg.seed),
         "training": training_code(),
     }
+    if trainer.get("accelerator", "cpu") == "cpu":
+        # CPU kernels split their sums over the threads: a joblib worker's 1-thread baseline
+        # has other weights than a 2-thread one, so a sweep's numbers would depend on which
+        # launcher happened to train the baseline first.
+        material["threads"] = torch.get_num_threads()
+    return material
 
 
 def baseline_key(cfg: DictConfig, material: dict | None = None) -> str:
