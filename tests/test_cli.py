@@ -46,6 +46,8 @@ from conftest import run_train
         (["data=sports", "data.classes=[tshirt,tshirt]"], "data.classes names 'tshirt' more than"),
         (["data=sports", "data.classes=[]"], "data.classes must name at least 2 class folders"),
         (["data=sports", "data.classes=[tshirt]"], "data.classes must name at least 2 class"),
+        # Folders named 1, 2: Hydra reads numbers, the line says how to quote them.
+        (["data=imagefolder", "data.classes=[1,2]"], """quote them: 'data.classes=["1","2"]'"""),
         (["data=sports", "data.image_size=abc"], "data.image_size must be a whole number >= 1"),
         (["data=imagefolder", "data.std=[0.2,0,0.2]"], "data.std must be null or 3 positive"),
         (["data=imagefolder", "data.mean=[0.5]"], "data.mean must be null or 3 numbers (one per"),

@@ -176,6 +176,13 @@ def check_classes(key: str, value: object) -> None:
     # A ListConfig when Hydra instantiates the data module: any sequence but a string.
     names = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
     if names is None or not all(isinstance(n, str) and n for n in names):
+        if names and any(isinstance(n, int | float) and not isinstance(n, bool) for n in names):
+            # Hydra reads [1,2] as numbers (and 01 as 1): folder names must be quoted.
+            quoted = ",".join(f'"{n}"' for n in names)
+            raise PrunelabError(
+                f"{key} names folders by number, got {value!r}; quote them: "
+                f"'{key}=[{quoted}]'"
+            )
         raise PrunelabError(f"{key} must be a list of class folder names or null, got {value!r}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
