@@ -278,6 +278,9 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = _results(tmp_path / "sweep").values()
     assert result["sparsity"] == 0.5 and result["baseline/trained"]
+    # The jobs' logs are kept; submitit's literal, empty "%j" folder is not.
+    assert list((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
+    assert not (tmp_path / "sweep" / ".submitit" / "%j").exists()
 
 
 def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):

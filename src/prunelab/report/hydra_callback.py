@@ -55,6 +55,9 @@ class ReportCallback(Callback):
         sweep = Path(str(config.hydra.sweep.dir))
         if not sweep.is_dir():
             return  # no job ran (e.g. an empty sweep)
+        literal = sweep / ".submitit" / "%j"  # submitit makes its folder pattern's parent as is
+        if literal.is_dir() and not any(literal.iterdir()):
+            literal.rmdir()
         try:
             if not settings(config).enabled:
                 data = collect(sweep)
