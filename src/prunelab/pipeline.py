@@ -224,8 +224,8 @@ def run(cfg: DictConfig) -> dict:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        log.info("%s: another process is running this job in this folder; waiting for it", out.name)
-        try:
+        try:  # the line inside: a Ctrl-C right after it is still one while waiting
+            log.info("%s: another process is running this job in this folder; waiting", out.name)
             lock.acquire()
         except KeyboardInterrupt:  # the folder is the other process's: no FAILED mark in it
             raise _Waited from None
