@@ -336,12 +336,37 @@ def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
         if list(sweep.glob("*/checkpoints/last.ckpt")):  # the first is fine-tuning
             break
         time.sleep(0.02)
-    second = run_train(args)
+    # Paused mid-job, the first cannot finish before the second has started (on a busy machine
+    # a smoke fine-tune ends within the seconds the second takes to import torch).
+    first.send_signal(signal.SIGSTOP)
+    import threading
+
+    wake = threading.Timer(120, first.send_signal, (signal.SIGCONT,))  # never paused for good
+    wake.start()
+    try:
+        second = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        said = []
+        for line in second.stdout:  # type: ignore[union-attr]
+            said.append(line)
+            if "another process is running this job in this folder; waiting" in line:
+                break
+    finally:
+        first.send_signal(signal.SIGCONT)
+        wake.cancel()
+    rest, _ = second.communicate(timeout=300)
+    said = "".join(said) + rest
     out, _ = first.communicate(timeout=300)
-    assert first.returncode == 0 and second.returncode == 0, out[-2000:] + second.stderr[-2000:]
-    assert "resuming from" not in out + second.stdout + second.stderr
-    assert "another process is running this job in this folder; waiting" in second.stdout
-    assert "complete results.json found, skipping" in second.stdout
+    assert first.returncode == 0 and second.returncode == 0, out[-2000:] + said[-2000:]
+    assert "resuming from" not in out + said
+    assert "another process is running this job in this folder; waiting" in said
+    assert "complete results.json found, skipping" in said
     (job,) = sweep.glob("*/results.json")
     assert len(list(job.parent.glob("wandb/offline-run-*"))) == 1
 
