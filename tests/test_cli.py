@@ -116,6 +116,17 @@ from conftest import run_train
             "pruning.start and pruning.end must satisfy 0 <= start < end <= 1",
         ),
         (["eval.device=gpu"], "eval.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        # A key of one swept method only: Hydra composed lottery's jobs once the sweep ran,
+        # and failed there in six lines.
+        (
+            ["-m", "pruning=gradual,lottery", "pruning.every=10"],
+            "unknown config key 'pruning.every' (pruning.every belongs to pruning=gradual; "
+            "the chosen pruning=lottery has no such key)",
+        ),
+        (
+            ["-m", "pruning=gradual,structured", "pruning.scope=layer"],
+            "the chosen pruning=structured has no such key",
+        ),
         (
             ["-m", "sparsity=0.2,0.5", "hydra.sweep.subdir=same"],
             "hydra.sweep.subdir=same gives jobs of different sparsity one folder: include "

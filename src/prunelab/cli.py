@@ -310,11 +310,7 @@ def merge_overrides(first: list[str], then: list[str]) -> list[str]:
 
 def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = False) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
-    of `base` (see check_overrides)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
+    of `base` (see check_overrides), for every option a sweep picks in a config group."""
     # One representative job: the first value of every sweep (each value was checked above).
     first = []
     for override in overrides:
@@ -322,6 +318,23 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
         if override.is_sweep_override():
             text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
+    _check_job(overrides, first, base, evaluate)
+    # Each further option of a swept group, the rest as above: a key of one method only
+    # (`-m pruning=gradual,lottery pruning.every=10`) stops lottery's jobs, which Hydra
+    # composes only once the sweep runs, and then in a multi-line error.
+    for i, override in enumerate(overrides):
+        if override.is_sweep_override() and _is_group(override.key_or_group):
+            for value in _values(override)[1:]:
+                job = [*first[:i], f"{override.get_key_element()}={value}", *first[i + 1 :]]
+                _check_job(overrides, job, base, evaluate)
+
+
+def _check_job(overrides: list, first: list[str], base: Sequence[str], evaluate: bool) -> None:
+    """check_composes for one job: `first`, one text per override, each with one value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     merged = merge_overrides(list(base), first)
     kept = merged[: len(merged) - len(first)]  # the base's overrides the command line keeps
     parsed = OverridesParser.create().parse_overrides(kept)
