@@ -1072,3 +1072,26 @@ def test_a_lottery_groups_change_against_the_control_is_not_called_pruning_alone
     assert vs_control_finding(rows).startswith("Pruning's own effect")
     text = vs_control_finding(rows, rewound=True)
     assert text.startswith("Pruning and rewinding together") and "no change beyond noise" in text
+
+
+def test_a_two_model_methods_sweep_draws_each_series_apart_and_fits_its_latency_legend(tmp_path):
+    """2 models x 6 methods: the 7th series had the 1st's colour and marker, and the speed-up
+    panel's 36 legend entries collapsed both latency panels to nothing (a matplotlib warning)."""
+    import warnings
+
+    from prunelab.report.plotkit import series_style
+
+    assert len({tuple(series_style(i).items()) for i in range(36)}) == 36
+    methods = ("magnitude", "gradual", "random", "layerwise", "lottery", "structured")
+    results = [
+        {**fake_result(m, s), "pruning": p, "latency/bN_speedup": 1.0}
+        for m in MODELS
+        for p in methods
+        for s in (0.5, 0.8)
+    ]
+    task = ["model=simplecnn,resnetsmall", f"pruning={','.join(methods)}", "sparsity=0.5,0.8"]
+    sweep = make_sweep(tmp_path, results, task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a drawing that warns is omitted, and said so
+        result = build(sweep, wandb=False)
+    assert not result.omitted_figures and len(result.figures) == 7

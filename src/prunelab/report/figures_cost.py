@@ -62,6 +62,10 @@ def size_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool
     return True
 
 
+# Legend rows (x-small) that fit beside a panel of new_figure's height.
+LEGEND_ROWS = 18
+
+
 def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """Batch-1 latency, and measured vs theoretical speed-up, against sparsity."""
     if not any(r.has("latency/b1_ms") for rs in rows.values() for r in rs):
@@ -116,8 +120,16 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
     ax_x.set_ylabel("Speed-up over dense (×)")
     ax_x.set_title("Measured vs theoretical speed-up")
     ax_x.grid(alpha=0.3)
-    if len(ax_x.get_legend_handles_labels()[1]) > 6:  # a methods sweep: keep the curves clear
-        ax_x.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    entries = len(ax_x.get_legend_handles_labels()[1])
+    if entries > 6:  # a methods sweep: keep the curves clear
+        # At most 18 rows fit the figure's height; more (2 models x 5 methods: 30) collapsed
+        # both panels to nothing.
+        ax_x.legend(
+            fontsize="x-small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            ncols=math.ceil(entries / LEGEND_ROWS),
+        )
     else:
         ax_x.legend(fontsize="small")
     where = f" — {device}" + (f", {threads} threads" if threads else "") if device else ""

@@ -39,8 +39,11 @@ def sparsity_axis(rows: dict[Group, list[Row]]) -> str:
 
 
 def series_style(i: int) -> dict:
-    """Colour and marker of the i-th series, the same in every figure."""
-    return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
+    """Colour and marker of the i-th series, the same in every figure; distinct pairs for the
+    first len(COLORS) * len(MARKERS) series (a 2-model methods sweep has 12: its 7th drew as
+    its 1st)."""
+    shift = i // len(COLORS)  # each further round of colours moves the markers on by one
+    return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[(i + shift) % len(MARKERS)]}
 
 
 def new_figure(
