@@ -164,6 +164,35 @@ def test_gradual_masks_grow_monotonically_to_the_exact_target(trained, data, tmp
     assert all(not torch.equal(weights[n][kept[n]], before[n][kept[n]]) for n in weights)
 
 
+class StopAt(L.Callback):
+    """Stands for a stop signal (trainer.max_time, Ctrl-C's graceful stop) at `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            trainer.should_stop = True
+
+
+def test_gradual_stopped_early_says_so_in_one_prunelab_line(data, tmp_path, capsys):
+    """The stop was a UserWarning: two lines naming gradual.py and its source line."""
+    import warnings
+
+    net = SimpleCNN(data.in_shape, 10, data.mean, data.std)
+    pruning = GradualMagnitudePruning(0.8, every=2, end=0.7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(2, [pruning, StopAt(3), MaskGuard(pruning)], tmp_path).fit(_module(net), data)
+    assert not [w for w in caught if "gradual" in str(w.message)]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "gradual" in line]
+    assert lines == [
+        f"prunelab: warning: gradual pruning stopped at event 1 of {pruning.schedule.events}; "
+        "pruning to the final sparsity 0.8 without further training"
+    ]
+    assert count_pruned(pruning.masks) == round(0.8 * _n_weights(net))
+
+
 # The mid-epoch save is the point here (the pipeline saves at epoch ends only).
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
 @pytest.mark.filterwarnings("ignore:Be aware that when using")

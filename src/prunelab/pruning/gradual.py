@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, warn
 from prunelab.pruning.callback import MagnitudePruning
 from prunelab.pruning.checks import number, whole
 from prunelab.pruning.masks import (
@@ -118,7 +117,7 @@ class GradualMagnitudePruning(MagnitudePruning):
         # Only when the fit stopped before the schedule's end (max_steps, a stop signal): the result
         # must still be at the target sparsity, so apply the final masks, but say so.
         if self.schedule is not None and self.events_done < self.schedule.events:
-            rank_zero_warn(
+            warn(  # one prunelab line, not a UserWarning naming this file and line
                 f"gradual pruning stopped at event {self.events_done} of {self.schedule.events}; "
                 f"pruning to the final sparsity {self.amount} without further training"
             )
