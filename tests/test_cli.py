@@ -450,6 +450,8 @@ def test_glob_sweeps_the_options_hydra_would():
         ["hydra.mode=MULTIRUN", "model=simplecnn,resnetsmall"],
         ["logger.wandb.mode=disabled", "attack.pgd.eps=1", "attack.curve.eps_255=[0,255]"],
         ["pruning=lottery", "pruning.rewind_epoch=1"],
+        # The dense row (sparsity 0) runs no schedule: refused the whole sweep before.
+        ["-m", "pruning=gradual", "pruning.initial_amount=0.1", "sparsity=0,0.5"],
         ["finetune.optimizer._target_=torch.optim.SGD"],
         ["-m", "hydra/launcher=joblib", "pruning=structured", "data=cifar10", "logger=csv"],
         ["+report.profiles.tiny.max_latency_ms=0.3"],  # a deployment profile of one's own

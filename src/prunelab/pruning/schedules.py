@@ -105,8 +105,11 @@ class CubicSchedule:
 def check_schedule_args(
     amount: float, initial: float, start: float, end: float, every: int
 ) -> None:
-    """Reject schedule settings that cannot produce monotone masks ending at `amount`."""
-    if not 0.0 <= initial <= amount:
+    """Reject schedule settings that cannot produce monotone masks ending at `amount`.
+
+    amount 0 is the dense row of a sweep (sparsity=0), which prunes nothing and runs no
+    schedule: an initial_amount set for the sweep's pruned jobs does not refuse it."""
+    if not 0.0 <= initial <= (amount if amount > 0 else 1.0):
         raise PrunelabError(
             f"pruning.initial_amount must be in [0, amount={amount}], got {initial}"
         )
