@@ -123,6 +123,10 @@ from conftest import run_train
             "unknown config key 'pruning.every' (pruning.every belongs to pruning=gradual; "
             "the chosen pruning=lottery has no such key)",
         ),
+        (  # the first sparsity passes; the job at the second failed once the sweep ran
+            ["-m", "pruning=gradual", "pruning.initial_amount=0.3", "sparsity=0.5,0.2"],
+            "pruning.initial_amount must be in [0, amount=0.2], got 0.3",
+        ),
         (
             ["-m", "pruning=gradual,structured", "pruning.scope=layer"],
             "the chosen pruning=structured has no such key",

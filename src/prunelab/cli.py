@@ -321,9 +321,11 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
     _check_job(overrides, first, base, evaluate)
     # Each further option of a swept group, the rest as above: a key of one method only
     # (`-m pruning=gradual,lottery pruning.every=10`) stops lottery's jobs, which Hydra
-    # composes only once the sweep runs, and then in a multi-line error.
+    # composes only once the sweep runs, and then in a multi-line error. Each sparsity too: the
+    # method's own checks depend on it (pruning.initial_amount=0.3 with sparsity=0.5,0.2).
     for i, override in enumerate(overrides):
-        if override.is_sweep_override() and _is_group(override.key_or_group):
+        key = override.key_or_group
+        if override.is_sweep_override() and (_is_group(key) or key == "sparsity"):
             for value in _values(override)[1:]:
                 job = [*first[:i], f"{override.get_key_element()}={value}", *first[i + 1 :]]
                 _check_job(overrides, job, base, evaluate)
