@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -924,6 +925,24 @@ def test_a_baseline_that_stopped_early_is_not_trained_on_when_its_job_is_rerun(
     again, meta_again = pipeline.train_baseline(cfg, dm, spec, [], tmp_path / "work")
     assert meta_again == meta
     assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+
+
+def test_a_baseline_stopped_before_its_first_validation_says_so(make_cfg, tmp_path):
+    """+trainer.max_steps (or max_time) ending the first epoch early: prunelab's line, not
+    Lightning's "Early stopping conditioned on metric ... which is not available"."""
+    from prunelab import pipeline
+    from prunelab.build import build_datamodule, data_spec
+    from prunelab.errors import PrunelabError
+
+    cfg = make_cfg("+trainer.max_steps=3")  # smoke: 8 steps per epoch
+    dm = build_datamodule(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline.quiet_libraries()  # as the job does
+        with pytest.raises(PrunelabError, match="the baseline stopped before its first valid"):
+            pipeline.train_baseline(cfg, dm, data_spec(dm), [], tmp_path / "work")
+    # Nor Lightning's hint to log the metric, which the baseline does once it validates.
+    assert not [w for w in caught if "monitored key" in str(w.message)]
 
 
 def test_a_stage_that_ended_early_is_restored_not_trained_on_when_rerun(tmp_path):

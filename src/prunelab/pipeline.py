@@ -81,6 +81,9 @@ def quiet_libraries() -> None:
         ".*does not have many workers.*",
         # A resumed stage checkpoints into the folder it resumes from: expected, not a clash.
         "Checkpoint directory .* exists and is not empty.*",
+        # The baseline stopped before its first validation: its own line says so, not a hint to
+        # log the metric (once validation has run, a missing one is an error, not this).
+        ".*could not find the monitored key.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -124,7 +127,11 @@ def train_baseline(
         # At epoch end, not validation end: a resume then repeats the uninterrupted run exactly.
         save_on_train_epoch_end=True,
     )
-    stop = EarlyStopping(monitor="baseline_val/acc", mode="max", patience=cfg.baseline.patience)
+    # Not strict: a fit stopped inside its first epoch (max_steps, max_time) has no validation
+    # accuracy to stop on; the check below says so, not Lightning's "metric not available".
+    stop = EarlyStopping(
+        monitor="baseline_val/acc", mode="max", patience=cfg.baseline.patience, strict=False
+    )
     callbacks = [best, stop, EpochSeed(cfg.seed)]
     if cfg.baseline.get("rewind_epochs"):  # net states kept for lottery-ticket rewinding
         callbacks.append(SaveWeightsAt(list(cfg.baseline.rewind_epochs), work / PUBLISH / "rewind"))
@@ -135,7 +142,7 @@ def train_baseline(
     if best.best_model_score is None:  # stopped inside its first epoch: nothing validated
         raise PrunelabError(
             "the baseline stopped before its first validation (a trainer.max_time or "
-            "max_steps that short?): no best epoch to keep"
+            "max_steps that short, or trainer.limit_val_batches=0?): no best epoch to keep"
         )
     meta = {
         "epochs": trainer.current_epoch,
