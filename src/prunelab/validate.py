@@ -180,8 +180,7 @@ def check_classes(key: str, value: object) -> None:
             # Hydra reads [1,2] as numbers (and 01 as 1): folder names must be quoted.
             quoted = ",".join(f'"{n}"' for n in names)
             raise PrunelabError(
-                f"{key} names folders by number, got {value!r}; quote them: "
-                f"'{key}=[{quoted}]'"
+                f"{key} names folders by number, got {value!r}; quote them: '{key}=[{quoted}]'"
             )
         raise PrunelabError(f"{key} must be a list of class folder names or null, got {value!r}")
     twice = sorted({n for n in names if names.count(n) > 1})
