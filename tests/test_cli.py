@@ -127,6 +127,12 @@ from conftest import run_train
             ["-m", "pruning=gradual", "pruning.initial_amount=0.3", "sparsity=0.5,0.2"],
             "pruning.initial_amount must be in [0, amount=0.2], got 0.3",
         ),
+        (  # a channel ratio that empties a layer: the net's shapes (meta device) say so
+            ["-m", "model=simplecnn,resnetsmall", "pruning=structured", "sparsity=0.5,0.99"],
+            "structured pruning at channel ratio 0.99 would remove every channel of features.1 "
+            "(32 channels: floor(32 * 0.01) = 0); the largest ratio that keeps one channel in "
+            "every layer is 0.968",
+        ),
         (
             ["-m", "pruning=gradual,structured", "pruning.scope=layer"],
             "the chosen pruning=structured has no such key",
