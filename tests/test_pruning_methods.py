@@ -396,6 +396,27 @@ def test_lottery_without_rewind_weights_fails_clearly(trained, data, tmp_path):
         _trainer(1, [pruning], tmp_path).fit(_module(copy.deepcopy(trained[0])), data)
 
 
+def test_lottery_rewinding_past_an_early_stopped_baseline_says_when_it_stopped(make_cfg):
+    # lr 0.05, patience 1: the smoke baseline stops after epoch 3 of 8, before epoch 5.
+    cfg = make_cfg(
+        "pruning=lottery",
+        "pruning.rewind_epoch=5",
+        "baseline.rewind_epochs=[0,2,5]",
+        "baseline.max_epochs=8",
+        "baseline.patience=1",
+        "baseline.optimizer.lr=0.05",
+    )
+    with pytest.raises(PrunelabError) as err:
+        pipeline.run(cfg)
+    assert str(err.value) == (
+        "pruning.rewind_epoch=5 needs the baseline's weights after epoch 5, but the baseline "
+        "stopped after epoch 3 of baseline.max_epochs=8 (early stopping: no better validation "
+        "accuracy in baseline.patience=1 epochs): rewind to an epoch it reached "
+        "(pruning.rewind_epoch=0 or 2), or train the baseline longer with a larger "
+        "baseline.patience (a new baseline)"
+    )
+
+
 # --- settings refused before the baseline trains --------------------------------------------
 
 # SimpleCNN on 1x28x28: 241,184 prunable weights, the smallest layer (features.1) holds 288.

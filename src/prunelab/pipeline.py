@@ -153,6 +153,29 @@ def train_baseline(
     return _net_state(load_torch(best.best_model_path)), meta
 
 
+def check_rewind_reached(cfg: DictConfig, method: object, meta: dict) -> None:
+    """pruning=lottery rewinding to an epoch its baseline never finished: early stopping (or a
+    trainer.max_time/max_steps) ended it first. Says when it stopped and what to change."""
+    epoch = method.rewind_epoch if isinstance(method, LotteryRewinding) else 0
+    stopped = int(meta["epochs"])
+    if epoch <= stopped:
+        return
+    patience = cfg.baseline.patience
+    why = f"early stopping: no better validation accuracy in baseline.patience={patience} epochs"
+    limits = [k for k in ("max_time", "max_steps") if cfg.trainer.get(k) not in (None, -1)]
+    if limits:
+        why += " or " + " / ".join(f"trainer.{k}" for k in limits)
+    listed = cfg.baseline.get("rewind_epochs") or []
+    # Epoch 0 is there whether listed or not (the initialisation, rebuilt from the seed).
+    reached = " or ".join(str(e) for e in sorted({0, *(e for e in listed if e <= stopped)}))
+    raise PrunelabError(
+        f"pruning.rewind_epoch={epoch} needs the baseline's weights after epoch {epoch}, but the "
+        f"baseline stopped after epoch {stopped} of baseline.max_epochs={cfg.baseline.max_epochs} "
+        f"({why}): rewind to an epoch it reached (pruning.rewind_epoch={reached}), or train "
+        "the baseline longer with a larger baseline.patience (a new baseline)"
+    )
+
+
 def own_checkpoints(ckpt_dir: Path, key: str) -> None:
     """Keep fine-tuning resume checkpoints only if they were pruned from baseline `key`.
 
@@ -293,6 +316,7 @@ def _run(cfg: DictConfig, out: Path) -> dict:
         net.load_state_dict(state)
         masks, timing, removed = None, {"time/finetune_s": 0.0}, {}
         if sparsity > 0:
+            check_rewind_reached(cfg, method, meta)
             rewind_dir = cache.entry(key) / "rewind"
             own_checkpoints(out / "checkpoints", key)
             masks, timing, removed = finetune(cfg, net, dm, spec, tracker.loggers, out, rewind_dir)
