@@ -255,6 +255,12 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         (["model=resnetsmall", "model.blocks=0"], "model.blocks must be a whole number >= 1"),
         (["attack.fgsm_eps=0.1"], "attack.fgsm_eps must be a list (attack.fgsm_eps=[a,b,...])"),
         (["pruning.amount=0.8"], "pruning.amount follows sparsity: set sparsity=0.8 instead"),
+        (
+            ["pruning=lottery", "pruning.seed=3", "baseline.rewind_epochs=[1]"],
+            "pruning.seed follows seed: rewinding to epoch 0 rebuilds the baseline's "
+            "initialisation from it",
+        ),
+        (["pruning=lottery", "pruning.seed=3"], "; set seed=3 instead (a baseline of its own)"),
         (["attack.curve.alpha_factor=0"], "attack.curve.alpha_factor must be a number > 0, got 0"),
         (["finetune.scheduler=cosin"], "finetune.scheduler must be cosine or null (no schedule)"),
         (["report.dpi=abc"], "report.dpi must be a whole number >= 1, got 'abc'"),
@@ -460,6 +466,7 @@ def test_glob_sweeps_the_options_hydra_would():
         ["hydra.mode=MULTIRUN", "model=simplecnn,resnetsmall"],
         ["logger.wandb.mode=disabled", "attack.pgd.eps=1", "attack.curve.eps_255=[0,255]"],
         ["pruning=lottery", "pruning.rewind_epoch=1"],
+        ["pruning=random", "pruning.seed=3"],  # its masks' own draw: not the baseline's seed
         # The dense row (sparsity 0) runs no schedule: refused the whole sweep before.
         ["-m", "pruning=gradual", "pruning.initial_amount=0.1", "sparsity=0,0.5"],
         ["finetune.optimizer._target_=torch.optim.SGD"],

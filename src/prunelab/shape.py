@@ -49,6 +49,12 @@ SET_BY_PIPELINE = {
     "model.mean": _NET,
     "model.std": _NET,
 }
+# Keys of one method that follow the job's seed: (key, the method's target) -> why.
+FOLLOWS_SEED = {
+    ("pruning.seed", "prunelab.pruning.LotteryRewinding"): "rewinding to epoch 0 rebuilds the "
+    "baseline's initialisation from it (where baseline.rewind_epochs keeps no epoch 0), and "
+    "another value's is not the baseline's",
+}
 # Nodes the launch checks build (validate.check_config, check_pruning): a wrong argument is
 # named by their own constructor there.
 BUILT = ("pruning", "baseline.optimizer", "finetune.optimizer")
@@ -236,5 +242,10 @@ def check_shape(overrides: list, values: list[list], default: Any) -> None:
                 for target in given.get(f"{key.rpartition('.')[0]}._target_", [None]):
                     check_added(key, default, target)
         else:
+            why = FOLLOWS_SEED.get((key, lookup(default, f"{key.rpartition('.')[0]}._target_")))
+            if why is not None and found == "${seed}":
+                raise PrunelabError(
+                    f"{key} follows seed: {why}; set seed={each[0]} instead (a baseline of its own)"
+                )
             for value in each:
                 check_type(key, value, found)
