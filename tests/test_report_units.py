@@ -1095,3 +1095,32 @@ def test_a_two_model_methods_sweep_draws_each_series_apart_and_fits_its_latency_
         warnings.simplefilter("error")  # a drawing that warns is omitted, and said so
         result = build(sweep, wandb=False)
     assert not result.omitted_figures and len(result.figures) == 7
+
+
+def test_a_methods_sweeps_legends_stand_beside_the_panels_they_would_cover(tmp_path, monkeypatch):
+    """2 models x 6 methods: the size figure's 24 entries sat inside its panel, squeezed to a
+    strip under them, and the accuracy figure's 12 covered its curves."""
+    from prunelab.report import figures, figures_cost, plotkit
+
+    drawn = {}
+
+    def keep(fig, path, dpi):
+        plotkit.save_png(fig, path, dpi)  # lays the figure out
+        drawn[path.name] = fig
+
+    monkeypatch.setattr(figures, "save_png", keep)
+    monkeypatch.setattr(figures_cost, "save_png", keep)
+    methods = ("magnitude", "gradual", "random", "layerwise", "lottery", "structured")
+    results = [
+        {**fake_result(m, s), "pruning": p} for m in MODELS for p in methods for s in (0.5, 0.8)
+    ]
+    task = ["model=simplecnn,resnetsmall", f"pruning={','.join(methods)}", "sparsity=0.5,0.8"]
+    build(make_sweep(tmp_path, results, task), wandb=False)
+    for name in ("size_vs_sparsity.png", "accuracy_vs_sparsity.png", "latency_vs_sparsity.png"):
+        fig = drawn[name]
+        panel = fig.axes[-1]  # the one the many-entry legend belongs to
+        legend = panel.get_legend()
+        assert len(legend.get_texts()) > 6, name
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(ax.bbox) for ax in fig.axes), name
+        assert panel.bbox.height > 0.6 * fig.bbox.height, name  # not squeezed to a strip

@@ -23,6 +23,7 @@ from prunelab.report.plotkit import (
     group_label,
     n_test_label,
     new_figure,
+    place_legend,
     save_png,
     series_style,
     sparsity_axis,
@@ -67,7 +68,7 @@ def accuracy_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> 
         f"Test accuracy vs sparsity ({n_test_label(rows)})\nbars: {bars} shaded: dense band"
     )
     ax.grid(alpha=0.3)
-    ax.legend(title="Model")
+    place_legend(ax, title="Model")
     save_png(fig, path, dpi)
     return True
 

@@ -10,6 +10,7 @@ from prunelab.report.aggregate import Group, Row, first_value
 from prunelab.report.plotkit import (
     group_label,
     new_figure,
+    place_legend,
     save_png,
     series_style,
     sparsity_axis,
@@ -57,13 +58,9 @@ def size_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool
     ax.set_ylim(bottom=0)
     ax.set_title("Model file size vs sparsity\n(dense torch.save file vs compressed sparse export)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    place_legend(ax, fontsize="small")
     save_png(fig, path, dpi)
     return True
-
-
-# Legend rows (x-small) that fit beside a panel of new_figure's height.
-LEGEND_ROWS = 18
 
 
 def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
@@ -120,18 +117,8 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
     ax_x.set_ylabel("Speed-up over dense (×)")
     ax_x.set_title("Measured vs theoretical speed-up")
     ax_x.grid(alpha=0.3)
-    entries = len(ax_x.get_legend_handles_labels()[1])
-    if entries > 6:  # a methods sweep: keep the curves clear
-        # At most 18 rows fit the figure's height; more (2 models x 5 methods: 30) collapsed
-        # both panels to nothing.
-        ax_x.legend(
-            fontsize="x-small",
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1),
-            ncols=math.ceil(entries / LEGEND_ROWS),
-        )
-    else:
-        ax_x.legend(fontsize="small")
+    # A methods sweep's 30+ entries in one column collapsed both panels to nothing.
+    place_legend(ax_x, fontsize="small")
     where = f" — {device}" + (f", {threads} threads" if threads else "") if device else ""
     if first_value(rows, "latency/fold_batchnorm"):
         where += ", BatchNorm folded (as deployed)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -44,6 +45,26 @@ def series_style(i: int) -> dict:
     its 1st)."""
     shift = i // len(COLORS)  # each further round of colours moves the markers on by one
     return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[(i + shift) % len(MARKERS)]}
+
+
+# Legend rows (x-small) that fit beside a panel of new_figure's height.
+LEGEND_ROWS = 18
+
+
+def place_legend(ax, **kwargs) -> None:
+    """The panel's legend (`kwargs`: ax.legend's): inside it for a few entries; beside it for a
+    methods sweep's many (more than 6: inside they covered the curves, 2 models x 6 methods
+    squeezed the size figure's panel to a strip), in columns of at most LEGEND_ROWS rows, the
+    figure widened by the legend so the panels keep their width."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries <= 6:
+        ax.legend(**kwargs)
+        return
+    beside = {**kwargs, "fontsize": "x-small", "loc": "upper left", "bbox_to_anchor": (1.01, 1)}
+    legend = ax.legend(ncols=math.ceil(entries / LEGEND_ROWS), **beside)
+    fig = ax.figure
+    width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    fig.set_figwidth(fig.get_figwidth() + width)
 
 
 def new_figure(
