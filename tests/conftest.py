@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 DATA = ROOT / "data"
 RAW = DATA / "FashionMNIST" / "raw"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -111,6 +114,33 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def job_results(sweep: Path) -> list[dict]:
     """Every results.json of a sweep."""
     return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+
+
+# docs/metrics.md names a family once: `robust/fgsm_acc@E`, `test/acc_class/<class>`, and `X`
+# for its `X_baseline`, `X_delta_pts`, ... (the suffix table at its top).
+SUFFIXES = ("_delta_ci_low", "_delta_ci_high", "_delta_pts", "_delta_rel", "_baseline", "_ci_low",
+            "_ci_high")  # fmt: skip
+
+
+def documented_name(key: str) -> str:
+    """The name docs/metrics.md gives `key`'s family."""
+    key = re.sub(r"^test/acc_class/.+?(?=(_baseline)?$)", "test/acc_class/<class>", key)
+    key = re.sub(r"^prune/layer/.+$", "prune/layer/<layer>", key)
+    key = re.sub(r"@eps\d+", "@epsK", re.sub(r"@(?!eps)[\d.]+", "@E", key))
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in SUFFIXES:
+            if key.endswith(suffix) and key != suffix:
+                key, stripped = key.removesuffix(suffix), True
+    return key
+
+
+def undocumented(keys: Iterable[str], doc: Path = METRICS_DOC) -> list[str]:
+    """The keys of results.json / eval.json files that `doc` names neither as themselves nor
+    by their family (`documented_name`): what a test of a job's output asserts is empty."""
+    named = set(re.findall(r"`([^`\s]+)`", doc.read_text()))
+    return sorted({k for k in keys if k not in named and documented_name(k) not in named})
 
 
 def quiet_trainer(epochs: int, callbacks: list, root, **kwargs):

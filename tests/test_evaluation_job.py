@@ -38,7 +38,7 @@ from prunelab.pruning import (
     prune_channels,
 )
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, undocumented
 
 # `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
 # worker, so that sweep runs once.
@@ -348,12 +348,15 @@ def test_standalone_cli_on_a_sweep_job(smoke_sweep, capsys, tmp_path):
     # The job's own experiment again changes nothing evaluate ignores: accepted. Its data
     # sizes are the job's, whatever this command's data.train_size says.
     args = ["attack.n_images=16", "experiment=smoke", "data.train_size=100"]
+    args.append("attack.targeted_class=1")  # its keys in eval.json, against the baseline's
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     printed = capsys.readouterr().out
     assert "metric" in printed and "robust/pgd_acc" in printed and "pts" in printed
     result = json.loads((job / "eval.json").read_text())
     assert set(EVAL_KEYS) <= set(result), sorted(set(EVAL_KEYS) - set(result))
     assert result["robust/n_images"] == 16 and result["sparsity"] == 0.8
+    assert "robust/pgd_targeted_acc_delta_ci_low" in result
+    assert not undocumented(result)
     assert result["data/train_size"] == json.loads(before)["data/train_size"] == 256
     assert (job / "results.json").read_bytes() == before
     assert format_table(result).count("\n") > 20
@@ -396,9 +399,12 @@ def test_standalone_cli_on_a_structured_model_reports_what_was_removed(make_cfg,
     saved = {"state_dict": net.state_dict(), "masks": None, "model": model}
     save_torch(job / "model.pt", {**saved, "data": spec, "meta": meta})
     fast = ["attack.n_images=8", "attack.pgd.steps=1", "attack.curve.eps_255=[]", *SMALL]
-    args = [f"paths.data_dir={DATA}", *fast, "baseline=none"]
+    args = [f"paths.data_dir={DATA}", *fast, "baseline=none", "attack.targeted_class=1"]
     assert main([f"ckpt={job / 'model.pt'}", *args]) == 0
     result = json.loads((job / "eval.json").read_text())
+    # Without a baseline: the structured and targeted keys alone, every one documented.
+    assert "prune/channels_removed" in result and "robust/pgd_targeted_asr" in result
+    assert not undocumented(result)
     # A model.pt alone, no job record beside it: the defaults, said once.
     notes = [line for line in capsys.readouterr().out.splitlines() if "job record" in line]
     assert notes == [

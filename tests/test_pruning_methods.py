@@ -35,7 +35,7 @@ from prunelab.pruning import (
 )
 from prunelab.pruning.masks import max_amount, n_to_prune
 
-from conftest import DATA, quiet_trainer
+from conftest import DATA, quiet_trainer, undocumented
 
 # Under pytest-xdist (`make test`) this module's tests stay on one worker, so its module-scoped
 # fixtures are built once.
@@ -621,6 +621,7 @@ def test_dense_control_measures_what_the_extra_epochs_alone_do(make_cfg, tmp_pat
         assert delta == pytest.approx(100 * (acc - base))
         assert results["control/test_acc_delta_ci_low"] <= delta
         assert delta <= results["control/test_acc_delta_ci_high"]
+    assert not undocumented([*pruned, *dense])  # the dense job's keys as well as the pruned one's
     gap = pruned["vs_control/test_acc_delta_pts"]
     assert gap == pytest.approx(100 * (pruned["test/acc"] - acc))
     assert pruned["vs_control/test_acc_delta_ci_low"] <= gap

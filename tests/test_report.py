@@ -17,7 +17,7 @@ from prunelab.report.__main__ import main as report_main
 from prunelab.report.collect import collect
 from prunelab.report.hydra_callback import ReportCallback
 
-from conftest import DATA, job_results, run_train
+from conftest import DATA, job_results, run_train, undocumented
 
 # `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
 # worker, so that sweep runs once.
@@ -265,6 +265,7 @@ def test_methods_sharing_a_dense_baseline_count_it_once_in_the_advice(relaunched
     methods, _ = relaunched_sweep
     results = job_results(methods)
     assert len({r["baseline/key"] for r in results}) == 1  # one trained dense network
+    assert not undocumented(k for r in results for k in r)  # dense jobs' keys too
     result = build(methods, wandb=False, figures=False)
     report = result.report.read_text()
     assert "### simplecnn · magnitude" in report and "### simplecnn · random" in report

@@ -1,7 +1,6 @@
 """End to end: the smoke `-m` sweep, offline, as a user runs it."""
 
 import json
-import re
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ import torch
 from prunelab.models import ResNetSmall, SimpleCNN
 from prunelab.pruning import mask_violations, measure_sparsity
 
-from conftest import ROOT, job_results
+from conftest import METRICS_DOC, documented_name, job_results, undocumented
 
 # `make test` runs the suite under pytest-xdist: the modules reading the smoke sweep share one
 # worker, so that sweep runs once.
@@ -120,39 +119,29 @@ def test_every_job_carries_robustness_latency_size_and_flops(smoke_sweep):
         assert len({(r["robust/pgd_acc_baseline"], r["flops/dense_macs"]) for r in rows}) == 1
 
 
-# docs/metrics.md names a family once: `robust/fgsm_acc@E`, `test/acc_class/<class>`, and `X`
-# for its `X_baseline`, `X_delta_pts`, ... (the suffix table at its top).
-SUFFIXES = ("_delta_ci_low", "_delta_ci_high", "_delta_pts", "_delta_rel", "_baseline", "_ci_low",
-            "_ci_high")  # fmt: skip
-
-
-def documented_name(key: str) -> str:
-    """The name docs/metrics.md gives `key`'s family."""
-    key = re.sub(r"^test/acc_class/.+?(?=(_baseline)?$)", "test/acc_class/<class>", key)
-    key = re.sub(r"^prune/layer/.+$", "prune/layer/<layer>", key)
-    key = re.sub(r"@eps\d+", "@epsK", re.sub(r"@(?!eps)[\d.]+", "@E", key))
-    stripped = True
-    while stripped:
-        stripped = False
-        for suffix in SUFFIXES:
-            if key.endswith(suffix) and key != suffix:
-                key, stripped = key.removesuffix(suffix), True
-    return key
-
-
 def test_every_key_of_every_job_is_documented(smoke_sweep):
-    """A key added to results.json (and so to W&B and results.csv) must be named in the docs."""
-    documented = set(re.findall(r"`([^`\s]+)`", (ROOT / "docs" / "metrics.md").read_text()))
-    undocumented = {
-        key
-        for r in job_results(smoke_sweep)
-        for key in r
-        if key not in documented and documented_name(key) not in documented
-    }
-    assert not undocumented, sorted(undocumented)
+    """A key added to results.json (and so to W&B and results.csv) must be named in the docs.
+    The keys only other settings write are checked where the suite runs those settings:
+    test_pruning_methods (every method, structured, dense control, targeted PGD),
+    test_evaluation_job (eval.json) and test_report (dense jobs)."""
+    assert not undocumented(k for r in job_results(smoke_sweep) for k in r)
+
+
+def test_the_documented_key_check_matches_families_and_misses_a_removed_key(tmp_path):
     assert documented_name("robust/fgsm_acc@0.03_delta_ci_low") == "robust/fgsm_acc@E"
+    assert documented_name("robust/curve_acc@eps16_baseline") == "robust/curve_acc@epsK"
     assert documented_name("test/acc_class/t_shirt_top_baseline") == "test/acc_class/<class>"
     assert documented_name("prune/layer/stages.0.conv1") == "prune/layer/<layer>"
+    assert documented_name("robust/pgd_targeted_asr_delta_rel") == "robust/pgd_targeted_asr"
+    # A key the docs stop naming is reported, its family's other keys with it.
+    keys = ["prune/channels_removed", "robust/pgd_targeted_acc_delta_ci_low", "test/acc"]
+    assert undocumented(keys) == []
+    doc = tmp_path / "metrics.md"
+    text = METRICS_DOC.read_text()
+    doc.write_text(text.replace("`prune/channels_removed`", "channels removed"))
+    assert undocumented(keys, doc) == ["prune/channels_removed"]
+    doc.write_text(text.replace("`robust/pgd_targeted_acc`", "targeted accuracy"))
+    assert undocumented(keys, doc) == ["robust/pgd_targeted_acc_delta_ci_low"]
 
 
 def test_sparse_export_of_every_job_loads_back_to_its_weights(smoke_sweep):
