@@ -261,6 +261,16 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
             "initialisation from it",
         ),
         (["pruning=lottery", "pruning.seed=3"], "; set seed=3 instead (a baseline of its own)"),
+        (
+            ["pruning=lottery", "pruning.model=null"],
+            "pruning.model follows model: pruning=lottery rebuilds the baseline's initialisation "
+            "from it; set model=... or model.<key>=... instead (a baseline of its own)",
+        ),
+        (
+            ["pruning=lottery", "pruning.model.hidden=64"],
+            "unknown config key 'pruning.model.hidden' (pruning.model has no hidden; did you mean "
+            "'model.hidden'?)",
+        ),  # fmt: skip
         (["attack.curve.alpha_factor=0"], "attack.curve.alpha_factor must be a number > 0, got 0"),
         (["finetune.scheduler=cosin"], "finetune.scheduler must be cosine or null (no schedule)"),
         (["report.dpi=abc"], "report.dpi must be a whole number >= 1, got 'abc'"),

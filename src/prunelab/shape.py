@@ -55,6 +55,10 @@ FOLLOWS_SEED = {
     "baseline's initialisation from it (where baseline.rewind_epochs keeps no epoch 0), and "
     "another value's is not the baseline's",
 }
+# Nodes that copy a top-level choice: their interpolation -> (the key to set instead, why).
+COPIES = {
+    "${model}": ("model", "pruning=lottery rebuilds the baseline's initialisation from it"),
+}
 # Nodes the launch checks build (validate.check_config, check_pruning): a wrong argument is
 # named by their own constructor there.
 BUILT = ("pruning", "baseline.optimizer", "finetune.optimizer")
@@ -215,6 +219,18 @@ def check_removed(key: str, tree: Any) -> None:
     raise PrunelabError(f"cannot remove '{key}': prunelab reads it (set a value instead)")
 
 
+def check_copy(key: str, found: Any) -> None:
+    """`key` copies a top-level choice (its shipped value `found` interpolates it): a value of
+    its own would describe another net than the one the job trains. (Keys below it are unknown
+    keys to the checks, which name the one meant.)"""
+    if isinstance(found, str) and found.strip() in COPIES:
+        source, why = COPIES[found.strip()]
+        raise PrunelabError(
+            f"{key} follows {source}: {why}; set {source}=... or {source}.<key>=... instead "
+            "(a baseline of its own)"
+        )
+
+
 def check_shape(overrides: list, values: list[list], default: Any) -> None:
     """Check each override against `default`, the shipped config with the user's group choices
     (a plain container): value types, `+key` additions, `~key` removals.
@@ -236,6 +252,7 @@ def check_shape(overrides: list, values: list[list], default: Any) -> None:
             continue
         if key in SET_BY_PIPELINE:
             raise PrunelabError(f"cannot set {key}: {SET_BY_PIPELINE[key]}")
+        check_copy(key, found)
         if found is ABSENT:
             if override.is_add() or override.is_force_add():
                 # A target the command line sets (model._target_=...): each value's arguments.
