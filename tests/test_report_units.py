@@ -1116,11 +1116,15 @@ def test_a_methods_sweeps_legends_stand_beside_the_panels_they_would_cover(tmp_p
     ]
     task = ["model=simplecnn,resnetsmall", f"pruning={','.join(methods)}", "sparsity=0.5,0.8"]
     build(make_sweep(tmp_path, results, task), wandb=False)
-    for name in ("size_vs_sparsity.png", "accuracy_vs_sparsity.png", "latency_vs_sparsity.png"):
-        fig = drawn[name]
-        panel = fig.axes[-1]  # the one the many-entry legend belongs to
-        legend = panel.get_legend()
-        assert len(legend.get_texts()) > 6, name
-        box = legend.get_window_extent()
-        assert not any(box.overlaps(ax.bbox) for ax in fig.axes), name
-        assert panel.bbox.height > 0.6 * fig.bbox.height, name  # not squeezed to a strip
+    figures_drawn = ("size_vs_sparsity", "accuracy_vs_sparsity", "latency_vs_sparsity")
+    # The Pareto plot's 13 entries and the latency figure's left panel's 12 too (they covered
+    # points there).
+    for name in (*figures_drawn, "pareto_accuracy_latency"):
+        fig = drawn[f"{name}.png"]
+        panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+        many = [ax for ax in panels if len(ax.get_legend().get_texts()) > 6]
+        assert many == panels and many, name
+        for panel in many:
+            box = panel.get_legend().get_window_extent()
+            assert not any(box.overlaps(ax.bbox) for ax in fig.axes), name
+            assert panel.bbox.height > 0.6 * fig.bbox.height, name  # not squeezed to a strip

@@ -111,7 +111,7 @@ def latency_vs_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> b
         ax_ms.set_ylim(bottom=0)
     ax_ms.set_title("Measured batch-1 latency")
     ax_ms.grid(alpha=0.3)
-    ax_ms.legend(title="Model", fontsize="small")
+    place_legend(ax_ms, title="Model", fontsize="small")
     ax_x.axhline(1.0, color="grey", lw=1)
     ax_x.set_xlabel(sparsity_axis(rows))
     ax_x.set_ylabel("Speed-up over dense (×)")
@@ -228,6 +228,6 @@ def pareto(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
         "Pareto front: no other cell is both faster and more accurate"
     )
     ax.grid(alpha=0.3)
-    ax.legend(title="Model", fontsize="small")
+    place_legend(ax, title="Model", fontsize="small")
     save_png(fig, path, dpi)
     return True
