@@ -133,6 +133,12 @@ from conftest import run_train
             "(32 channels: floor(32 * 0.01) = 0); the largest ratio that keeps one channel in "
             "every layer is 0.968",
         ),
+        (  # likewise a layer-wise sparsity that empties SimpleCNN's smallest layer
+            ["-m", "pruning=layerwise", "sparsity=0.5,0.999"],
+            "layer-wise pruning at sparsity=0.999 would prune every weight of features.1 "
+            "(288 weights: round(0.999 * 288) = 288); the largest sparsity that keeps a weight "
+            "in every layer is 0.998",
+        ),
         (
             ["-m", "pruning=gradual,structured", "pruning.scope=layer"],
             "the chosen pruning=structured has no such key",

@@ -329,22 +329,21 @@ def check_pruning(cfg: DictConfig) -> None:
         method = instantiate(node)
     except InstantiationException as err:
         raise PrunelabError(instantiation_message(err)) from None
-    check_channels(cfg, method)
+    check_shapes(cfg, method)
 
 
-def check_channels(cfg: DictConfig, method: object) -> None:
-    """Structured pruning at a ratio that would empty a layer (or with a wrong pruning.in_shape):
-    the job refuses it once started, and a sweep's other jobs would run. Known from the net's
-    shapes alone: the net is built on the meta device (no weights drawn), its data's shape read
-    from the data module's settings (no images load)."""
+def check_shapes(cfg: DictConfig, method: object) -> None:
+    """A sparsity that would prune every weight, or empty a layer (layer-wise, structured), or
+    a wrong structured pruning.in_shape: the job refuses it once started, and a sweep's other
+    jobs would run. Known from the net's shapes alone: the net is built on the meta device (no
+    weights drawn), its data's shape read from the data module's settings (no images load)."""
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from prunelab.pruning import StructuredPruning
-
     sparsity = OmegaConf.select(cfg, "sparsity", default=None)
-    if not isinstance(method, StructuredPruning) or not sparsity:
+    check_net = getattr(method, "check_net", None)  # a custom callback may have none
+    if check_net is None or not sparsity:
         return
     from prunelab.build import build_net, data_spec
 
@@ -354,7 +353,7 @@ def check_channels(cfg: DictConfig, method: object) -> None:
             net = build_net(cfg.model, spec)
     except Exception:  # a data folder or a net of one's own this machine cannot read: the job's
         return
-    method.check_net(net, in_shape=spec["in_shape"])
+    check_net(net, in_shape=spec["in_shape"])
 
 
 def check_model(cfg: DictConfig) -> None:
