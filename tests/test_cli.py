@@ -133,6 +133,16 @@ from conftest import run_train
             "(32 channels: floor(32 * 0.01) = 0); the largest ratio that keeps one channel in "
             "every layer is 0.968",
         ),
+        # No validation: the baseline trained every epoch, then had no best epoch to keep.
+        (
+            ["+trainer.limit_val_batches=0"],
+            "trainer.limit_val_batches=0 turns validation off, and the baseline needs it",
+        ),
+        (
+            ["+trainer.check_val_every_n_epoch=5"],
+            "trainer.check_val_every_n_epoch=5 validates the baseline after none of its "
+            "baseline.max_epochs=1 epochs",
+        ),
         (  # likewise a layer-wise sparsity that empties SimpleCNN's smallest layer
             ["-m", "pruning=layerwise", "sparsity=0.5,0.999"],
             "layer-wise pruning at sparsity=0.999 would prune every weight of features.1 "

@@ -142,7 +142,7 @@ def train_baseline(
     if best.best_model_score is None:  # stopped inside its first epoch: nothing validated
         raise PrunelabError(
             "the baseline stopped before its first validation (a trainer.max_time or "
-            "max_steps that short, or trainer.limit_val_batches=0?): no best epoch to keep"
+            "max_steps that short?): no best epoch to keep"
         )
     meta = {
         "epochs": trainer.current_epoch,

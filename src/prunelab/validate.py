@@ -303,6 +303,8 @@ def check_config(cfg: DictConfig, training: bool = True) -> None:
         check_wandb_mode(key, mode)
     check_model(cfg)
     check_rewind(cfg)
+    if training:
+        check_validates(cfg)
     # Device names only: whether the device exists is the job's machine's to say (a cluster
     # launcher starts jobs elsewhere), checked by check_before_training.
     accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
@@ -313,6 +315,28 @@ def check_config(cfg: DictConfig, training: bool = True) -> None:
     check_device("eval.device", OmegaConf.select(cfg, "eval.device", default=None), here=False)
     for stage in ("baseline", "finetune"):
         check_optimizer(f"{stage}.optimizer", OmegaConf.select(cfg, f"{stage}.optimizer"))
+
+
+def check_validates(cfg: DictConfig) -> None:
+    """The baseline stops early on validation accuracy and keeps its best validated epoch: a
+    trainer that never validates it trained every epoch and then had no epoch to keep."""
+    from omegaconf import OmegaConf
+
+    limit = OmegaConf.select(cfg, "trainer.limit_val_batches", default=None)
+    if is_number(limit) and limit == 0:
+        raise PrunelabError(
+            f"trainer.limit_val_batches={limit} turns validation off, and the baseline needs it "
+            "(early stopping, its best epoch): leave it out, or set a share in (0, 1] or a "
+            "batch count >= 1"
+        )
+    every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=None)
+    epochs = OmegaConf.select(cfg, "baseline.max_epochs", default=None)
+    if is_whole(every, 1) and is_whole(epochs, 1) and every > epochs:
+        raise PrunelabError(
+            f"trainer.check_val_every_n_epoch={every} validates the baseline after none of its "
+            f"baseline.max_epochs={epochs} epochs, and it needs validation (early stopping, "
+            f"its best epoch): set it to at most {epochs}"
+        )
 
 
 def check_pruning(cfg: DictConfig) -> None:
