@@ -1116,10 +1116,14 @@ def test_a_methods_sweeps_legends_stand_beside_the_panels_they_would_cover(tmp_p
     ]
     task = ["model=simplecnn,resnetsmall", f"pruning={','.join(methods)}", "sparsity=0.5,0.8"]
     build(make_sweep(tmp_path, results, task), wandb=False)
-    figures_drawn = ("size_vs_sparsity", "accuracy_vs_sparsity", "latency_vs_sparsity")
     # The Pareto plot's 13 entries and the latency figure's left panel's 12 too (they covered
     # points there).
-    for name in (*figures_drawn, "pareto_accuracy_latency"):
+    for name in (
+        "size_vs_sparsity",
+        "accuracy_vs_sparsity",
+        "latency_vs_sparsity",
+        "pareto_accuracy_latency",
+    ):
         fig = drawn[f"{name}.png"]
         panels = [ax for ax in fig.axes if ax.get_legend() is not None]
         many = [ax for ax in panels if len(ax.get_legend().get_texts()) > 6]

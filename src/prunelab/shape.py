@@ -49,15 +49,22 @@ SET_BY_PIPELINE = {
     "model.mean": _NET,
     "model.std": _NET,
 }
-# Keys of one method that follow the job's seed: (key, the method's target) -> why.
-FOLLOWS_SEED = {
-    ("pruning.seed", "prunelab.pruning.LotteryRewinding"): "rewinding to epoch 0 rebuilds the "
-    "baseline's initialisation from it (where baseline.rewind_epochs keeps no epoch 0), and "
-    "another value's is not the baseline's",
-}
-# Nodes that copy a top-level choice: their interpolation -> (the key to set instead, why).
-COPIES = {
-    "${model}": ("model", "pruning=lottery rebuilds the baseline's initialisation from it"),
+# Keys of one method that copy a top-level key ("${seed}"): (key, the method's target) -> (that
+# key, why, what to set instead; {value} is the override's).
+LOTTERY = "prunelab.pruning.LotteryRewinding"
+FOLLOWS = {
+    ("pruning.seed", LOTTERY): (
+        "seed",
+        "rewinding to epoch 0 rebuilds the baseline's initialisation from it (where "
+        "baseline.rewind_epochs keeps no epoch 0), and another value's is not the baseline's",
+        "seed={value}",
+    ),
+    # Keys below pruning.model are unknown keys to the checks, which name model.<key>.
+    ("pruning.model", LOTTERY): (
+        "model",
+        "pruning=lottery rebuilds the baseline's initialisation from it",
+        "model=... or model.<key>=...",
+    ),
 }
 # Nodes the launch checks build (validate.check_config, check_pruning): a wrong argument is
 # named by their own constructor there.
@@ -219,18 +226,6 @@ def check_removed(key: str, tree: Any) -> None:
     raise PrunelabError(f"cannot remove '{key}': prunelab reads it (set a value instead)")
 
 
-def check_copy(key: str, found: Any) -> None:
-    """`key` copies a top-level choice (its shipped value `found` interpolates it): a value of
-    its own would describe another net than the one the job trains. (Keys below it are unknown
-    keys to the checks, which name the one meant.)"""
-    if isinstance(found, str) and found.strip() in COPIES:
-        source, why = COPIES[found.strip()]
-        raise PrunelabError(
-            f"{key} follows {source}: {why}; set {source}=... or {source}.<key>=... instead "
-            "(a baseline of its own)"
-        )
-
-
 def check_shape(overrides: list, values: list[list], default: Any) -> None:
     """Check each override against `default`, the shipped config with the user's group choices
     (a plain container): value types, `+key` additions, `~key` removals.
@@ -252,17 +247,18 @@ def check_shape(overrides: list, values: list[list], default: Any) -> None:
             continue
         if key in SET_BY_PIPELINE:
             raise PrunelabError(f"cannot set {key}: {SET_BY_PIPELINE[key]}")
-        check_copy(key, found)
         if found is ABSENT:
             if override.is_add() or override.is_force_add():
                 # A target the command line sets (model._target_=...): each value's arguments.
                 for target in given.get(f"{key.rpartition('.')[0]}._target_", [None]):
                     check_added(key, default, target)
         else:
-            why = FOLLOWS_SEED.get((key, lookup(default, f"{key.rpartition('.')[0]}._target_")))
-            if why is not None and found == "${seed}":
+            target = lookup(default, f"{key.rpartition('.')[0]}._target_")
+            source, why, instead = FOLLOWS.get((key, target), (None, None, None))
+            if source is not None and found == f"${{{source}}}":
                 raise PrunelabError(
-                    f"{key} follows seed: {why}; set seed={each[0]} instead (a baseline of its own)"
+                    f"{key} follows {source}: {why}; set {instead.format(value=each[0])} instead "
+                    "(a baseline of its own)"
                 )
             for value in each:
                 check_type(key, value, found)
