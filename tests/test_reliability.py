@@ -165,6 +165,38 @@ def test_a_kill_while_the_log_gains_a_column_keeps_its_rows(tmp_path, monkeypatc
     assert _csv_rows(log) == _csv_rows_of(before + "2,29,0.95\n3,39,0.97\n", tmp_path)
 
 
+def test_ctrl_c_before_the_log_gains_its_column_then_the_teardown_save_widens_it(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C can land after the writer noted a new metric name and before it rewrote the
+    header; Lightning's teardown then saves the same rows again. They must get the wider header,
+    not be appended longer than it (a CI run's rerun crashed reading such a row)."""
+    log = tmp_path / "csv" / "metrics.csv"
+    writer = CSVLog(save_dir=str(tmp_path), name="csv", version="").experiment
+    writer.log_metrics({"val/acc": 0.8, "epoch": 0}, step=9)
+    writer.save()
+    writer.log_metrics({"val/acc": 0.9, "train/acc_epoch": 0.7, "epoch": 1}, step=19)
+
+    def interrupted(self, header, rows):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(writer), "_replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writer.save()
+    monkeypatch.undo()
+    writer.save()  # the teardown's
+    with open(log, newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == ["epoch", "step", "train/acc_epoch", "val/acc"]
+    assert all(len(line) == 4 for line in lines), lines
+    expected = "epoch,step,train/acc_epoch,val/acc\n0,9,,0.8\n1,19,0.7,0.9\n"
+    assert _csv_rows(log) == _csv_rows_of(expected, tmp_path)
+    writer = CSVLog(save_dir=str(tmp_path), name="csv", version="").experiment  # the rerun's
+    writer.log_metrics({"val/acc": 0.95, "epoch": 1}, step=19)  # reads every row back
+    writer.save()
+    assert _csv_rows(log) == _csv_rows_of(expected.replace("1,19,0.7,0.9", "1,19,,0.95"), tmp_path)
+
+
 def _csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
     path = tmp_path / "expected.csv"
     path.write_text(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import netrc
 import os
@@ -60,9 +61,7 @@ class _AppendingWriter(ExperimentWriter):
         self._temporary().unlink(missing_ok=True)  # a killed rewrite's half-written copy
         if self._fs.isfile(self.metrics_file_path):
             _cut_torn_row(Path(self.metrics_file_path))
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-                header = next(csv.reader(file), [])
-            self.metrics_keys = sorted(header)
+            self.metrics_keys = sorted(self._header())
 
     def log_metrics(self, metrics_dict: dict, step: int | None = None) -> None:
         """Record metrics; the first record of a stage clears what it will log again."""
@@ -82,16 +81,44 @@ class _AppendingWriter(ExperimentWriter):
         if len(kept) < len(rows):
             self._replace(header, kept)
 
-    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-        # Lightning truncates metrics.csv and then writes it again: a kill in between (new keys
-        # first appear right after an epoch's checkpoint) lost every row logged so far.
-        self._replace(fieldnames, self._read()[1])
+    def save(self) -> None:
+        """Append the recorded rows, first rewriting the header if it lacks one of their keys.
+
+        Lightning's own save rewrites the header only for keys it has not seen before, and it
+        notes them before it rewrites: a Ctrl-C in between, then the save at teardown, appended
+        rows longer than the header (new keys first appear right after an epoch's checkpoint).
+        Here the header on disk is what is compared, and the rows go out in one write.
+        """
+        if not self.metrics:
+            return
+        self._record_new_keys()
+        path = Path(self.metrics_file_path)
+        exists = path.is_file()
+        if exists and set(self._header()) != set(self.metrics_keys):
+            # Lightning truncated metrics.csv and wrote it again: a kill in between lost every
+            # row logged so far; the temporary file leaves the old or the new.
+            self._replace(self.metrics_keys, self._read()[1])
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
+        if not exists:
+            writer.writeheader()
+        writer.writerows(self.metrics)
+        with path.open("a", newline="") as file:
+            file.write(buffer.getvalue())
+        self.metrics = []
+
+    def _header(self) -> list[str]:
+        """metrics.csv's header."""
+        with open(self.metrics_file_path, newline="") as file:
+            return next(csv.reader(file), [])
 
     def _read(self) -> tuple[list[str], list[dict]]:
-        """metrics.csv's header and rows."""
+        """metrics.csv's header and rows (without the surplus fields of a row longer than the
+        header, which an earlier version's interrupted save could leave)."""
         with open(self.metrics_file_path, newline="") as file:
             reader = csv.DictReader(file)
-            return list(reader.fieldnames or []), list(reader)
+            rows = [{k: v for k, v in row.items() if k is not None} for row in reader]
+            return list(reader.fieldnames or []), rows
 
     def _replace(self, header: list[str], rows: list[dict]) -> None:
         """Write metrics.csv anew through a temporary file, so a kill leaves the old or the new."""
