@@ -374,7 +374,10 @@ def test_speed_finding_flags_zeros_that_buy_no_time():
         Row(g, s, [{"seed": 0, "latency/b1_speedup": 1.02, "flops/theoretical_speedup": t}], "job")
         for s, t in ((0.5, 2.0), (0.9, 10.0))
     ]
-    assert "do not speed up dense kernels" in speed_finding(rows, 0.1)
+    text = speed_finding(rows, 0.1)
+    assert "do not speed up dense kernels" in text
+    # Equal when rounded: one figure, not "ranges 1.02× to 1.02×".
+    assert "speed-up 1.02× at every sparsity;" in text and "ranges" not in text
     rows[1].samples[0]["latency/b1_speedup"] = 3.0
     text = speed_finding(rows, 0.1)
     assert "speed-up ranges 1.02× (sparsity 0.5) to 3.00× (sparsity 0.9)" in text

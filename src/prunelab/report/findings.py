@@ -243,12 +243,16 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     threads = pruned[0].first("latency/threads")
     plural = "" if number(threads) == 1 else "s"
     where = f" on {device}" + (f", {threads} thread{plural}" if threads else "") if device else ""
-    text = f"Speed{where}: measured batch-1 speed-up " + (
-        f"{times(lo[1])} (sparsity {lo[0].sparsity:g})"
-        if len(measured) == 1
-        else f"ranges {times(lo[1])} (sparsity {lo[0].sparsity:g}) to {times(hi[1])} "
-        f"(sparsity {hi[0].sparsity:g})"
-    )
+    if len(measured) == 1:
+        span = f"{times(lo[1])} (sparsity {lo[0].sparsity:g})"
+    elif times(lo[1]) == times(hi[1]):  # "ranges 1.00x to 1.00x" would read as a misprint
+        span = f"{times(lo[1])} at every sparsity"
+    else:
+        span = (
+            f"ranges {times(lo[1])} (sparsity {lo[0].sparsity:g}) to {times(hi[1])} "
+            f"(sparsity {hi[0].sparsity:g})"
+        )
+    text = f"Speed{where}: measured batch-1 speed-up {span}"
     top = max(theory, key=lambda t: t[1]) if theory else None
     if top:
         most = "" if len(theory) == 1 else "up to "
