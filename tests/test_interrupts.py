@@ -1,0 +1,166 @@
+"""Ctrl-C: one line saying how to go on, wherever it lands; another process's job kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from prunelab.pipeline import job_lock
+
+from conftest import DATA, ROOT, run_train
+
+
+def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
+    """submitit's jobs write their lines into <sweep>/.submitit/<job id>/: the terminal that
+    launched them showed no prunelab line at Ctrl-C, only submitit's own tracebacks."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
+            "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C at a terminal reaches its whole process group
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(sweep.glob("*/checkpoints/last.ckpt")):  # fine-tuning
+            os.killpg(child.pid, signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    ours = [line for line in err.splitlines() if line.startswith("prunelab:")]
+    assert ours == [
+        "prunelab: interrupted; run the same command again to resume where it stopped "
+        f"(jobs' logs: {sweep}/.submitit/)"
+    ], err[-3000:]
+    (job,) = sweep.glob("*/FAILED")
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.err"))
+    assert "prunelab: interrupted; run the same command again" in logs
+
+
+def test_ctrl_c_while_waiting_for_another_processs_job_leaves_its_folder_alone(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    held = job_lock(out)
+    held.acquire()  # as another process running this job would
+    try:
+        args = ["experiment=smoke", f"hydra.run.dir={out}", f"paths.data_dir={DATA}",
+                f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+        child = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+        )
+        for line in child.stdout:  # type: ignore[union-attr]
+            if "another process is running this job in this folder; waiting" in line:
+                child.send_signal(signal.SIGINT)
+                break
+        _, err = child.communicate(timeout=60)
+    finally:
+        held.release()
+    assert child.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == [
+        "prunelab: interrupted while another process ran this job; it goes on"
+    ]
+    assert not (out / "FAILED").exists()
+
+
+def test_ctrl_c_says_how_to_go_on(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    args = ["experiment=smoke", "data.train_size=2048", "baseline.max_epochs=3",
+            "baseline.patience=3", f"paths.data_dir={DATA}", f"paths.cache_dir={cache}",
+            f"hydra.run.dir={out}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (`make test &`) passes
+        # its children SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(cache.glob(".*.work/last.ckpt")):  # inside the baseline's training
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last == "prunelab: interrupted; run the same command again to resume where it stopped"
+    assert "Traceback" not in err
+    assert (out / "FAILED").is_file() and not (out / "results.json").exists()
+
+
+def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp_path):
+    """The default sweep folder is named by the launch time: the same command again would start
+    a new one and fine-tune from scratch. The line names the folder, and that command resumes."""
+    args = ["-m", "sparsity=0.5", "experiment=smoke", "data.train_size=2048",
+            "finetune.max_epochs=3", f"paths.data_dir={DATA}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if list(tmp_path.glob("multirun_sweeps/*/*/checkpoints/last.ckpt")):  # fine-tuning
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    (sweep,) = (tmp_path / "multirun_sweeps").iterdir()
+    last = err.strip().splitlines()[-1]
+    hint = f"hydra.sweep.dir=multirun_sweeps/{sweep.name}"
+    assert last == f"prunelab: interrupted; run the same command again with {hint} to resume " \
+        "where it stopped", err[-3000:]  # fmt: skip
+    proc = run_train([*args, hint], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "multirun_sweeps").iterdir()] == [sweep.name]
+    (job,) = sweep.glob("*/results.json")
+    assert not (job.parent / "FAILED").exists()
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
+def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
+    """Ctrl-C while train.py checks its command line (seconds of composing and importing), or
+    in prunelab.evaluate or prunelab.report: one line and status 130, no traceback."""
+    stop = "def stop(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+    script = {
+        "train": "import prunelab.cli\nprunelab.cli.check_argv = stop\n"
+        f"import runpy, sys\nsys.argv = ['train.py', 'sparsity=0.5']\n"
+        f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n",
+        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
+        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
+        "report": "import sys, prunelab.report as r\nr.build = stop\n"
+        "from prunelab.report.__main__ import main\n"
+        f"sys.exit(main([{str(tmp_path)!r}]))\n",
+    }[entry]
+    proc = subprocess.run(
+        [sys.executable, "-c", stop + script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
