@@ -78,7 +78,7 @@ def test_layer_findings_name_channel_ratios_and_skip_missing_shares(tmp_path):
 
 def test_accuracy_finding_claims_nothing_within_noise():
     text = accuracy_finding(acc_rows({0.0: 0.80, 0.5: 0.79, 0.9: 0.60}))
-    assert "within noise of dense at sparsity 0.5;" in text
+    assert "within noise of dense at sparsity 0.5, its point estimate inside" in text
     assert "beyond noise at sparsity 0.9" in text and "0.5 (" not in text
     assert "No accuracy difference is measurable" in accuracy_finding(
         acc_rows({0.0: 0.8, 0.5: 0.79})
@@ -235,8 +235,14 @@ def test_cells_beyond_noise_are_not_also_called_inside_the_dense_band():
     rows[1].samples[0].update({"test/acc_delta_pts": 0.3, "test/acc_delta_ci_low": 0.1})
     rows[1].samples[0]["test/acc_delta_ci_high"] = 0.5
     text = accuracy_finding(rows)
-    assert "point estimates inside the dense band at sparsity 0.8." in text
+    assert "at sparsity 0.8, its point estimate inside the dense band." in text
     assert "Above the dense model beyond noise at sparsity 0.5" in text
+    # Within noise by its paired interval, but its point estimate outside the dense band.
+    rows.append(acc_rows({0.9: 0.785}, n=10000)[0])
+    rows[3].samples[0].update({"test/acc_delta_ci_low": -2.5, "test/acc_delta_ci_high": 0.1})
+    text = accuracy_finding(rows)
+    assert "within noise of dense at sparsity 0.8, 0.9 (highest 0.9); point estimates" in text
+    assert "inside the dense band at sparsity 0.8." in text
 
 
 def test_no_measurable_difference_names_the_seeds_when_there_are_several():

@@ -98,14 +98,14 @@ def accuracy_finding(rows: list[Row], retraining: Retraining | None = None) -> s
     if overlap:
         where = _where(overlap, everything)
         highest = "" if "up to" in where or len(overlap) == 1 else f" (highest {max(overlap):g})"
-        parts.append(
-            f"within noise of dense {where}{highest}"
-            + (
-                f"; point estimates inside the dense band {_where(inside, everything)}."
-                if inside
-                else "."
-            )
-        )
+        if inside == overlap:  # naming the same sparsities twice reads as a misprint
+            each = "its point estimate" if len(inside) == 1 else "each point estimate"
+            tail = f", {each} inside the dense band."
+        elif inside:
+            tail = f"; point estimates inside the dense band {_where(inside, everything)}."
+        else:
+            tail = "."
+        parts.append(f"within noise of dense {where}{highest}{tail}")
     else:
         parts.append("every pruned cell differs from dense beyond noise.")
     if below:
