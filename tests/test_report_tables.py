@@ -17,7 +17,7 @@ from prunelab.report.figures import pareto_front
 from prunelab.report.findings import (
     size_finding,
 )
-from prunelab.report.tables import headline_table
+from prunelab.report.tables import headline_table, sig3
 
 
 def test_advice_keeps_one_dense_row_per_model_and_seeds():
@@ -50,8 +50,9 @@ def test_recommendation_names_the_closest_when_nothing_fits():
         "job",
     )
     text = recommend(Profile("mobile", max_latency_ms=1.0, max_size_mb=0.5), [row])
-    assert "nothing measured fits" in text and "latency 2 ms > 1 ms" in text
-    assert "file 3 MB > 0.5 MB" in text
+    assert "nothing measured fits" in text and "latency 2.00 ms > 1 ms" in text
+    assert "file 3.00 MB > 0.5 MB" in text
+    assert (sig3(2.0), sig3(2.1), sig3(0.3664), sig3(123.4)) == ("2.00", "2.10", "0.366", "123")
 
 
 def test_pareto_front_keeps_only_undominated_points():

@@ -48,16 +48,22 @@ def times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
 
 
+def sig3(value: float) -> str:
+    """Three significant digits, trailing zeros kept: 2.00 beside 2.01 in one column, not 2."""
+    text = f"{value:#.3g}"
+    return text[:-1] if text.endswith(".") else text  # '#' leaves 123. for 123
+
+
 def megabytes(n_bytes: float | None) -> str:
     """File sizes in MB (10^6 bytes), three significant digits."""
     if n_bytes is None:
         return "—"
-    return f"{n_bytes / 1e6:.3g} MB"
+    return f"{sig3(n_bytes / 1e6)} MB"
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds with sensible precision."""
-    return "—" if value is None else f"{value:.3g} ms"
+    """Milliseconds, three significant digits."""
+    return "—" if value is None else f"{sig3(value)} ms"
 
 
 def sparsity_label(row: Row) -> str:
@@ -192,7 +198,7 @@ def detail_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[str
         measured, overall = row.mean("prune/sparsity_measured"), row.mean("prune/sparsity_overall")
         zeros = "—" if measured is None else f"{pct(measured)} / {pct(overall)}"
         b1, p90 = row.b1_ms(), row.b1_p90_ms()
-        latency = "—" if b1 is None else f"{b1:.3g} / {p90:.3g} ms" if p90 else ms(b1)
+        latency = "—" if b1 is None else f"{sig3(b1)} / {ms(p90)}" if p90 else ms(b1)
         reduction = row.mean("size/reduction_pct")
         size = "—" if reduction is None else f"{reduction:.1f} %"
         body.append(
