@@ -24,7 +24,7 @@ test: setup  ## the whole test suite (real data, one end-to-end offline sweep) a
 	$(PY) -m pytest -q -n auto --dist loadgroup $(ARGS)
 	$(VENV)/bin/ruff check .
 
-bench: setup  ## the benchmarks suite (~10 min on a quiet machine): writes benchmarks/RESULTS.md
+bench: setup  ## the benchmarks suite (8-13 min on a quiet 2-core machine): writes benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py $(ARGS)
 
 lint: setup
