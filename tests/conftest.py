@@ -111,9 +111,14 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sweep
 
 
+def sweep_results(sweep: Path) -> dict[str, dict]:
+    """Every job's results.json in `sweep`, by job folder name, in name order."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))}
+
+
 def job_results(sweep: Path) -> list[dict]:
     """Every results.json of a sweep."""
-    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    return list(sweep_results(sweep).values())
 
 
 # docs/metrics.md names a family once: `robust/fgsm_acc@E`, `test/acc_class/<class>`, and `X`

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import signal
 import subprocess
 import sys
@@ -19,11 +18,6 @@ VOLATILE = ("latency/", "time/")  # wall-clock measurements differ between runs 
 def stable_metrics(result: dict) -> dict:
     """A results.json without its wall-clock keys: what two runs must agree on."""
     return {k: v for k, v in result.items() if not k.startswith(VOLATILE)}
-
-
-def sweep_results(sweep: Path) -> dict[str, dict]:
-    """Every job's results.json in `sweep`, by job folder name."""
-    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
 
 
 def killable_sweep_args(sweep: Path, cache: Path) -> list[str]:

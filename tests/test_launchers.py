@@ -8,12 +8,9 @@ import subprocess
 import sys
 import time
 
-from sweep_tools import (
-    killable_sweep_args,
-    sweep_results,
-)
+from sweep_tools import killable_sweep_args
 
-from conftest import DATA, ROOT, run_train
+from conftest import DATA, ROOT, run_train, sweep_results
 
 
 def test_joblib_two_workers_train_the_baseline_once(tmp_path):

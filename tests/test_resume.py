@@ -23,14 +23,13 @@ from sweep_tools import (
     kill_when,
     killable_sweep_args,
     stable_metrics,
-    sweep_results,
 )
 
 from prunelab.fitting import resume_path
 from prunelab.pipeline import run
 from prunelab.tracking import CSVLog
 
-from conftest import DATA, ROOT, run_train
+from conftest import DATA, ROOT, run_train, sweep_results
 
 
 def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
