@@ -576,3 +576,12 @@ def test_a_model_copied_into_another_jobs_folder_is_not_given_that_jobs_record(
     result = json.loads((job / "eval.other.json").read_text())
     assert result["model"] == "simplecnn" and result["robust/n_images"] == 8
     assert "data/train_size" not in result  # not the other run's 77
+
+
+def test_table_shows_a_change_that_rounds_to_zero_without_a_sign():
+    """-0.001 points prints as 0.00, not -0.00: the shown digits carry no direction."""
+    results = {"robust/pgd_acc": 0.5, "robust/pgd_acc_baseline": 0.5}
+    results.update({"robust/pgd_acc_delta_pts": -0.001, "robust/pgd_acc_delta_rel": -0.002})
+    results.update({"robust/pgd_acc_delta_ci_low": -0.003, "robust/pgd_acc_delta_ci_high": 1.2})
+    row = next(r for r in format_table(results).splitlines() if r.startswith("robust/pgd_acc"))
+    assert row.endswith("0.00 pts (0.0 %) [0.00, +1.20] ~") and "-0.0" not in row, row

@@ -17,7 +17,7 @@ from prunelab.report.figures import pareto_front
 from prunelab.report.findings import (
     size_finding,
 )
-from prunelab.report.tables import headline_table, sig3
+from prunelab.report.tables import headline_table, sig3, signed
 
 
 def test_advice_keeps_one_dense_row_per_model_and_seeds():
@@ -219,3 +219,11 @@ def test_wandb_grid_shows_what_the_report_shows():
     assert pruned["test/acc_band_low"] < 0.80 - 0.006  # wider than the per-seed Wilson means
     assert pruned["latency/b1_ms_aligned"] == pytest.approx(row.b1_ms())
     assert pruned["latency/b1_ms_aligned"] != pytest.approx(row.mean("latency/b1_ms"))
+
+
+def test_signed_drops_the_sign_of_a_value_that_rounds_to_zero():
+    """A table cell reads '0.0 pts' for -0.01 points, and keeps every real sign."""
+    assert signed(-0.01, " pts") == "0.0 pts" and signed(0.04) == "0.0"
+    assert signed(-0.05, " pts") == "-0.1 pts" and signed(0.3) == "+0.3"
+    assert signed(-0.004, digits=2) == "0.00" and signed(-0.006, digits=2) == "-0.01"
+    assert signed(None) == "—"

@@ -39,8 +39,12 @@ def pct(fraction: float | None, digits: int = 1) -> str:
 
 
 def signed(value: float | None, unit: str = "", digits: int = 1) -> str:
-    """-1.23 -> '-1.2 pts' (always signed)."""
-    return "—" if value is None else f"{value:+.{digits}f}{unit}"
+    """-1.23 -> '-1.2 pts' (signed; a value that rounds to zero reads '0.0', not '-0.0')."""
+    if value is None:
+        return "—"
+    text = f"{value:+.{digits}f}"
+    # '-0.0' would claim a direction that the shown digits do not carry.
+    return (text[1:] if float(text) == 0 else text) + unit
 
 
 def times(value: float | None) -> str:
