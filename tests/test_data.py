@@ -515,7 +515,9 @@ def test_files_fingerprint_is_computed_once_per_folder_and_follows_its_files(
 ):
     """A job asks for it four times (config hash, baseline key, recipe hash, evaluation key),
     each job of an in-process sweep again: one walk of every image, unless the files changed.
-    Its value is the hash of every image's path and size, as cache keys made before have it."""
+    Its value is the hash of every image's path and bytes: an image replaced by another of the
+    same size changes it too."""
+    import hashlib
     import os
     import time
 
@@ -527,7 +529,8 @@ def test_files_fingerprint_is_computed_once_per_folder_and_follows_its_files(
     (tmp_path / "img" / "test" / "golf" / "notes.txt").write_text("not read")
     root = tmp_path / "img"
     listing = sorted(
-        f"{p.relative_to(root).as_posix()}:{p.stat().st_size}" for p in root.rglob("*.jpg")
+        f"{p.relative_to(root).as_posix()}:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
+        for p in root.rglob("*.jpg")
     )
     walks: list = []
     real = sports._listing_hash
@@ -563,6 +566,14 @@ def test_files_fingerprint_is_computed_once_per_folder_and_follows_its_files(
     swap.write_bytes((root / "test" / "tennis" / "0.jpg").read_bytes() + b"more")
     os.replace(swap, root / "test" / "tennis" / "1.jpg")
     assert SportsDataModule.files_fingerprint(str(root)) != first and len(walks) == 1
+    # An image rewritten in place with other bytes of the same size: the next process (no memo)
+    # gives another key.
+    image = root / "train" / "golf" / "1.jpg"
+    before, data = SportsDataModule.files_fingerprint(str(root)), bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    image.write_bytes(bytes(data))
+    monkeypatch.setattr(sports, "_FINGERPRINTS", {})
+    assert SportsDataModule.files_fingerprint(str(root)) != before
     # Through the config, as the job's callers ask for it: one walk for all of them.
     settle()
     walks.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -92,11 +93,11 @@ class SportsDataModule(ImageDataModule):
 
     @classmethod
     def files_fingerprint(cls, root: str, classes: Sequence[str] | None = None) -> str | None:
-        """A hash of the path and size of every image the loader reads under `root`.
+        """A hash of the path and bytes of every image the loader reads under `root`.
 
         The baseline cache and a job's `config/hash` leave the folder's location out (a moved
-        folder is the same data) but not what it holds: another folder, or images added,
-        removed or replaced by ones of another size, train and evaluate afresh. Class folders
+        or copied folder is the same data) but not what it holds: another folder, or images
+        added, removed or replaced, train and evaluate afresh. Class folders
         `classes` leaves out, and files no split reads (notes, non-images), change nothing.
 
         A job asks for it several times (its config hash, baseline key, recipe hash, the
@@ -217,14 +218,27 @@ def _walked(top: Path, classes: Sequence[str] | None) -> Iterator[tuple[Path, li
 
 
 def _listing_hash(top: Path, classes: Sequence[str] | None) -> str:
-    """files_fingerprint's value: every image's path under `top` and size (one stat each)."""
+    """files_fingerprint's value: every image's path under `top` and a hash of its bytes.
+
+    Reading every image costs about what one epoch's loading does (the loader reads them all
+    each epoch), and no replaced image, even one of the same size, keeps an old key.
+    """
     listing = []
     for folder, files in _walked(top, classes):
         for file in files:
             if has_file_allowed_extension(file, IMG_EXTENSIONS):
                 path = folder / file
-                listing.append(f"{path.relative_to(top).as_posix()}:{path.stat().st_size}")
+                listing.append(f"{path.relative_to(top).as_posix()}:{_file_digest(path)}")
     return content_hash(sorted(listing))
+
+
+def _file_digest(path: Path) -> str:
+    """A short sha256 of one file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):  # Python 3.10: no file_digest
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _folders_signature(top: Path, classes: Sequence[str] | None, now_ns: int) -> tuple[tuple, bool]:
