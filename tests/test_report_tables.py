@@ -83,6 +83,35 @@ def test_advice_judges_a_pruned_cell_against_its_own_baseline_as_the_findings_do
     assert "**resnetsmall** (sparsity 0.5) is within its accuracy noise band" in advice(edge)
 
 
+def test_advice_judges_two_cells_of_one_dense_model_by_their_paired_changes():
+    """Two pruned cells of one dense model, 0.8 points apart (bands overlap), whose paired
+    changes (+0.1 to +0.7 and -0.9 to -0.1 points) do not: the faster, less accurate one is no
+    tie for the best; with overlapping changes it is. Another model's cell compares by bands."""
+    dense = fake_result("simplecnn", 0.0, acc=0.877)
+    best = fake_result("simplecnn", 0.2, acc=0.881)
+    fast = fake_result("simplecnn", 0.5, acc=0.873)
+    best.update({"test/acc_delta_pts": 0.4, "test/acc_delta_ci_low": 0.1})
+    best["test/acc_delta_ci_high"] = 0.7
+    fast.update({"test/acc_delta_pts": -0.4, "test/acc_delta_ci_low": -0.9})
+    fast.update({"test/acc_delta_ci_high": -0.1, "latency/b1_speedup": 2.0})
+    other = fake_result("resnetsmall", 0.0, acc=0.876)
+    other["latency/b1_ms"] = 50.0  # fits no latency profile below, compared on accuracy alone
+    edge = Profile("edge", max_latency_ms=5.0, prefer="latency")
+
+    def advice(profile: Profile) -> str:
+        jobs = [job_of(r) for r in (dense, best, fast, other)]
+        rows = [r for rs in build_rows(jobs).values() for r in rs]
+        assert rows[1].acc().overlaps(rows[2].acc())  # the unpaired bands would call it a tie
+        return recommend(profile, rows)
+
+    assert "**simplecnn** (sparsity 0.2) —" in advice(edge)
+    assert "within its accuracy noise band" not in advice(edge)
+    server = advice(Profile("server"))
+    assert "Also within accuracy noise of the best: **resnetsmall** (dense)." in server, server
+    fast["test/acc_delta_ci_high"] = 0.2  # the changes overlap: the faster cell is a tie again
+    assert "**simplecnn** (sparsity 0.5) is within its accuracy noise band" in advice(edge)
+
+
 def test_advice_prefers_no_lower_latency_within_the_dense_self_timing_noise(tmp_path):
     """A pruned cell 1.15× faster and tied in accuracy: chosen for its lower latency while the
     dense job timed itself at 1.0×, not when it timed itself at 1.20× (the noise is 20 %)."""

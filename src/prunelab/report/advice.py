@@ -252,14 +252,24 @@ def timing_noise(rows: list[Row]) -> dict[Group, float]:
 
 
 def _tied(a: Row, b: Row) -> bool:
-    """No accuracy difference between two cells claimed: a pruned cell and its own dense
-    baseline by the paired interval, as the findings judge them; any other pair by
-    overlapping 95 % bands."""
+    """No accuracy difference between two cells claimed.
+
+    Cells pruned from one dense baseline, and that baseline, compare by their paired changes
+    against it, as the findings judge each cell: a pruned cell and its dense model by whether
+    the paired interval holds 0; two pruned cells by whether their paired intervals overlap
+    (conservative: the interval of their difference is at most the two together). Cells of
+    different baselines (another model, data or seeds) share no pairing: overlapping 95 %
+    accuracy bands, which misses smaller differences.
+    """
     for pruned, dense in ((a, b), (b, a)):
         if dense.is_baseline and not pruned.is_baseline and _own_dense(pruned, dense):
             differs = pruned.differs("test/acc", dense)
             if differs is not None:
                 return not differs
+    if not a.is_baseline and not b.is_baseline and _dense_identity(a) == _dense_identity(b):
+        mine, theirs = a.change("test/acc"), b.change("test/acc")
+        if mine is not None and theirs is not None:
+            return mine.overlaps(theirs)
     return a.acc().overlaps(b.acc())
 
 

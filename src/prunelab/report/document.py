@@ -335,8 +335,10 @@ def render(
         "excludes 0; with several seeds, the mean change ± the root sum of squares of the "
         "seeds' 95 % half-width (Student t) and that interval's. Results without paired "
         "intervals fall back to non-overlapping bands. Cells compared with each other "
-        "(recommendations, Pareto) use the bands above, but a pruned cell and its own dense "
-        "model the paired interval.",
+        "(recommendations) are judged paired where they share a dense model: a pruned cell "
+        "and that model by the paired interval, two of its pruned cells by whether their "
+        "paired intervals overlap; cells of different models (or seeds) by overlapping bands "
+        "above, which miss smaller differences.",
         "- Size Reduction = 1 − compressed sparse export / dense baseline's `torch.save` file. "
         "The dense row's own figure is its export's: what compression alone gives, without "
         "pruning.",
