@@ -177,6 +177,20 @@ def test_speed_within_timing_noise_is_not_claimed():
     assert "do not speed up dense kernels" not in text  # noise cannot support that claim
 
 
+def test_a_speed_up_within_the_spread_is_named_beside_one_that_is_claimed():
+    """Structured pruning, two cells: 2.16× with tight timings is claimed; 1.61× whose own
+    timings spread beyond the limit is named as not claimed, not passed over in silence."""
+    g = Group("m", "d", "structured")
+    base = {"seed": 0, "latency/b1_ms_baseline": 0.57, "latency/b1_p90_ms_baseline": 0.60}
+    tight = {**base, "latency/b1_ms": 0.264, "latency/b1_p90_ms": 0.27, "latency/b1_speedup": 2.16}
+    wide = {**base, "latency/b1_ms": 0.354, "latency/b1_p90_ms": 0.546, "latency/b1_speedup": 1.61}
+    rows = [Row(g, 0.8, [tight], "job"), Row(g, 0.5, [wide], "job")]
+    assert rows[0].speed_verdict(0.1) == "faster" and rows[1].latency_spread() > 1.5
+    text = speed_finding(rows, 0.1)
+    assert "faster than dense at 0.8" in text and "faster than dense at 0.5" not in text
+    assert "; not claimed: 1.61× at 0.5, which lies within the timing spread" in text, text
+
+
 def test_latency_drift_between_jobs_is_not_passed_off_as_a_speed_up(tmp_path):
     """Two jobs timed at different machine loads: raw ms differ by 35 %, in-job speed-up 1."""
     results = [fake_result("simplecnn", s) for s in (0.5, 0.8)]

@@ -284,11 +284,13 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         # Cells off 1x by more than the tolerance but not past the timing spread: named, so
         # "no speed-up" does not read as contradicting the 1.14x printed just before it.
         spread = [(r, m) for r, m, v in measured if v == "same" and abs(m - 1) > tolerance]
-        if not faster and not slower and spread:
-            cells = ", ".join(f"{times(m)} at {r.sparsity:g}" for r, m in spread)
+        cells = ", ".join(f"{times(m)} at {r.sparsity:g}" for r, m in spread)
+        verb = "lies" if len(spread) == 1 else "lie"
+        if (faster or slower) and spread:
+            text += f"; not claimed: {cells}, which {verb} within the timing spread"
+        elif spread:
             text += (
-                f"; no speed-up or slow-down is claimed: {cells} "
-                f"{'lies' if len(spread) == 1 else 'lie'} outside the "
+                f"; no speed-up or slow-down is claimed: {cells} {verb} outside the "
                 f"±{100 * tolerance:.0f} % tolerance but within the timing spread"
             )
         elif not faster and not slower:
