@@ -295,7 +295,9 @@ def render(
     if any(p.name.startswith("pareto") for p in figures):
         out += [
             "The Pareto front is drawn through point estimates; cells whose accuracy bands "
-            "overlap are not distinguishable in accuracy.",
+            "overlap are not distinguishable in accuracy, nor cells whose speed-ups lie within "
+            f"the ±{100 * tolerance:.0f} % speed tolerance in latency (the front can pass through "
+            "either of them).",
             "",
         ]
     if omitted_figures:
