@@ -49,22 +49,53 @@ def csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
     return csv_rows(path)
 
 
+def start_train(
+    cmd: list[str], *, cwd: Path = ROOT, terminal: bool = False, group: bool = False, **streams
+) -> subprocess.Popen:
+    """Start train.py with `cmd` (text streams; `streams` as for Popen, default piped).
+
+    terminal: SIGINT raises KeyboardInterrupt in it, as at a terminal: a suite started in the
+    background (`make test &`) passes its children SIGINT as ignored, and Python then never
+    raises it. group: in a process group of its own, as a terminal's Ctrl-C reaches all of it.
+    """
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *cmd],
+        cwd=cwd,
+        text=True,
+        start_new_session=group,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if terminal else None,
+        **streams,
+    )
+
+
+def wait_for(child: subprocess.Popen, where: Path, pattern: str, timeout: float = 300) -> bool:
+    """Wait until a file matching `pattern` appears in `where` (True) or `child` ends (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and child.poll() is None:
+        if list(where.glob(pattern)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def ctrl_c_when(cmd: list[str], pattern: str, where: Path, cwd: Path = ROOT) -> tuple[int, str]:
+    """Run train.py as from a terminal, Ctrl-C it once `pattern` appears in `where`; return its
+    exit status and stderr."""
+    child = start_train(cmd, cwd=cwd, terminal=True, stdout=subprocess.DEVNULL)
+    if wait_for(child, where, pattern):
+        child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    return child.returncode, err
+
+
 def kill_when(cmd: list[str], pattern: str, where: Path) -> str:
     """Run train.py with `cmd`, SIGKILL it once a file matching `pattern` appears in `where`;
     return what it wrote (stdout and stderr)."""
     err = tempfile.TemporaryFile(mode="w+")
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *cmd],
-        cwd=ROOT,
-        stdout=err,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        if list(where.glob(pattern)):
-            child.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
+    child = start_train(cmd, stdout=err, stderr=subprocess.STDOUT)
+    if wait_for(child, where, pattern):
+        child.send_signal(signal.SIGKILL)
     if child.poll() is None:
         child.kill()
     child.wait(timeout=60)

@@ -264,6 +264,10 @@ def test_misspelt_key_is_one_line(args, expected, tmp_path):
         # YAML's off/no are strings to Hydra, and true to Python.
         (["attack.cascade=off"], "attack.cascade must be true or false, got 'off'"),
         (["data.download=no"], "data.download must be true or false, got 'no'"),
+        # Lightning takes any string as deterministic=True, and profiler typos only once built.
+        (["trainer.deterministic=off"], "trainer.deterministic must be true, false or warn"),
+        (["trainer.profiler=simpel"], "trainer.profiler must be one of simple, advanced, pytorch"),
+        (["+trainer.gradient_clip_val=abc"], "trainer.gradient_clip_val must be a number >= 0"),
         (["model.dropout=abc"], "model.dropout must be a number, got 'abc'"),
         # The nets' own limits, checked before the data loads (not 7 s later, when built).
         (["model.dropout=1.5"], "model.dropout must be a number in [0, 1], got 1.5"),

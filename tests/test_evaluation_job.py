@@ -478,6 +478,21 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert main([f"ckpt={tmp_path / 'missing.pt'}", f"out={tmp_path}"]) == 1  # before loading
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"prunelab: error: out={tmp_path} is a folder; name the file")
+    # out= naming a job's own record or model, or given twice: refused before anything runs.
+    job = tmp_path / "j"
+    for out, says in (
+        (job / "results.json", f"out={job / 'results.json'} would overwrite a job's own results"),
+        (job / "config.1a2b.json", "would overwrite a job's own config.1a2b.json"),
+        (job / "model.pt", f"out={job / 'model.pt'} is not a .json file"),
+    ):
+        assert main([f"ckpt={job}", f"out={out}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("prunelab: error: ") and says in err and "\n" not in err, err
+    for twice in (["ckpt=a.pt", "ckpt=b.pt"], ["ckpt=a.pt", "out=x.json", "out=y.json"]):
+        assert main(twice) == 2
+        assert "is given twice; give it once" in capsys.readouterr().err
+    assert main(["ckpt=a.pt", "baseline="]) == 2
+    assert "baseline= is empty" in capsys.readouterr().err
     assert main(["attack.n_images=3"]) == 2  # a malformed command line, as argparse's status
     assert "usage" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:

@@ -6,9 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from sweep_tools import ctrl_c_when, start_train, wait_for
 
 from prunelab.pipeline import job_lock
 
@@ -22,21 +22,9 @@ def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
     args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
             "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # Ctrl-C at a terminal reaches its whole process group
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        if list(sweep.glob("*/checkpoints/last.ckpt")):  # fine-tuning
-            os.killpg(child.pid, signal.SIGINT)
-            break
-        time.sleep(0.02)
+    child = start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+    if wait_for(child, sweep, "*/checkpoints/last.ckpt"):  # fine-tuning
+        os.killpg(child.pid, signal.SIGINT)  # Ctrl-C reaches submitit's processes too
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130, err[-3000:]
     ours = [line for line in err.splitlines() if line.startswith("prunelab:")]
@@ -57,14 +45,7 @@ def test_ctrl_c_while_waiting_for_another_processs_job_leaves_its_folder_alone(t
     try:
         args = ["experiment=smoke", f"hydra.run.dir={out}", f"paths.data_dir={DATA}",
                 f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
-        child = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
-        )
+        child = start_train(args, terminal=True)
         for line in child.stdout:  # type: ignore[union-attr]
             if "another process is running this job in this folder; waiting" in line:
                 child.send_signal(signal.SIGINT)
@@ -84,24 +65,8 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
     args = ["experiment=smoke", "data.train_size=2048", "baseline.max_epochs=3",
             "baseline.patience=3", f"paths.data_dir={DATA}", f"paths.cache_dir={cache}",
             f"hydra.run.dir={out}"]  # fmt: skip
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Ctrl-C as at a terminal: a suite started in the background (`make test &`) passes
-        # its children SIGINT as ignored, and Python then never raises KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        if list(cache.glob(".*.work/last.ckpt")):  # inside the baseline's training
-            child.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.02)
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err[-3000:]
+    code, err = ctrl_c_when(args, ".*.work/last.ckpt", cache)  # inside the baseline's training
+    assert code == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last == "prunelab: interrupted; run the same command again to resume where it stopped"
     assert "Traceback" not in err
@@ -114,22 +79,9 @@ def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp
     args = ["-m", "sparsity=0.5", "experiment=smoke", "data.train_size=2048",
             "finetune.max_epochs=3", f"paths.data_dir={DATA}",
             f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        if list(tmp_path.glob("multirun_sweeps/*/*/checkpoints/last.ckpt")):  # fine-tuning
-            child.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.02)
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err[-3000:]
+    fine_tuning = "multirun_sweeps/*/*/checkpoints/last.ckpt"
+    code, err = ctrl_c_when(args, fine_tuning, tmp_path, cwd=tmp_path)
+    assert code == 130, err[-3000:]
     (sweep,) = (tmp_path / "multirun_sweeps").iterdir()
     last = err.strip().splitlines()[-1]
     hint = f"hydra.sweep.dir=multirun_sweeps/{sweep.name}"

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 
-from sweep_tools import killable_sweep_args
+from sweep_tools import killable_sweep_args, start_train, wait_for
 
-from conftest import DATA, ROOT, run_train, sweep_results
+from conftest import DATA, run_train, sweep_results
 
 
 def test_joblib_two_workers_train_the_baseline_once(tmp_path):
@@ -69,18 +67,8 @@ def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*killable_sweep_args(sweep, tmp_path / "cache")]
     args[args.index("sparsity=0.5,0.8")] = "sparsity=0.5"
-    first = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and first.poll() is None:
-        if list(sweep.glob("*/checkpoints/last.ckpt")):  # the first is fine-tuning
-            break
-        time.sleep(0.02)
+    first = start_train(args, stderr=subprocess.STDOUT)
+    wait_for(first, sweep, "*/checkpoints/last.ckpt")  # the first is fine-tuning
     # Paused mid-job, the first cannot finish before the second has started (on a busy machine
     # a smoke fine-tune ends within the seconds the second takes to import torch).
     first.send_signal(signal.SIGSTOP)
@@ -89,14 +77,8 @@ def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
     wake = threading.Timer(120, first.send_signal, (signal.SIGCONT,))  # never paused for good
     wake.start()
     try:
-        second = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), *args],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        second = start_train(args, env=unbuffered, stderr=subprocess.STDOUT)
         said = []
         for line in second.stdout:  # type: ignore[union-attr]
             said.append(line)

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from collections import Counter
 
@@ -29,7 +24,7 @@ from prunelab.fitting import resume_path
 from prunelab.pipeline import run
 from prunelab.tracking import CSVLog
 
-from conftest import DATA, ROOT, run_train, sweep_results
+from conftest import DATA, run_train, sweep_results
 
 
 def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
@@ -38,27 +33,9 @@ def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *killable_sweep_args(sweep, cache)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    second = None
-    while time.time() < deadline and child.poll() is None:
-        second = next(iter(sweep.glob("*-s0.8-*/checkpoints/last.ckpt")), None)
-        if second is not None:  # the second job finished fine-tuning epoch 1 of 3: kill it now
-            child.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    if child.poll() is None and second is None:
-        child.kill()
-    child.wait(timeout=60)
-    assert second is not None, "the sweep ended (or stalled) before it could be interrupted"
-    assert child.returncode == -signal.SIGKILL
+    # Killed once the second job has finished fine-tuning epoch 1 of 3.
+    kill_when(killable_sweep_args(sweep, cache), "*-s0.8-*/checkpoints/last.ckpt", sweep)
+    (second,) = sweep.glob("*-s0.8-*/checkpoints/last.ckpt")
     interrupted = sweep_results(sweep)
     assert len(interrupted) == 1, "exactly the first job had finished"
     first_name = next(iter(interrupted))

@@ -19,6 +19,7 @@ beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt` set aside by a
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +54,10 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key in OWN_KEYS:
+            if key in own:  # the last would win silently: train.py refuses this too
+                raise UsageError(f"{key}= is given twice; give it once")
+            if not value:
+                raise UsageError(f"{key}= is empty; give a path (or leave {key}= out)")
             own[key] = value
         else:
             overrides.append(arg)
@@ -289,6 +294,22 @@ def run_file(ckpt_name: str, stem: str) -> str | None:
     return aside_name(f"{stem}.json", tag) if tag else None
 
 
+# A job's own record, which an evaluation must never overwrite (out=... names it by mistake).
+JOB_FILES = re.compile(r"(results|config|command)(\.[0-9a-f]+)?\.json")
+
+
+def check_out(out: Path, ckpt: Path) -> None:
+    """Refuse an `out=` that is not a .json file, or that would overwrite the checkpoint or
+    a job's results.json, config.json or command.json."""
+    if out.suffix != ".json":
+        raise UsageError(f"out={out} is not a .json file; name the JSON file to write")
+    if JOB_FILES.fullmatch(out.name) or (out.exists() and out.resolve() == ckpt.resolve()):
+        raise UsageError(
+            f"out={out} would overwrite a job's own {out.name}; name another file "
+            f"(out={out.with_name('eval.json')})"
+        )
+
+
 def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
@@ -310,6 +331,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     out = Path(own.get("out") or ckpt.with_name(eval_name(ckpt.name)))
     if out.is_dir():
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
+    check_out(out, ckpt)
     check_writable(str(out.parent))  # before minutes of attacks, not after
     saved = load_job_model(ckpt)
 

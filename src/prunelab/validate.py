@@ -95,6 +95,8 @@ PROFILE_LIMITS = ("max_latency_ms", "min_latency_ms", "max_size_mb")
 EPS_HIGH = {"attack.pgd.eps": 1, "attack.fgsm_eps": 1, "attack.curve.eps_255": 255}
 # What wandb 0.31's Settings.mode accepts; anything else is a multi-line pydantic error later.
 WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
+# The profiler names Lightning's Trainer(profiler=...) takes as a string.
+PROFILERS = ("simple", "advanced", "pytorch", "xla")
 SEED_LIMIT = 2**32  # numpy's and Lightning's seeds are 32-bit
 
 
@@ -240,6 +242,13 @@ def check_value(key: str, value: object) -> None:
         check_channel_stats(key, value, 3, positive=key == "data.std")
     elif key == "logger.wandb.mode":
         check_wandb_mode(key, value)
+    elif key == "trainer.deterministic" and not (value in (True, False) or value == "warn"):
+        # Lightning takes any other string as true: `off` would switch determinism on.
+        raise PrunelabError(f"{key} must be true, false or warn, got {value!r}")
+    elif key == "trainer.profiler" and isinstance(value, str) and value not in PROFILERS:
+        raise PrunelabError(f"{key} must be one of {', '.join(PROFILERS)}, got {value!r}")
+    elif key == "trainer.gradient_clip_val" and value is not None:
+        check_number(key, value)
     elif key == "progress_bar.lines" and value not in (None, True, False):
         raise PrunelabError(f"{key} must be true, false or null, got {value!r}")
     elif key == "baseline.rewind_epochs":
@@ -290,7 +299,8 @@ def check_config(cfg: DictConfig, training: bool = True) -> None:
     keys = ["sparsity", *WHOLE, *NONNEGATIVE, *POSITIVE, *EPS_HIGH, "trainer.devices",
             "trainer.num_nodes", "data.classes", "data.mean", "data.std", "baseline.scheduler",
             "finetune.scheduler", "report.profiles", "progress_bar.lines",
-            "baseline.rewind_epochs"]  # fmt: skip
+            "baseline.rewind_epochs", "trainer.deterministic", "trainer.profiler",
+            "trainer.gradient_clip_val"]  # fmt: skip
     if not training:
         keys = [k for k in keys if not k.startswith("progress_bar.")]
     for key, value in present(cfg, keys):
