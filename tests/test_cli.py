@@ -547,8 +547,10 @@ def test_device_names_are_checked_with_the_config(make_cfg):
         ("trainer.accelerator=gpuu", "trainer.accelerator must be one of auto, cpu, cuda, gpu,"),
         ("trainer.precision=16-mix", "trainer.precision must be one of 64, 32, 16, "),
     ]:
-        with pytest.raises(PrunelabError, match=re.escape(expected)):
+        with pytest.raises(PrunelabError, match=re.escape(expected)) as err:
             check_config(make_cfg(bad))
+        names = str(err.value).split(" one of ")[-1].split(", got ")[0].split(", ")
+        assert len(names) == len(set(names)), names  # each name once
     for ok in ("trainer.precision=bf16-mixed", "trainer.precision=16"):  # 16 is the node's to run
         check_config(make_cfg(ok))
     # A GPU sweep launched from a cluster's CPU login node: its jobs run where the GPUs are.

@@ -503,7 +503,12 @@ def check_precision(value: object, accelerator: object, here: bool = True) -> No
         from lightning.fabric.connector import _PRECISION_INPUT
     except ImportError:  # a Lightning that moved it: it checks the value itself
         return
-    known = [str(v) for part in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(part)]
+    # Lightning lists 64, 32 and 16 both as ints and as strings: each name once.
+    known = list(
+        dict.fromkeys(
+            str(v) for part in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(part)
+        )
+    )
     if str(value) not in known:
         raise PrunelabError(f"trainer.precision must be one of {', '.join(known)}, got {value!r}")
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
