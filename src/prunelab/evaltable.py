@@ -21,9 +21,10 @@ def _fmt(key: str, value: Any) -> str:
     return f"{value:.4g}"
 
 
-def _signed(value: float, digits: int) -> str:
+def signed_text(value: float, digits: int) -> str:
+    """-1.234 -> '-1.23' at 2 digits; a value that rounds to zero reads '0.00', not '-0.00'."""
     text = f"{value:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text  # no '-0.00': the digits show no direction
+    return text[1:] if float(text) == 0 else text  # the digits shown carry no direction
 
 
 def _change(key: str, results: dict[str, Any]) -> str:
@@ -32,14 +33,15 @@ def _change(key: str, results: dict[str, Any]) -> str:
     if key == "test/acc" and base:
         pts, rel = 100 * (value - base), 100 * (value - base) / base
     if pts is not None:
-        text = f"{_signed(pts, 2)} pts" + (f" ({_signed(rel, 1)} %)" if rel is not None else "")
+        relative = f" ({signed_text(rel, 1)} %)" if rel is not None else ""
+        text = f"{signed_text(pts, 2)} pts{relative}"
         return text + _noise(key, results)
     if key.startswith("latency/") and key.endswith("_ms"):
         speedup = results.get(key.replace("_ms", "_speedup").replace("_p90_speedup", "_speedup"))
         if speedup is not None and "p90" not in key:
             return f"speed-up x{speedup:.2f}"
     if key == "size/sparse_disk_bytes" and base:  # against the baseline's own export
-        return f"{_signed(100 * (value / base - 1), 1)} %"
+        return f"{signed_text(100 * (value / base - 1), 1)} %"
     # The ratios to the dense file and MACs name that reference: without a baseline, evaluate
     # measures them against the unpruned architecture.
     dense = "dense baseline" if "size/disk_bytes_baseline" in results else "dense architecture"
@@ -57,7 +59,7 @@ def _noise(key: str, results: dict[str, Any]) -> str:
     if low is None or high is None:
         return ""
     # Two decimals, as the change: '-0.0' would hide an interval that ends at -0.04.
-    return f" [{_signed(low, 2)}, {_signed(high, 2)}]" + (" ~" if low <= 0 <= high else "")
+    return f" [{signed_text(low, 2)}, {signed_text(high, 2)}]" + (" ~" if low <= 0 <= high else "")
 
 
 def _wilson(results: dict[str, Any], key: str) -> str:

@@ -298,12 +298,12 @@ def run_file(ckpt_name: str, stem: str) -> str | None:
 JOB_FILES = re.compile(r"(results|config|command)(\.[0-9a-f]+)?\.json")
 
 
-def check_out(out: Path, ckpt: Path) -> None:
-    """Refuse an `out=` that is not a .json file, or that would overwrite the checkpoint or
-    a job's results.json, config.json or command.json."""
+def check_out(out: Path) -> None:
+    """Refuse an `out=` that is not a .json file (a checkpoint, a job's model.pt), or that
+    would overwrite a job's results.json, config.json or command.json."""
     if out.suffix != ".json":
         raise UsageError(f"out={out} is not a .json file; name the JSON file to write")
-    if JOB_FILES.fullmatch(out.name) or (out.exists() and out.resolve() == ckpt.resolve()):
+    if JOB_FILES.fullmatch(out.name):
         raise UsageError(
             f"out={out} would overwrite a job's own {out.name}; name another file "
             f"(out={out.with_name('eval.json')})"
@@ -331,7 +331,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     out = Path(own.get("out") or ckpt.with_name(eval_name(ckpt.name)))
     if out.is_dir():
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
-    check_out(out, ckpt)
+    check_out(out)
     check_writable(str(out.parent))  # before minutes of attacks, not after
     saved = load_job_model(ckpt)
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from prunelab.evaltable import signed_text
 from prunelab.report.aggregate import Interval, Row, difference, number
 from prunelab.report.collect import Job
 from prunelab.report.files import write_text
@@ -40,11 +41,7 @@ def pct(fraction: float | None, digits: int = 1) -> str:
 
 def signed(value: float | None, unit: str = "", digits: int = 1) -> str:
     """-1.23 -> '-1.2 pts' (signed; a value that rounds to zero reads '0.0', not '-0.0')."""
-    if value is None:
-        return "—"
-    text = f"{value:+.{digits}f}"
-    # '-0.0' would claim a direction that the shown digits do not carry.
-    return (text[1:] if float(text) == 0 else text) + unit
+    return "—" if value is None else signed_text(value, digits) + unit
 
 
 def times(value: float | None) -> str:
