@@ -74,6 +74,11 @@ def test_layer_findings_name_channel_ratios_and_skip_missing_shares(tmp_path):
     report = build(sweep, wandb=False, figures=False).report.read_text()
     assert "Per layer at channel ratio 0.5: from 25 % of `features.1`'s weights" in report
     assert report.count("Per layer at") == 1
+    # The finding points at the layer figure only in a report that drew it.
+    assert "weights to 55 % of `head.1`'s." in report and "layer_sparsity.png" not in report
+    drawn = build(sweep, wandb=False).report.read_text()
+    assert "`head.1`'s (figure `layer_sparsity.png`)." in drawn
+    assert (sweep / "layer_sparsity.png").is_file()
 
 
 def test_accuracy_finding_claims_nothing_within_noise():
@@ -100,6 +105,16 @@ def test_a_paired_change_is_claimed_where_two_separate_intervals_overlap():
     two = pgd_rows(None)
     two.append(Row(two[1].group, 0.8, two[1].samples, "job"))
     assert "changes of -4.9 pts to -4.9 pts all lie within noise" in robustness_finding(two)
+
+
+def test_a_dense_model_near_zero_points_at_the_eps_curve_only_where_it_was_drawn():
+    rows = pgd_rows(None)
+    for row in rows:
+        for sample in row.samples:
+            sample["robust/pgd_acc"] = 0.01
+    assert "read the robust-accuracy tables by ε for where" in robustness_finding(rows)
+    drawn = robustness_finding(rows, {"robust_vs_eps.png"})
+    assert "read the ε curve (figure `robust_vs_eps.png`) for where they differ." in drawn
 
 
 def test_several_seeds_judge_the_mean_change_by_its_spread_and_the_image_noise():

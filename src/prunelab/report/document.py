@@ -199,10 +199,11 @@ def render(
     # Each group's own jobs say how they were trained after pruning: the latest multirun.yaml
     # is one launch's, and `pruning=lottery` retrains at its own learning rate.
     retraining = group_retraining(data.ok)
+    drawn = {p.name for p in figures}
     for group, rs in rows.items():
         out.append(f"**{group_label(group, groups)}**")
         out.append("")
-        out += [f"- {f}" for f in group_findings(rs, tolerance, retraining.get(group))]
+        out += [f"- {f}" for f in group_findings(rs, tolerance, retraining.get(group), drawn)]
         out.append("")
 
     out += ["## Deployment recommendations", ""]

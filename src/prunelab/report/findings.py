@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prunelab.report.aggregate import LAYER_PREFIX, Row, difference, layer_names, number
 from prunelab.report.retraining import Retraining
 from prunelab.report.tables import HEADLINE_ATTACK, megabytes, pct, pgd_setting, signed, times
@@ -316,8 +318,9 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     return text
 
 
-def robustness_finding(rows: list[Row]) -> str | None:
-    """How the study's PGD accuracy moves with sparsity, judged against subset noise."""
+def robustness_finding(rows: list[Row], figures: Collection[str] = ()) -> str | None:
+    """How the study's PGD accuracy moves with sparsity, judged against subset noise;
+    `figures`: the file names drawn for this report (a finding points only at those)."""
     if not rows or not rows[0].is_baseline:
         return None
     base = rows[0].robust(HEADLINE_ATTACK)
@@ -354,15 +357,20 @@ def robustness_finding(rows: list[Row]) -> str | None:
             "change has a paired interval, narrower than two separate intervals.)"
         )
     if base.mean < 0.05:
+        where = (
+            "the ε curve (figure `robust_vs_eps.png`)"
+            if "robust_vs_eps.png" in figures
+            else "the robust-accuracy tables by ε"
+        )
         text += (
-            " The dense model is already near 0 % at this ε: read the ε curve "
-            "(figure) for where the models differ."
+            f" The dense model is already near 0 % at this ε: read {where} for where they differ."
         )
     return text
 
 
-def layer_finding(rows: list[Row]) -> str | None:
-    """How the highest sparsity spreads over the layers; names any layer pruned entirely."""
+def layer_finding(rows: list[Row], figures: Collection[str] = ()) -> str | None:
+    """How the highest sparsity spreads over the layers; names any layer pruned entirely
+    (`figures`: as in robustness_finding)."""
     pruned = [r for r in rows if not r.is_baseline and layer_names([r])]
     if not pruned:
         return None
@@ -378,7 +386,8 @@ def layer_finding(rows: list[Row]) -> str | None:
     else:
         text = (
             f"Per layer at {level} {top.sparsity:g}: from {pct(shares[low], 0)} of `{low}`'s "
-            f"weights to {pct(shares[high], 0)} of `{high}`'s (figure `layer_sparsity.png`)."
+            f"weights to {pct(shares[high], 0)} of `{high}`'s"
+            + (" (figure `layer_sparsity.png`)." if "layer_sparsity.png" in figures else ".")
         )
     emptied = [
         f"`{n}` ({level} {r.sparsity:g})"
@@ -418,12 +427,16 @@ def _seed_list(seeds: list[int]) -> str:
 
 
 def group_findings(
-    rows: list[Row], tolerance: float, retraining: Retraining | None = None
+    rows: list[Row],
+    tolerance: float,
+    retraining: Retraining | None = None,
+    figures: Collection[str] = (),
 ) -> list[str]:
-    """All findings for one model, in reading order (`retraining`: see accuracy_finding)."""
+    """All findings for one model, in reading order (`retraining`: see accuracy_finding;
+    `figures`: the figure file names drawn, which a finding may point at)."""
     found = [f for f in (seeds_note(rows), accuracy_finding(rows, retraining)) if f]
-    extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows))
-    for extra in (*extras, layer_finding(rows)):
+    extras = (size_finding(rows), speed_finding(rows, tolerance), robustness_finding(rows, figures))
+    for extra in (*extras, layer_finding(rows, figures)):
         if extra:
             found.append(extra)
     return found
