@@ -93,7 +93,9 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         ]
     )
     assert_one_line_failure(proc, "loss became nan")
-    assert (tmp_path / "run" / "FAILED").is_file()
+    # The mark holds the error line; a checked error has no traceback to keep in error.log.
+    assert "loss became nan" in (tmp_path / "run" / "FAILED").read_text()
+    assert not (tmp_path / "run" / "error.log").exists()
     assert not (tmp_path / "run" / "results.json").exists()
     assert not [
         p
