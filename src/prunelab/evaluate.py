@@ -77,21 +77,35 @@ def _yaml(path: Path) -> Any:
         raise PrunelabError(f"cannot read the job's record {path} ({first})") from None
 
 
+def _read_command(path: Path) -> tuple[dict | None, str | None]:
+    """(record, why it is unusable) of a command.json; (None, None) where there is none."""
+    import json
+
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # a half-written or hand-edited file
+        return None, f"{path} cannot be read ({str(err).splitlines()[0]})"
+    if not isinstance(record, dict) or not isinstance(record.get("overrides"), list):
+        return None, f"{path} holds no list of overrides"
+    return record, None
+
+
+def command_problem(ckpt: Path) -> str | None:
+    """Why the command.json beside `ckpt` was passed over, or None (fine or absent)."""
+    return _read_command(ckpt.with_name(run_file(ckpt.name, "command") or "command.json"))[1]
+
+
 def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
     """(overrides, working folder, file read) of the run that saved `ckpt`: its `command.json`
     (`command.<hash>.json` for a model set aside with its run), else the folder's `.hydra/`
     (jobs from before command.json, a model of one's own); None where there is neither."""
-    import json
-
-    name = run_file(ckpt.name, "command") or "command.json"
-    path = ckpt.with_name(name)
+    path = ckpt.with_name(run_file(ckpt.name, "command") or "command.json")
     found, cwd = None, None
-    try:
-        record = json.loads(path.read_text()) if path.is_file() else None
-        if isinstance(record, dict) and isinstance(record.get("overrides"), list):
-            found, cwd, source = record["overrides"], record.get("cwd"), path.name
-    except (OSError, ValueError):  # a half-written or foreign file: no record
-        pass
+    record, _ = _read_command(path)
+    if record is not None:
+        found, cwd, source = record["overrides"], record.get("cwd"), path.name
     hydra = ckpt.parent / ".hydra"
     if found is None:
         if not (hydra / "overrides.yaml").is_file():
@@ -346,6 +360,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     meta = saved["meta"]
     record, trained = job_record(ckpt), run_results(ckpt)
     job_cwd, notes = None, []
+    problem = command_problem(ckpt)
+    if problem:
+        notes.append(
+            f"note: {problem}; "
+            + ("using .hydra/ instead" if record is not None else "no other record to use")
+        )
     other = record_of_another(record[0], trained, meta) if record is not None else None
     if record is None or other:  # a model.pt copied away from its job, or into another's
         known = (CONF_DIR / "data" / f"{meta.get('data')}.yaml").is_file()
