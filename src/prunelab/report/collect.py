@@ -394,6 +394,11 @@ def collect(sweep_dir: str | Path) -> SweepData:
             else:
                 failed = None
         settings = read_json_if_any(folder / "config.json")  # the settings it recorded
+        if settings is None and results is not None and (folder / "config.json").is_file():
+            data.notes.append(
+                f"`{folder.name}/config.json` cannot be read: its results are tabulated without "
+                "the check that they are of the job's own settings"
+            )
         other = _other_settings(results, settings) if failed is None else None
         if other is not None:
             results, failed = None, other
