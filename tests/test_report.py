@@ -224,12 +224,20 @@ def test_a_results_json_copied_in_from_another_run_is_not_tabulated(smoke_sweep,
 
 
 @pytest.mark.parametrize(
-    ("make", "says"), [(None, "does not exist"), ("file", "is not a directory")]
+    ("make", "says"),
+    [
+        (None, "does not exist"),
+        ("file", "is not a directory"),
+        ("yaml", "multirun.yaml is not valid YAML (expected the node content, but found "),
+    ],
 )
 def test_cli_rejects_a_non_sweep_in_one_line(tmp_path, make, says):
     target = tmp_path / "nope"
     if make == "file":
         target.write_text("not a sweep")
+    elif make == "yaml":  # a truncated multirun.yaml: YAML's own message spans four lines
+        target.mkdir()
+        (target / "multirun.yaml").write_text("hydra:\n  sweep: [\n")
     proc = subprocess.run(
         [sys.executable, "-m", "prunelab.report", str(target)],
         capture_output=True,

@@ -134,7 +134,11 @@ def _load_yaml(path: Path) -> DictConfig | None:
     try:
         cfg = OmegaConf.load(path)
     except Exception as err:  # a truncated or hand-edited file: report it, do not crash
-        raise PrunelabError(f"{path} is not valid YAML ({err})") from err
+        # YAML's message spans lines (and names the file again): keep its first, and the place.
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        first = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise PrunelabError(f"{path} is not valid YAML ({first}{where})") from err
     return cfg if isinstance(cfg, DictConfig) else None
 
 
