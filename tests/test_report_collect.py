@@ -17,6 +17,7 @@ from prunelab.report.__main__ import main as report_main
 from prunelab.report.collect import collect, expected_cells, make_cell
 from prunelab.report.sweep_record import (
     JOB_RECORD,
+    RECORD,
     job_sweep_id,
     note_launch,
     read_record,
@@ -125,6 +126,10 @@ def test_a_job_stamped_by_another_sweep_at_a_path_this_folder_once_had_is_exclud
     assert [name for name, _ in data.excluded] == [jobs[1].name]
     assert "sweep id 0123456789abcdef" in data.excluded[0][1]
     assert sorted(j.name for j in data.ok) == [jobs[0].name, jobs[2].name]
+    # A damaged record cannot vouch for the moved folder's jobs: the report says so.
+    assert not [n for n in data.notes if RECORD in n]
+    (moved / RECORD).write_text("id: [\n")
+    assert f"{RECORD} cannot be read: which jobs are" in " ".join(collect(moved).notes)
 
 
 def test_the_first_launch_with_records_keeps_the_jobs_of_earlier_launches(tmp_path):

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from prunelab.errors import PrunelabError
 from prunelab.io import read_json_if_any
 from prunelab.report.recipes import set_aside_other_recipes
-from prunelab.report.sweep_record import job_sweep_id, read_record
+from prunelab.report.sweep_record import RECORD, job_sweep_id, read_record
 from prunelab.validate import CELL_KEYS, options
 
 # The job folder name written by conf/hydra/default.yaml (hydra.sweep.subdir); a last resort only.
@@ -372,6 +372,11 @@ def collect(sweep_dir: str | Path) -> SweepData:
     data = SweepData(here, multirun, [], expected_cells(multirun))
     if multirun is None:
         data.notes.append("no multirun.yaml: the expected grid is what is present")
+    if record is None and (here / RECORD).is_file():
+        data.notes.append(
+            f"{RECORD} cannot be read: which jobs are this sweep's is judged from multirun.yaml "
+            "and the jobs' Hydra records alone (a moved folder's earlier jobs may be excluded)"
+        )
     if not homes and folders:
         data.notes.append("no Hydra records of where the jobs ran: sweep membership not checked")
     for folder in folders:
