@@ -754,6 +754,29 @@ def test_evaluate_takes_settings_under_the_checkpoints_groups(saved_job, tmp_pat
         evaluate_main([f"ckpt={job}", *args])
 
 
+def test_a_job_record_that_does_not_compose_is_named(saved_job, capsys):
+    """A command.json edited by hand (or by another prunelab version) is the file to fix; one
+    the command line mends is used; one that cannot be read is named and passed over."""
+    job, data_loaded = saved_job
+    record = job / "command.json"
+    record.write_text(json.dumps({"overrides": ["model.hiden=3"]}))
+    assert evaluate_main([f"ckpt={job}"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"prunelab: error: the job's record {record} does not compose with this config (Could "
+        "not override 'model.hiden'); edit that file or set the key on the command line\n"
+    )
+    record.write_text(json.dumps({"overrides": ["attack=nope"]}))
+    with pytest.raises(data_loaded):  # attack=default mends it: on to the data
+        evaluate_main([f"ckpt={job}", "attack=default"])
+    record.write_text('{"overrides": [')
+    with pytest.raises(data_loaded):
+        evaluate_main([f"ckpt={job}"])
+    out = capsys.readouterr().out
+    assert f"note: {record} cannot be read (Expecting value: " in out
+    assert "no other record to use" in out and "note: no job record" in out
+
+
 def test_an_experiment_applies_its_evaluation_settings_and_names_the_rest(
     saved_job, capsys, monkeypatch
 ):

@@ -182,6 +182,27 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=overrides)
 
 
+def check_record(overrides: list[str], cli_overrides: list[str], where: Path) -> bool:
+    """The job's own overrides (read from `where`) must compose with this config, unless the
+    command line mends them (then False): a record edited by hand or written by another
+    prunelab version would otherwise fail in words that name neither the record nor the file."""
+    try:
+        compose_config(overrides)
+        return True
+    except Exception as err:  # Hydra's and OmegaConf's errors: named below in one line
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        why = lines[0] if lines else type(err).__name__
+    try:
+        compose_config(merge_overrides(overrides, cli_overrides))
+        return False
+    except Exception:  # the command line does not mend it: the record is the cause
+        pass
+    raise PrunelabError(
+        f"the job's record {where} does not compose with this config ({why.rstrip('.')}); "
+        "edit that file or set the key on the command line"
+    )
+
+
 def load_job_model(path: Path) -> dict:
     """A job's model.pt, checked for the fields the evaluation needs."""
     from prunelab.io import load_torch
@@ -359,7 +380,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     quiet_libraries()
     meta = saved["meta"]
     record, trained = job_record(ckpt), run_results(ckpt)
-    job_cwd, notes = None, []
+    job_cwd, notes, composes = None, [], True
     problem = command_problem(ckpt)
     if problem:
         notes.append(
@@ -383,6 +404,9 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         record, trained = None, None
     else:
         overrides, job_cwd, source = record
+        hydra = ckpt.parent / ".hydra" / "overrides.yaml"
+        where = hydra if source == ".hydra" else ckpt.with_name(source)
+        composes = check_record(overrides, cli_overrides, where)
         if source == ".hydra" and run_file(ckpt.name, "config") not in ("config.json", None):
             old = ckpt.with_name(str(run_file(ckpt.name, "config")))
             notes.append(
@@ -400,7 +424,13 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         print(note)
     cfg = compose_config(merge_overrides(overrides, cli_overrides))
     options = group_options(cli_overrides)
-    note = ignored_by_options(compose_config(overrides), cfg, options) if options else None
+    # What the command line's groups replace of the job's settings (unknowable where the
+    # job's settings alone do not compose: the command line mends them).
+    note = (
+        ignored_by_options(compose_config(overrides), cfg, options)
+        if options and composes
+        else None
+    )
     if note:
         print(note)
     anchor_paths(cfg, job_cwd, cli_overrides)
