@@ -495,7 +495,10 @@ def test_standalone_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["ckpt=a.pt", "baseline="]) == 2
     assert "baseline= is empty" in capsys.readouterr().err
     assert main(["attack.n_images=3"]) == 2  # a malformed command line, as argparse's status
-    assert "usage" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "usage" in err and "a path goes after" not in err
+    assert main([str(job), "attack.n_images=3"]) == 2  # the path without ckpt=: say where it goes
+    assert capsys.readouterr().err.strip().endswith(f"(a path goes after ckpt=: ckpt={job})")
     with pytest.raises(SystemExit) as stop:
         main([f"ckpt={tmp_path / 'missing.pt'}", "attack.n_images=[3"])
     assert stop.value.code == 2 and "attack.n_images" in capsys.readouterr().err

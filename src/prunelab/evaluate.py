@@ -62,7 +62,12 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
         else:
             overrides.append(arg)
     if not own.get("ckpt"):
-        raise UsageError("usage: python -m prunelab.evaluate ckpt=PATH [baseline=PATH] ...")
+        usage = "usage: python -m prunelab.evaluate ckpt=PATH [baseline=PATH] ..."
+        # `evaluate model.pt`, as most tools take a path: say how this one takes it.
+        bare = next((a for a in overrides if "=" not in a and not a.startswith(("-", "~"))), None)
+        if bare is not None:
+            usage += f" (a path goes after ckpt=: ckpt={bare})"
+        raise UsageError(usage)
     return own, overrides
 
 
