@@ -43,6 +43,9 @@ from conftest import run_train
         (["attack.fgsm_eps=[2]"], "attack.fgsm_eps must be a number in [0, 1], got 2"),
         (["attack.pgd.eps=1.5"], "attack.pgd.eps must be a number in [0, 1], got 1.5"),
         (["attack.curve.eps_255=[300]"], "attack.curve.eps_255 must be a number in [0, 255]"),
+        # One radius twice (0.01 and 0.010 name one key, robust/fgsm_acc@0.01): attacked twice.
+        (["attack.fgsm_eps=[0.01,0.010]"], "attack.fgsm_eps lists 0.01 more than once; give"),
+        (["attack.curve.eps_255=[0,4,4.0]"], "attack.curve.eps_255 lists 4 more than once"),
         (["data=sports", "data.classes=[tshirt,tshirt]"], "data.classes names 'tshirt' more than"),
         (["data=sports", "data.classes=[]"], "data.classes must name at least 2 class folders"),
         (["data=sports", "data.classes=[tshirt]"], "data.classes must name at least 2 class"),

@@ -234,8 +234,15 @@ def check_value(key: str, value: object) -> None:
     elif key in ("trainer.devices", "trainer.num_nodes"):
         check_devices(key, value)
     elif key in EPS_HIGH:
-        for eps in value if isinstance(value, (list, tuple)) else [value]:
+        radii = value if isinstance(value, (list, tuple)) else [value]
+        for eps in radii:
             check_number(key, eps, EPS_HIGH[key])
+        # Each radius names its results keys (robust/fgsm_acc@0.03): one given twice would be
+        # attacked twice for one key.
+        names = [f"{float(eps):g}" for eps in radii]
+        twice = sorted({n for n in names if names.count(n) > 1}, key=names.index)
+        if twice:
+            raise PrunelabError(f"{key} lists {', '.join(twice)} more than once; give each once")
     elif key == "data.classes":
         check_classes(key, value)
     elif key in ("data.mean", "data.std"):  # the image-folder modules, RGB
