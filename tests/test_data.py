@@ -318,6 +318,16 @@ def test_sports_classes_null_refuses_a_test_class_with_no_training_folder(tmp_pa
         f"class folder(s) ['tenis'] missing under {tmp_path / 'train'} (data.classes; it holds "
         "['golf', 'tennis'])"
     )
+    # Unset, the classes are train/'s folders: a test/ folder renamed since is not blamed on
+    # data.classes.
+    (tmp_path / "test" / "golf").rename(tmp_path / "test" / "golfing")
+    (tmp_path / "test" / "rugby").rename(tmp_path / "rugby")
+    with pytest.raises(PrunelabError) as err:
+        SportsDataModule(str(tmp_path), classes=None).setup()
+    assert str(err.value) == (
+        f"class folder(s) ['golf'] missing under {tmp_path / 'test'} (the class folders of "
+        "train/, data.classes being unset; it holds ['golfing', 'tennis'])"
+    )
 
 
 @pytest.mark.parametrize(

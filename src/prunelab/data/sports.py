@@ -36,8 +36,9 @@ STUDY_CLASSES = (
 class _SelectedClasses(ImageFolder):
     """ImageFolder restricted to an ordered list of class folders."""
 
-    def __init__(self, root: str, classes: Sequence[str], **kwargs) -> None:
+    def __init__(self, root: str, classes: Sequence[str], source: str, **kwargs) -> None:
         self._wanted = list(classes)
+        self._source = source  # where the list came from, for the error
         super().__init__(root, **kwargs)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
@@ -45,8 +46,8 @@ class _SelectedClasses(ImageFolder):
         if missing:
             found = _class_folders(Path(directory))
             raise PrunelabError(
-                f"class folder(s) {missing} missing under {directory} (data.classes; it holds "
-                f"{found})"
+                f"class folder(s) {missing} missing under {directory} ({self._source}; it "
+                f"holds {found})"
             )
         return self._wanted, {c: i for i, c in enumerate(self._wanted)}
 
@@ -157,6 +158,11 @@ class SportsDataModule(ImageDataModule):
             folder = _SelectedClasses(
                 str(path),
                 self.classes,
+                # Unset data.classes means train/'s folders: a test/ folder renamed since is
+                # not data.classes' fault.
+                "the class folders of train/, data.classes being unset"
+                if self._found
+                else "data.classes",
                 transform=transforms.Compose(steps),
                 loader=read_image,
             )
