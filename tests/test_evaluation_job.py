@@ -463,6 +463,14 @@ def test_a_baseline_other_than_the_checkpoints_dense_model_is_refused(make_cfg, 
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"prunelab: error: the baseline {baseline / 'model.pt'} {says}")
         assert "\n" not in err
+    # A cache entry's rewind point (epoch0.pt: the untrained net) loads as a state_dict too.
+    entry = tmp_path / "cache" / "simplecnn-seed0-abc"
+    save_torch(entry / "rewind" / "epoch0.pt", dense.state_dict())
+    (entry / "meta.json").write_text("{}")
+    assert main([f"ckpt={job}", f"baseline={entry / 'rewind' / 'epoch0.pt'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is a rewind point of the dense training" in err and "\n" not in err
+    assert err.endswith(f"not the trained dense model; pass {entry / 'model.pt'}")
     # Its own dense model (or a state_dict, which says nothing of itself) is taken.
     mine = save_job(tmp_path / "seed0", dense, cfg, spec, 0.0, "simplecnn-seed0-abc")
     save_torch(tmp_path / "plain.pt", dense.state_dict())

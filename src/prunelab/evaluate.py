@@ -240,6 +240,14 @@ def load_baseline_state(
             path = path / "model.pt"
         if not path.is_file():
             raise PrunelabError(f"no baseline at {path}")
+        entry = path.parent.parent
+        if path.parent.name == "rewind" and (entry / "meta.json").is_file():
+            # A cache entry's rewind point (epoch0.pt: the untrained net) loads like the
+            # entry's model.pt; changes against it would be against an untrained model.
+            raise PrunelabError(
+                f"the baseline {path} is a rewind point of the dense training (its weights "
+                f"part-way or before it), not the trained dense model; pass {entry / 'model.pt'}"
+            )
         state = load_torch(path)
         if isinstance(state, dict) and isinstance(state.get("meta"), dict):  # a job's model.pt
             check_baseline_meta(path, state["meta"], saved["meta"])
