@@ -346,7 +346,9 @@ def render(
         "The dense row's own figure is its export's: what compression alone gives, without "
         "pruning.",
         "- Speed Improvement = dense baseline time / pruned time at batch 1, measured interleaved "
-        "in the same job; theoretical = dense MACs / non-zero MACs.",
+        "in the same job; theoretical = dense MACs / non-zero MACs. The dense row's measured "
+        'speed-ups ("vs itself") time the dense model against itself the same way: how far '
+        "they are off 1× is the timing noise.",
         "- Batch-1 latency (tables, figures, recommendations) is *aligned*: the dense model's "
         "median latency over the sweep's jobs ÷ each cell's in-job speed-up. Absolute times of "
         "different jobs drift with the machine's load; the in-job speed-up does not. Raw "
