@@ -416,6 +416,8 @@ def test_speed_is_worded_as_measured_and_not_claimed_where_dense_times_itself_of
     text = speed_finding(rows, 0.1)
     assert "faster than dense" not in text
     assert "no speed-up or slow-down is claimed" in text and "measured 1.20×" in text
+    dense_row = detail_table(rows)[0].splitlines()[2]  # 1.125×, off 1× beyond the tolerance
+    assert "| 1.12× (vs itself) |" in dense_row and "within noise" not in dense_row
     assert "Re-measure on an idle machine" in text
     rows[1].samples[0]["latency/threads"] = 2
     assert speed_finding(rows[1:], 0.1).startswith("Speed on cpu, 2 threads: measured")
