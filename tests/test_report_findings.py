@@ -423,6 +423,18 @@ def test_speed_is_worded_as_measured_and_not_claimed_where_dense_times_itself_of
     assert speed_finding(rows[1:], 0.1).startswith("Speed on cpu, 2 threads: measured")
 
 
+def test_a_batch_n_speed_up_within_its_timing_spread_is_flagged_as_batch_1_is():
+    """1.20× at batch N whose p90 reaches past the baseline's median: not a measured gain."""
+    g = Group("m", "d", "p")
+    cell = timed_result(0.5, 1.0)
+    cell.update({"latency/bN_speedup": 1.2, "latency/bN_ms": 5.0, "latency/bN_p90_ms": 6.5})
+    cell.update({"latency/bN_ms_baseline": 6.0, "latency/bN_p90_ms_baseline": 6.1})
+    rows = [Row(g, 0.0, [timed_result(0.0, 1.0)], "job"), Row(g, 0.5, [cell], "job")]
+    assert "| 1.00× | 1.20× (within noise) |" in detail_table(rows)[0].splitlines()[3]
+    cell["latency/bN_p90_ms"] = 5.5  # below the baseline's median: the spread is no excuse
+    assert "| 1.00× | 1.20× |" in detail_table(rows)[0].splitlines()[3]
+
+
 def test_no_speed_claim_for_a_cell_whose_timings_a_busy_machine_spread():
     """1.17× at 20 % unstructured sparsity with the baseline's p90 86× its median (another
     process held the core): no claim, and the noise is said once, not twice."""

@@ -176,19 +176,21 @@ class Row:
             return None
         return not mine.overlaps(ref)
 
-    def speed_verdict(self, tolerance: float) -> str | None:
-        """'faster', 'slower' or 'same' at batch 1 against the job's own dense baseline.
+    def speed_verdict(self, tolerance: float, batch: str = "b1") -> str | None:
+        """'faster', 'slower' or 'same' at batch 1 (`batch="bN"`: batch N) against the job's
+        own dense baseline.
 
         A speed-up counts only beyond `tolerance` and when the timing distributions barely
         overlap (one side's p90 below the other's median); None when latency was not measured.
         """
-        speedup = self.mean("latency/b1_speedup")
+        speedup = self.mean(f"latency/{batch}_speedup")
         if speedup is None:
             return None
         if abs(speedup - 1) <= tolerance:
             return "same"
-        med, p90 = self.mean("latency/b1_ms"), self.mean("latency/b1_p90_ms")
-        b_med, b_p90 = self.mean("latency/b1_ms_baseline"), self.mean("latency/b1_p90_ms_baseline")
+        med, p90 = self.mean(f"latency/{batch}_ms"), self.mean(f"latency/{batch}_p90_ms")
+        b_med = self.mean(f"latency/{batch}_ms_baseline")
+        b_p90 = self.mean(f"latency/{batch}_p90_ms_baseline")
         if None in (med, p90, b_med, b_p90):
             return "faster" if speedup > 1 else "slower"
         if speedup > 1 and p90 < b_med:  # type: ignore[operator]

@@ -148,12 +148,13 @@ def dense_size_text(row: Row) -> str:
 
 
 # ---- the study's table --------------------------------------------------------------------
-def speed_text(row: Row, tolerance: float) -> str:
-    """'1.02×', flagged '(within noise)' when it is off 1× but not beyond the timing noise."""
-    speedup = row.mean("latency/b1_speedup")
+def speed_text(row: Row, tolerance: float, batch: str = "b1") -> str:
+    """'1.02×', flagged '(within noise)' when it is off 1× but not beyond the timing noise
+    (`batch`: "b1" or "bN", the batch size timed)."""
+    speedup = row.mean(f"latency/{batch}_speedup")
     if speedup is None:
         return "—"
-    noisy = abs(speedup - 1) > tolerance and row.speed_verdict(tolerance) == "same"
+    noisy = abs(speedup - 1) > tolerance and row.speed_verdict(tolerance, batch) == "same"
     return f"{times(speedup)} (within noise)" if noisy else times(speedup)
 
 
@@ -181,10 +182,9 @@ def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[s
 def _speed_cells(row: Row, tolerance: float) -> list[str]:
     """Batch-1 and batch-N speed-up; the dense job's are the dense model timed against itself
     (a measure of the timing noise, not a speed-up), and say so."""
-    bn = times(row.mean("latency/bN_speedup"))
     if not row.is_baseline:
-        return [speed_text(row, tolerance), bn]
-    b1 = times(row.mean("latency/b1_speedup"))
+        return [speed_text(row, tolerance), speed_text(row, tolerance, "bN")]
+    b1, bn = times(row.mean("latency/b1_speedup")), times(row.mean("latency/bN_speedup"))
     return [f"{x} (vs itself)" if x != "—" else x for x in (b1, bn)]
 
 
