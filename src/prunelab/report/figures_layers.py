@@ -17,7 +17,12 @@ def layer_sparsity(rows: dict[Group, list[Row]], path: Path, dpi: int) -> bool:
     """One panel per model (and method): share of each layer's weights pruned, per sparsity."""
     pruned = {group: [r for r in rs if not r.is_baseline] for group, rs in rows.items()}
     panels = [(group, rs, layer_names(rs)) for group, rs in pruned.items()]
-    panels = [(g, rs, names) for g, rs, names in panels if rs and names]
+    # A group whose layer shares are all unmeasured (NaN) would be an empty panel.
+    panels = [
+        (g, rs, names)
+        for g, rs, names in panels
+        if any(r.mean(LAYER_PREFIX + n) is not None for r in rs for n in names)
+    ]
     if not panels:
         return False
     ncols = min(2, len(panels))
