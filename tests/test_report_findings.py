@@ -415,6 +415,9 @@ def test_speed_is_worded_as_measured_and_not_claimed_where_dense_times_itself_of
     # The fuller table shows the dense self-timing as what it is, not as a speed-up.
     dense_row = detail_table(rows)[0].splitlines()[2]
     assert "| 1.05× (vs itself) |" in dense_row and "within noise" not in dense_row
+    # A dense row rebuilt from the pruned jobs' `_baseline` keys timed nothing against itself.
+    derived = [Row(g, 0.0, rows[0].samples, "baseline keys"), rows[1]]
+    assert "| reference |" in detail_table(derived)[0].splitlines()[2]
     rows[0].samples.append(timed_result(0.0, 1.2, seed=1))  # a second dense job, further off
     text = speed_finding(rows, 0.1)
     assert "faster than dense" not in text

@@ -181,9 +181,12 @@ def headline_table(rows: list[Row], tolerance: float = 0.1) -> tuple[str, list[s
 
 def _speed_cells(row: Row, tolerance: float) -> list[str]:
     """Batch-1 and batch-N speed-up; the dense job's are the dense model timed against itself
-    (a measure of the timing noise, not a speed-up), and say so."""
+    (a measure of the timing noise, not a speed-up), and say so. A dense row rebuilt from the
+    pruned jobs' `_baseline` keys timed nothing against itself: 'reference'."""
     if not row.is_baseline:
         return [speed_text(row, tolerance), speed_text(row, tolerance, "bN")]
+    if row.source != "job":
+        return ["reference" if row.has(f"latency/{b}_speedup") else "—" for b in ("b1", "bN")]
     b1, bn = times(row.mean("latency/b1_speedup")), times(row.mean("latency/bN_speedup"))
     return [f"{x} (vs itself)" if x != "—" else x for x in (b1, bn)]
 
