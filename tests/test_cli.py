@@ -454,6 +454,15 @@ def test_hydra_help_shows_with_our_overrides_given(tmp_path):
     assert proc.stdout.startswith("Hydra (") and "Traceback" not in proc.stderr
 
 
+def test_help_says_what_the_tool_does_and_shows_the_config_asked_for():
+    proc = run_train(["model=resnetsmall", "--help"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("prunelab: what does magnitude pruning cost and buy")
+    assert "python train.py -m model=simplecnn,resnetsmall sparsity=0.2,0.5,0.8" in proc.stdout
+    assert "_target_: prunelab.models.ResNetSmall" in proc.stdout
+    assert proc.stdout.rstrip().endswith("--hydra-help")
+
+
 def test_a_float_range_is_listed_without_rounding_errors_or_its_end():
     """Hydra's range(0.1,0.4,0.1) gives 0.1, 0.2, 0.30000000000000004 and 0.4: a job folder
     named s0.30000000000000004 and a fourth job the range's end should have left out."""
