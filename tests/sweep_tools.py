@@ -49,6 +49,11 @@ def csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
     return csv_rows(path)
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_train(
     cmd: list[str], *, cwd: Path = ROOT, terminal: bool = False, group: bool = False, **streams
 ) -> subprocess.Popen:
@@ -56,7 +61,8 @@ def start_train(
 
     terminal: SIGINT raises KeyboardInterrupt in it, as at a terminal: a suite started in the
     background (`make test &`) passes its children SIGINT as ignored, and Python then never
-    raises it. group: in a process group of its own, as a terminal's Ctrl-C reaches all of it.
+    raises it (SIGTERM is reset too, should the runner ignore it). group: in a process group of
+    its own, as a terminal's Ctrl-C reaches all of it.
     """
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
     return subprocess.Popen(
@@ -64,7 +70,7 @@ def start_train(
         cwd=cwd,
         text=True,
         start_new_session=group,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if terminal else None,
+        preexec_fn=_default_signals if terminal else None,
         **streams,
     )
 
@@ -79,12 +85,14 @@ def wait_for(child: subprocess.Popen, where: Path, pattern: str, timeout: float 
     return False
 
 
-def ctrl_c_when(cmd: list[str], pattern: str, where: Path, cwd: Path = ROOT) -> tuple[int, str]:
-    """Run train.py as from a terminal, Ctrl-C it once `pattern` appears in `where`; return its
-    exit status and stderr."""
+def ctrl_c_when(
+    cmd: list[str], pattern: str, where: Path, cwd: Path = ROOT, sig: int = signal.SIGINT
+) -> tuple[int, str]:
+    """Run train.py as from a terminal, Ctrl-C it (or send `sig`) once `pattern` appears in
+    `where`; return its exit status and stderr."""
     child = start_train(cmd, cwd=cwd, terminal=True, stdout=subprocess.DEVNULL)
     if wait_for(child, where, pattern):
-        child.send_signal(signal.SIGINT)
+        child.send_signal(sig)
     _, err = child.communicate(timeout=120)
     return child.returncode, err
 

@@ -1,4 +1,5 @@
-"""Ctrl-C: one line saying how to go on, wherever it lands; another process's job kept."""
+"""Ctrl-C and SIGTERM: one line saying how to go on, wherever it lands; another process's job
+kept."""
 
 from __future__ import annotations
 
@@ -93,6 +94,26 @@ def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp
     assert [p.name for p in (tmp_path / "multirun_sweeps").iterdir()] == [sweep.name]
     (job,) = sweep.glob("*/results.json")
     assert not (job.parent / "FAILED").exists()
+
+
+def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_the_same_command_resumes(tmp_path):
+    """`timeout`, `kill` and schedulers send SIGTERM: Lightning alone made it a silent exit 0,
+    so a stopped job looked finished. Now: one line, a FAILED mark, exit 143, the sweep stops."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "sparsity=0.2,0.5", "experiment=smoke", "data.train_size=2048",
+            "finetune.max_epochs=3", f"paths.data_dir={DATA}", f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    code, err = ctrl_c_when(args, "*/checkpoints/last.ckpt", sweep, sig=signal.SIGTERM)
+    assert code == 143, err[-3000:]
+    assert err.strip().splitlines()[-1] == (
+        "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
+    )
+    (failed,) = sweep.glob("*/FAILED")
+    assert "terminated (SIGTERM)" in failed.read_text() and len(list(sweep.iterdir())) < 5
+    proc = run_train(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout + proc.stderr
+    assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
 
 
 @pytest.mark.parametrize("entry", ["train", "evaluate", "report"])

@@ -59,7 +59,7 @@ from prunelab.pruning import (
     layer_sparsity,
     measure_sparsity,
 )
-from prunelab.runtime import cheap_cuda_check
+from prunelab.runtime import cheap_cuda_check, sigterm_as_interrupt, was_terminated
 from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity
@@ -454,7 +454,8 @@ def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
     try:
-        return run(cfg)
+        with sigterm_as_interrupt():
+            return run(cfg)
     except _Waited:
         say("prunelab: interrupted while another process ran this job; it goes on", logging.ERROR)
         raise SystemExit(130) from None
@@ -465,13 +466,14 @@ def _main(cfg: DictConfig) -> dict | None:
     except (KeyboardInterrupt, SystemExit) as err:
         if isinstance(err, SystemExit) and err.code in (0, None):
             raise
-        # Ctrl-C (Lightning turns it into SystemExit(1) after its own clean-up): say so, stop
-        # the whole sweep, and say how to go on.
-        message = f"prunelab: interrupted; {resume_hint()}"
+        # Ctrl-C or SIGTERM (Lightning turns either into SystemExit(1) after its own
+        # clean-up): say so, stop the whole sweep, and say how to go on.
+        stopped = "terminated (SIGTERM)" if was_terminated() else "interrupted"
+        message = f"prunelab: {stopped}; {resume_hint()}"
         if out.is_dir():
             (out / "FAILED").write_text(message + "\n")
         say(message, logging.ERROR)
-        raise SystemExit(130) from None
+        raise SystemExit(143 if was_terminated() else 130) from None
     except Exception as err:
         message = f"prunelab: error: {type(err).__name__}: {err}"
         if out.is_dir():
