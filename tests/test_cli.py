@@ -162,6 +162,15 @@ from conftest import run_train
             ["-m", "model=simplecnn,resnetsmall", "hydra.sweep.subdir=s${sparsity}"],
             "include ${hydra.runtime.choices.model} (or ${hydra.job.num})",
         ),
+        # A sweep's missing dataset is found at launch, not after the earlier jobs trained.
+        (
+            ["-m", "data=fashion_mnist,imagefolder"],  # data/images: none in a fresh clone
+            "data.root: image-folder root not found at ",
+        ),
+        (
+            ["-m", "sparsity=0.2,0.5", "paths.data_dir=/nonexistent-prunelab"],
+            "Fashion-MNIST not found under /nonexistent-prunelab/FashionMNIST/raw: run `make data`",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):
@@ -517,6 +526,8 @@ def test_glob_sweeps_the_options_hydra_would():
         ["data.train_size=null", "eval.latency.threads=2", "trainer.deterministic=true"],
         ["data.shuffle_seed=4294967295", "data.split_seed=7"],
         ["-m", "sparsity=0,0.5", "seed=0,1", "model=glob(*)"],  # distinct values in each key
+        # A cluster's nodes may mount the data where the launching machine has none.
+        ["-m", "hydra/launcher=submitit_slurm", "paths.data_dir=/nonexistent-prunelab"],
     ],
 )
 def test_good_input_passes_the_checks(args, tmp_path):

@@ -686,3 +686,19 @@ def test_a_cifar10_job_runs_end_to_end_with_a_key_per_class(cifar_root, make_cfg
     assert result["data"] == "cifar10" and result["data/test_size"] == 60
     assert {f"test/acc_class/{n}" for n in CIFAR10DataModule.class_names} <= set(result)
     assert abs(result["prune/sparsity_measured"] - 0.5) < 1e-3
+
+
+def test_the_launch_check_looks_for_the_files_torchvision_reads(tmp_path):
+    """prunelab.presence names Fashion-MNIST's files without importing torchvision."""
+    from omegaconf import OmegaConf
+
+    from prunelab.data.fashion_mnist import raw_files
+    from prunelab.presence import FASHION_FILES, data_problem
+
+    assert sorted(p.name for p in raw_files(str(tmp_path))) == sorted(FASHION_FILES)
+    data = OmegaConf.create(
+        {"_target_": "prunelab.data.FashionMNISTDataModule", "root": str(tmp_path)}
+    )
+    assert data_problem(data).startswith(f"Fashion-MNIST not found under {tmp_path}")
+    assert data_problem(OmegaConf.merge(data, {"download": True})) is None
+    assert data_problem(OmegaConf.create({**data, "root": str(DATA)})) is None

@@ -14,6 +14,7 @@ from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError
 from prunelab.flags import arrange, check_completion, check_paths, flags_of, only_hydra
+from prunelab.presence import data_problem
 from prunelab.shape import check_shape
 from prunelab.suggest import compose_config, why_unknown
 from prunelab.targets import check_targets
@@ -167,7 +168,13 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
     check_subdir(overrides)
     if base is None:
         return
-    check_composes(overrides, base, evaluate)
+    # A sweep's datasets are looked for now, not as each job starts (after the earlier jobs'
+    # training); a single job looks for its own before training anyway. Not for a launcher
+    # that runs the jobs on other machines (a cluster's nodes may mount the data elsewhere).
+    launchers = {str(o.value()) for o in overrides if o.key_or_group == "hydra/launcher"}
+    here = launchers <= LOCAL_LAUNCHERS
+    sweep = not evaluate and here and is_multirun(args, overrides) and not set(flags) & PRINT_ONLY
+    check_composes(overrides, base, evaluate, data=sweep)
     for override in overrides:  # after composing: a misspelt key is named as such first
         check_swept(override)
 
@@ -217,6 +224,13 @@ def check_distinct(overrides: list) -> None:
             )
 
 
+def is_multirun(args: Sequence[str], overrides: list) -> bool:
+    """Whether the command line asks for a sweep (-m, or hydra.mode=MULTIRUN)."""
+    return any(a in ("-m", "--multirun") for a in args) or any(
+        o.key_or_group == "hydra.mode" and str(o.value()) == "MULTIRUN" for o in overrides
+    )
+
+
 def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False) -> None:
     """A sweep (`key=a,b`) needs -m; Hydra alone says so in six lines and exits 1."""
     if evaluate:  # -m does not exist there (arrange refuses it)
@@ -227,10 +241,7 @@ def check_multirun(args: Sequence[str], overrides: list, evaluate: bool = False)
                     f"value ({override.input_line} sweeps over several)"
                 )
         return
-    multirun = any(a in ("-m", "--multirun") for a in args) or any(
-        o.key_or_group == "hydra.mode" and str(o.value()) == "MULTIRUN" for o in overrides
-    )
-    if multirun:
+    if is_multirun(args, overrides):
         return
     for override in overrides:
         if not override.is_sweep_override():
@@ -308,9 +319,12 @@ def merge_overrides(first: list[str], then: list[str]) -> list[str]:
     return kept + list(then)
 
 
-def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = False) -> None:
+def check_composes(
+    overrides: list, base: Sequence[str] = (), evaluate: bool = False, data: bool = False
+) -> None:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
-    of `base` (see check_overrides), for every option a sweep picks in a config group."""
+    of `base` (see check_overrides), for every option a sweep picks in a config group;
+    `data`: and each such job's dataset must be on disk (prunelab.presence)."""
     # One representative job: the first value of every sweep (each value was checked above).
     first = []
     for override in overrides:
@@ -318,7 +332,7 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
         if override.is_sweep_override():
             text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
-    _check_job(overrides, first, base, evaluate)
+    _check_job(overrides, first, base, evaluate, data)
     # Each further option of a swept group, the rest as above: a key of one method only
     # (`-m pruning=gradual,lottery pruning.every=10`) stops lottery's jobs, which Hydra
     # composes only once the sweep runs, and then in a multi-line error. Each sparsity too: the
@@ -328,10 +342,12 @@ def check_composes(overrides: list, base: Sequence[str] = (), evaluate: bool = F
         if override.is_sweep_override() and (_is_group(key) or key == "sparsity"):
             for value in _values(override)[1:]:
                 job = [*first[:i], f"{override.get_key_element()}={value}", *first[i + 1 :]]
-                _check_job(overrides, job, base, evaluate)
+                _check_job(overrides, job, base, evaluate, data)
 
 
-def _check_job(overrides: list, first: list[str], base: Sequence[str], evaluate: bool) -> None:
+def _check_job(
+    overrides: list, first: list[str], base: Sequence[str], evaluate: bool, data: bool = False
+) -> None:
     """check_composes for one job: `first`, one text per override, each with one value."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
@@ -396,6 +412,9 @@ def _check_job(overrides: list, first: list[str], base: Sequence[str], evaluate:
     # The method's own checks (pruning.* cannot be swept: check_swept). Sparsity and seed feed
     # it too; each of their sweep values was checked above.
     check_pruning(cfg)
+    problem = data_problem(cfg.data) if data else None
+    if problem:
+        raise PrunelabError(problem)
 
 
 def _is_group(key: str) -> bool:
@@ -403,6 +422,10 @@ def _is_group(key: str) -> bool:
     return key in GROUPS or "/" in key or (CONF_DIR / key).is_dir()
 
 
+# Launchers that run a sweep's jobs on this machine.
+LOCAL_LAUNCHERS = {"basic", "joblib", "submitit_local"}
+# Flags under which Hydra prints and runs no job (argparse dests).
+PRINT_ONLY = {"cfg", "info", "help", "hydra_help", "shell_completion"}
 # Hydra's commands (argparse dests): one at a time. --help and --hydra-help come before them.
 COMMANDS = {
     "multirun": "runs a sweep",

@@ -11,11 +11,7 @@ from torchvision.datasets import FashionMNIST, mnist
 
 from prunelab.data.base import ImageDataModule, download_lock
 from prunelab.errors import PrunelabError
-
-MISSING_HINT = (
-    "Fashion-MNIST not found under {root}/FashionMNIST/raw: run `make data` "
-    "(Debian package dataset-fashion-mnist) or set data.download=true where there is network"
-)
+from prunelab.presence import FASHION_MISSING
 
 
 def raw_files(root: str) -> list[Path]:
@@ -80,7 +76,7 @@ class FashionMNISTDataModule(ImageDataModule):
         try:
             ds = FashionMNIST(self.root, train=train, download=False)
         except RuntimeError as err:
-            raise PrunelabError(MISSING_HINT.format(root=Path(self.root).resolve())) from err
+            raise PrunelabError(FASHION_MISSING.format(root=Path(self.root).resolve())) from err
         images = ds.data.unsqueeze(1).float().div_(255.0)
         return TensorDataset(images, ds.targets.long())
 

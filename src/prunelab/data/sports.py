@@ -17,6 +17,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, has_file
 
 from prunelab.data.base import ImageDataModule
 from prunelab.errors import PrunelabError
+from prunelab.presence import missing_image_root
 from prunelab.fingerprint import content_hash
 
 STUDY_CLASSES = (
@@ -108,10 +109,7 @@ class SportsDataModule(ImageDataModule):
         """
         top = Path(root)
         if not top.is_dir():
-            raise PrunelabError(
-                f"data.root: image-folder root not found at {top.resolve()}: expected the layout "
-                "root/{train,valid,test}/<class>/*.jpg (val/ also works for valid/)"
-            )
+            raise PrunelabError(missing_image_root(top))
         key = (os.path.realpath(top), None if classes is None else tuple(classes))
         started = time.time_ns()
         signature, settled = _folders_signature(top, classes, started)
