@@ -137,3 +137,36 @@ def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
     assert proc.returncode == 130, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
+
+
+@pytest.mark.parametrize("entry", ["evaluate", "report"])
+def test_ctrl_c_inside_an_import_is_one_line_whatever_error_it_leaves(entry, tmp_path):
+    """Ctrl-C in the first second lands inside numpy's or matplotlib's import, which can leave
+    a half-imported module raising RecursionError or AttributeError instead: still the
+    interrupt's, one line and status 130. Any other error stays a traceback (a bug)."""
+    stop = (
+        "import os, signal\n"
+        "def stop(*args, **kwargs):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise RecursionError('maximum recursion depth exceeded') from None\n"
+    )
+    script = {
+        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
+        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
+        "report": "import sys, prunelab.report.writer as w\nw.build = stop\n"
+        "from prunelab.report.__main__ import main\n"
+        f"sys.exit(main([{str(tmp_path)!r}]))\n",
+    }[entry]
+    proc = subprocess.run(
+        [sys.executable, "-c", stop + script], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
+    bug = script.replace("e.run = stop", "e.run = lambda a: 1 / 0").replace(
+        "w.build = stop", "w.build = lambda *a, **k: 1 / 0"
+    )
+    proc = subprocess.run([sys.executable, "-c", bug], cwd=ROOT, capture_output=True, text=True)
+    assert "ZeroDivisionError" in proc.stderr and proc.returncode == 1

@@ -209,3 +209,25 @@ def test_a_dense_job_is_kept_when_only_settings_it_never_uses_changed(tmp_path):
     assert excluded(job_settings(0.0, epochs=1), attacked) == [make_cell(dense).label]
     # The dense job newer and of another attack: the pruned job sets the recipe still.
     assert excluded(attacked, job_settings(0.5), dense_first=False) == [make_cell(dense).label]
+
+
+def test_a_sweep_folder_that_cannot_be_written_is_one_line_before_any_work(
+    tmp_path, monkeypatch, capsys
+):
+    """A read-only mount (root ignores chmod, so the probe writes): the report said so in a
+    traceback from its first write."""
+    import tempfile
+
+    sweep = make_sweep(tmp_path, [fake_result("simplecnn", 0.5)], ["sparsity=0.5"])
+    real = tempfile.mkdtemp
+
+    def read_only(*args, **kwargs):
+        if str(kwargs.get("dir")) == str(sweep):
+            raise OSError(30, "Read-only file system")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("prunelab.cli.tempfile.mkdtemp", read_only)
+    assert report_main([str(sweep), "--no-wandb"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"prunelab: error: cannot write to {sweep}: {sweep} is not writable\n"
+    assert not (sweep / "report.md").exists() and not (sweep / "results.csv").exists()

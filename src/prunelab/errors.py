@@ -1,7 +1,11 @@
 """Errors that reach the user as one clear line instead of a traceback, and warnings."""
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class PrunelabError(Exception):
@@ -45,3 +49,24 @@ def say(line: str, level: int = logging.WARNING) -> None:
 def warn(text: str) -> None:
     """`prunelab: warning: <text>` on stderr, and in the job's train.log."""
     say(f"prunelab: warning: {text}")
+
+
+@contextmanager
+def noting_interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C raises KeyboardInterrupt as ever, and is noted in the event yielded: one landing
+    inside an import (numpy's, torch's) can surface as another error of the half-imported
+    module (RecursionError, AttributeError), which is then the interrupt's, not a bug."""
+    noted = threading.Event()
+
+    def note(signum: int, frame: object) -> None:
+        noted.set()
+        raise KeyboardInterrupt
+
+    ours = threading.current_thread() is threading.main_thread()
+    ours = ours and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, note) if ours else None
+    try:
+        yield noted
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)

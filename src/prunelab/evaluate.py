@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable, merge_overrides
-from prunelab.errors import PrunelabError, UsageError
+from prunelab.errors import PrunelabError, UsageError, noting_interrupts
 from prunelab.evalchecks import (
     changed_images_note,
     check_identity,
@@ -235,7 +235,7 @@ def load_baseline_state(
     if arg is not None and arg.lower() == "none":
         return None, None, None
     if arg:
-        path = Path(arg)
+        path = Path(arg).expanduser()
         if path.is_dir():  # a job folder (the sparsity-0 job's is the dense model): its model
             path = path / "model.pt"
         if not path.is_file():
@@ -362,7 +362,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
     check_argv(cli_overrides, evaluate=True, base=None)  # values now, keys once the job is known
-    ckpt = Path(own["ckpt"])
+    ckpt = Path(own["ckpt"]).expanduser()  # `~` the shell left (quoted, or from a script)
     if ckpt.is_dir():  # a job folder: its model
         jobs = sorted(ckpt.glob("*/model.pt"))
         if not (ckpt / "model.pt").exists() and jobs:
@@ -376,7 +376,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             f"{ckpt} is the size export (weights only); pass the job's model.pt, which holds "
             "the architecture and data it needs (load_sparse reads .sparse files in Python)"
         )
-    out = Path(own.get("out") or ckpt.with_name(eval_name(ckpt.name)))
+    out = Path(own["out"]).expanduser() if own.get("out") else ckpt.with_name(eval_name(ckpt.name))
     if out.is_dir():
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
     check_out(out)
@@ -505,14 +505,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip())
         return 0
-    try:
-        run(args)
-    except PrunelabError as err:
-        print(f"prunelab: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, UsageError) else 1
-    except KeyboardInterrupt:  # the results file is written last, in one rename
-        print("prunelab: interrupted; nothing written", file=sys.stderr)
-        return 130
+    with noting_interrupts() as interrupted:
+        try:
+            run(args)
+        except PrunelabError as err:
+            print(f"prunelab: error: {err}", file=sys.stderr)
+            return 2 if isinstance(err, UsageError) else 1
+        except Exception:
+            if not interrupted.is_set():
+                raise
+            print("prunelab: interrupted; nothing written", file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:  # the results file is written last, in one rename
+            print("prunelab: interrupted; nothing written", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, noting_interrupts
 
 
 def summary_lines(result) -> list[str]:
@@ -60,23 +60,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-wandb", action="store_true", help="skip the W&B summary run")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
-    try:
-        from prunelab.report import build
+    stopped = "prunelab: interrupted; the report may be incomplete: run the same command again"
+    with noting_interrupts() as interrupted:
+        try:
+            from prunelab.report import build
 
-        result = build(
-            args.sweep_dir,
-            wandb=False if args.no_wandb else None,
-            figures=False if args.no_figures else None,
-        )
-    except PrunelabError as err:
-        print(f"prunelab: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # each file is written whole, but not all of them may be new
-        print(
-            "prunelab: interrupted; the report may be incomplete: run the same command again",
-            file=sys.stderr,
-        )
-        return 130
+            result = build(
+                args.sweep_dir,
+                wandb=False if args.no_wandb else None,
+                figures=False if args.no_figures else None,
+            )
+        except PrunelabError as err:
+            print(f"prunelab: error: {err}", file=sys.stderr)
+            return 1
+        except Exception:
+            if not interrupted.is_set():
+                raise
+            print(stopped, file=sys.stderr)  # it landed in an import: another error surfaced
+            return 130
+        except KeyboardInterrupt:  # each file is written whole, but not all of them may be new
+            print(stopped, file=sys.stderr)
+            return 130
     for line in summary_lines(result):
         print(line)
     if result.jobs == 0:  # a report of nothing: say so, as the end-of-sweep report does
