@@ -162,6 +162,12 @@ from conftest import run_train
             ["-m", "model=simplecnn,resnetsmall", "hydra.sweep.subdir=s${sparsity}"],
             "include ${hydra.runtime.choices.model} (or ${hydra.job.num})",
         ),
+        # Hydra's lexer takes letters beyond ASCII only in quotes: the line quotes them.
+        (
+            ["data=imagefolder", "data.classes=[écureuil,b]"],
+            """Hydra reads letters beyond ASCII only in quotes: 'data.classes=["écureuil","b"]'""",
+        ),
+        (["data.root=/tmp/é"], """only in quotes: 'data.root="/tmp/é"'"""),
         # A sweep's missing dataset is found at launch, not after the earlier jobs trained.
         (
             ["-m", "data=fashion_mnist,imagefolder"],  # data/images: none in a fresh clone

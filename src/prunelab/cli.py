@@ -129,6 +129,16 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
         overrides = OverridesParser.create().parse_overrides(candidates)
     except OverrideParseException as err:
         cause = err.message.splitlines()[0].split(": ")[0]
+        if not str(err.override).isascii():  # Hydra's grammar takes only ASCII unquoted
+            key, _, value = str(err.override).partition("=")
+            if value.startswith("[") and value.endswith("]"):
+                value = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]"
+            else:
+                value = f'"{value}"'
+            raise PrunelabError(
+                f"cannot read the override '{err.override}' ({cause}): Hydra reads letters "
+                f"beyond ASCII only in quotes: '{key}={value}'"
+            ) from None
         raise PrunelabError(
             f"cannot read the override '{err.override}' ({cause}): write key=value, several "
             "values as key=a,b (no spaces), a list as key=[a,b]; quote values with spaces"
