@@ -349,6 +349,13 @@ def test_per_class_keys_are_one_per_class_even_where_names_collide():
         "test/acc_class/dog_baseline_1",
         "test/acc_class/2",
     }
+    # Accents go, the letters stay; a script with no ASCII letters falls back to the index.
+    metrics, _ = accuracy_metrics(preds, labels, 0.0, ["Écureuil", "Façade", "松鼠"])
+    assert {k for k in metrics if k.startswith("test/acc_class/")} == {
+        "test/acc_class/ecureuil",
+        "test/acc_class/facade",
+        "test/acc_class/2",
+    }
 
 
 def test_latency_strips_torch_pruning_and_restores_threads(trained):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,10 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 
 def class_slug(name: str) -> str:
-    """A class name as a metric-key segment: 'T-shirt/top' -> 't_shirt_top'."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+    """A class name as a metric-key segment: 'T-shirt/top' -> 't_shirt_top', 'Écureuil' ->
+    'ecureuil' (accents dropped, not the letters they sit on)."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^0-9a-z]+", "_", plain.lower()).strip("_")
 
 
 def class_slugs(names: list[str]) -> list[str]:
