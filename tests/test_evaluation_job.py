@@ -620,3 +620,23 @@ def test_table_shows_a_change_that_rounds_to_zero_without_a_sign():
     results.update({"robust/pgd_acc_delta_ci_low": -0.003, "robust/pgd_acc_delta_ci_high": 1.2})
     row = next(r for r in format_table(results).splitlines() if r.startswith("robust/pgd_acc"))
     assert row.endswith("0.00 pts (0.0 %) [0.00, +1.20] ~") and "-0.0" not in row, row
+
+
+def test_a_missing_cache_entry_names_the_sweeps_dense_job_as_the_baseline(tmp_path, capsys):
+    """The cache was cleared or lives elsewhere: the dense job of the same baseline beside the
+    checkpoint is the baseline to pass, and the note says so."""
+    key = "simplecnn-fashionmnist-seed0-abc"
+    sweep = tmp_path / "sweep"
+    for name, sparsity in (("dense", 0), ("other", 0), ("pruned", 0.5)):
+        (sweep / name).mkdir(parents=True)
+        other = name == "other"  # the dense job of another baseline (another seed)
+        found = {"sparsity": sparsity, "baseline/key": key + ("x" if other else "")}
+        (sweep / name / "results.json").write_text(json.dumps(found))
+        (sweep / name / "model.pt").write_bytes(b"")
+    cfg = OmegaConf.create({"paths": {"cache_dir": str(tmp_path / "cache")}})
+    saved = {"meta": {"baseline/key": key}}
+    assert load_baseline_state(None, saved, cfg, sweep / "pruned" / "model.pt") == (None,) * 3
+    assert f"(pass baseline={sweep / 'dense'}, its sweep's dense job)" in capsys.readouterr().out
+    (sweep / "dense" / "model.pt").unlink()  # a dense job without its model: not offered
+    load_baseline_state(None, saved, cfg, sweep / "pruned" / "model.pt")
+    assert "(pass baseline=PATH)" in capsys.readouterr().out

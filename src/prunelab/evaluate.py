@@ -226,9 +226,11 @@ def load_job_model(path: Path) -> dict:
 
 
 def load_baseline_state(
-    arg: str | None, saved: dict, cfg: DictConfig
+    arg: str | None, saved: dict, cfg: DictConfig, ckpt: Path | None = None
 ) -> tuple[dict | None, BaselineCache | None, str | None]:
-    """(state_dict or None, cache or None, cache key or None) of the model's dense baseline."""
+    """(state_dict or None, cache or None, cache key or None) of the model's dense baseline
+    (`ckpt`: the checkpoint, whose sweep may hold the dense job to name when the cache lacks
+    it)."""
     from prunelab.cache import BaselineCache
     from prunelab.io import load_torch
 
@@ -262,9 +264,23 @@ def load_baseline_state(
     cache = BaselineCache(cfg.paths.cache_dir)
     path = cache.entry(str(key)) / "model.pt"
     if key is None or not path.is_file():
-        print(f"note: no baseline at {path}; evaluating the model alone (pass baseline=PATH)")
+        dense = dense_job_beside(ckpt, key) if ckpt is not None and key else None
+        hint = f"baseline={dense}, its sweep's dense job" if dense else "baseline=PATH"
+        print(f"note: no baseline at {path}; evaluating the model alone (pass {hint})")
         return None, None, None
     return load_torch(path), cache, str(key)
+
+
+def dense_job_beside(ckpt: Path, key: str) -> Path | None:
+    """A sparsity-0 job of the same baseline in the checkpoint's sweep folder, if any."""
+    from prunelab.io import read_json_if_any
+
+    for results in sorted(ckpt.parent.parent.glob("*/results.json")):
+        found = read_json_if_any(results) or {}
+        if found.get("sparsity") in (0, 0.0) and found.get("baseline/key") == key:
+            if (results.parent / "model.pt").is_file():
+                return results.parent
+    return None
 
 
 def check_baseline_meta(path: Path, theirs: dict, mine: dict) -> None:
@@ -447,7 +463,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     if note:
         print(note)
     anchor_paths(cfg, job_cwd, cli_overrides)
-    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg)  # before the data
+    state, cache, key = load_baseline_state(own.get("baseline"), saved, cfg, ckpt)  # before data
     dm = build_datamodule(cfg, "test")  # no warning about the sizes of splits it never reads
     spec = data_spec(dm)
     check_before_training(cfg, spec)  # devices, attack.targeted_class
