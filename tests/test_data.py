@@ -702,3 +702,17 @@ def test_the_launch_check_looks_for_the_files_torchvision_reads(tmp_path):
     assert data_problem(data).startswith(f"Fashion-MNIST not found under {tmp_path}")
     assert data_problem(OmegaConf.merge(data, {"download": True})) is None
     assert data_problem(OmegaConf.create({**data, "root": str(DATA)})) is None
+
+
+def test_a_palette_image_with_transparency_loads_without_pils_advice(tmp_path):
+    """PIL warns that such a PNG should become RGBA; the loader makes RGB of it either way."""
+    import warnings
+
+    from prunelab.data.sports import read_image
+
+    image = Image.new("P", (8, 8))
+    image.putpalette([0] * 768)
+    image.save(tmp_path / "p.png", transparency=b"\x00\x10")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(str(tmp_path / "p.png")).mode == "RGB"

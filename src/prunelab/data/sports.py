@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -327,7 +328,9 @@ def _ends_whole(path: str, fmt: str | None) -> bool:
 
 def read_image(path: str) -> Image.Image:
     """torchvision's default loader (RGB), failing with the file's name."""
-    with _named(path):
+    with _named(path), warnings.catch_warnings():
+        # PIL's advice for a palette PNG with transparency; RGB drops the alpha either way.
+        warnings.filterwarnings("ignore", "Palette images with Transparency", UserWarning)
         return default_loader(path)
 
 
