@@ -18,8 +18,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, has_file
 
 from prunelab.data.base import ImageDataModule
 from prunelab.errors import PrunelabError
-from prunelab.presence import missing_image_root
 from prunelab.fingerprint import content_hash
+from prunelab.presence import missing_image_root
 
 STUDY_CLASSES = (
     "baseball",
