@@ -140,6 +140,30 @@ def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
 
 
 @pytest.mark.parametrize("entry", ["evaluate", "report"])
+def test_sigterm_in_evaluate_or_report_is_one_line_too(entry, tmp_path):
+    stop = (
+        "import os, signal\ndef stop(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+    )
+    script = {
+        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
+        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
+        "report": "import sys, prunelab.report.writer as w\nw.build = stop\n"
+        "from prunelab.report.__main__ import main\n"
+        f"sys.exit(main([{str(tmp_path)!r}]))\n",
+    }[entry]
+    proc = subprocess.run(
+        [sys.executable, "-c", stop + script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    )
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prunelab: terminated (SIGTERM); "), lines
+
+
+@pytest.mark.parametrize("entry", ["evaluate", "report"])
 def test_ctrl_c_inside_an_import_is_one_line_whatever_error_it_leaves(entry, tmp_path):
     """Ctrl-C in the first second lands inside numpy's or matplotlib's import, which can leave
     a half-imported module raising RecursionError or AttributeError instead: still the

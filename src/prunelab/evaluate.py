@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.cli import check_argv, check_writable, merge_overrides
-from prunelab.errors import PrunelabError, UsageError, noting_interrupts
+from prunelab.errors import (
+    PrunelabError,
+    UsageError,
+    noting_interrupts,
+    sigterm_as_interrupt,
+    was_terminated,
+)
 from prunelab.evalchecks import (
     changed_images_note,
     check_identity,
@@ -521,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip())
         return 0
-    with noting_interrupts() as interrupted:
+    with noting_interrupts() as interrupted, sigterm_as_interrupt():
         try:
             run(args)
         except PrunelabError as err:
@@ -530,12 +536,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             if not interrupted.is_set():
                 raise
-            print("prunelab: interrupted; nothing written", file=sys.stderr)
-            return 130
+            return _stopped()
         except KeyboardInterrupt:  # the results file is written last, in one rename
-            print("prunelab: interrupted; nothing written", file=sys.stderr)
-            return 130
+            return _stopped()
     return 0
+
+
+def _stopped() -> int:
+    """Ctrl-C or SIGTERM: one line, the shell's status for the signal."""
+    how = "terminated (SIGTERM)" if was_terminated() else "interrupted"
+    print(f"prunelab: {how}; nothing written", file=sys.stderr)
+    return 143 if was_terminated() else 130
 
 
 if __name__ == "__main__":

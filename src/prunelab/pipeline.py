@@ -31,7 +31,13 @@ from prunelab.cache import (
     baseline_key_material,
 )
 from prunelab.control import dense_control
-from prunelab.errors import PrunelabError, instantiation_message, say
+from prunelab.errors import (
+    PrunelabError,
+    instantiation_message,
+    say,
+    sigterm_as_interrupt,
+    was_terminated,
+)
 from prunelab.evaluation import evaluate
 from prunelab.fitting import (
     finetune_module,
@@ -59,7 +65,7 @@ from prunelab.pruning import (
     layer_sparsity,
     measure_sparsity,
 )
-from prunelab.runtime import cheap_cuda_check, sigterm_as_interrupt, was_terminated
+from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
 from prunelab.tracking import Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity

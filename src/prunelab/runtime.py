@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -29,40 +25,3 @@ def cheap_cuda_check() -> bool:
         return False
     os.environ[NVML_CHECK] = "0"
     return True
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`timeout`, `kill`, a scheduler stopping the job), raised where the job stands.
-
-    A KeyboardInterrupt, so Lightning's fit cleans up as after Ctrl-C; by itself Lightning
-    turns SIGTERM into a SystemExit without a code, which left a killed job exiting 0, silent.
-    """
-
-
-_TERMINATED = threading.Event()
-
-
-def _terminate(signum: int, frame: object) -> None:
-    _TERMINATED.set()
-    raise Terminated()
-
-
-def was_terminated() -> bool:
-    """Whether SIGTERM stopped the job now running (see sigterm_as_interrupt)."""
-    return _TERMINATED.is_set()
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While a job runs, SIGTERM stops it as Ctrl-C does (one line, a FAILED mark, a non-zero
-    exit). A handler someone else installed (submitit's, which requeues on a cluster) stays."""
-    _TERMINATED.clear()
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

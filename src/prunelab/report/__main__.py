@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prunelab.errors import PrunelabError, noting_interrupts
+from prunelab.errors import PrunelabError, noting_interrupts, sigterm_as_interrupt, was_terminated
 
 
 def summary_lines(result) -> list[str]:
@@ -46,6 +46,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _stopped() -> int:
+    """Ctrl-C or SIGTERM: one line, the shell's status for the signal."""
+    how = "terminated (SIGTERM)" if was_terminated() else "interrupted"
+    print(
+        f"prunelab: {how}; the report may be incomplete: run the same command again",
+        file=sys.stderr,
+    )
+    return 143 if was_terminated() else 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, build the report, print where it is; 1 for a folder that is no sweep or
     whose jobs have no results (argparse exits with 2 for a malformed command line), as train.py
@@ -60,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-wandb", action="store_true", help="skip the W&B summary run")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
-    stopped = "prunelab: interrupted; the report may be incomplete: run the same command again"
-    with noting_interrupts() as interrupted:
+    with noting_interrupts() as interrupted, sigterm_as_interrupt():
         try:
             from prunelab.report import build
 
@@ -76,11 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             if not interrupted.is_set():
                 raise
-            print(stopped, file=sys.stderr)  # it landed in an import: another error surfaced
-            return 130
+            return _stopped()  # it landed in an import: another error surfaced
         except KeyboardInterrupt:  # each file is written whole, but not all of them may be new
-            print(stopped, file=sys.stderr)
-            return 130
+            return _stopped()
     for line in summary_lines(result):
         print(line)
     if result.jobs == 0:  # a report of nothing: say so, as the end-of-sweep report does
