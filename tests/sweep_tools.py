@@ -49,7 +49,8 @@ def csv_rows_of(text: str, tmp_path: Path) -> list[tuple]:
     return csv_rows(path)
 
 
-def _default_signals() -> None:
+def default_signals() -> None:
+    """SIGINT and SIGTERM back to their defaults (a background runner may ignore them)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -70,7 +71,7 @@ def start_train(
         cwd=cwd,
         text=True,
         start_new_session=group,
-        preexec_fn=_default_signals if terminal else None,
+        preexec_fn=default_signals if terminal else None,
         **streams,
     )
 

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from sweep_tools import ctrl_c_when, start_train, wait_for
+from sweep_tools import ctrl_c_when, default_signals, start_train, wait_for
 
 from prunelab.pipeline import job_lock
 
@@ -116,24 +117,41 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_the_same_command_resumes(tmp_p
     assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
 
 
+def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:
+    """Python code running `entry` (train.py's checks, prunelab.evaluate's run, the report's
+    build) with the function defined in `stop` put in place of its work."""
+    return (
+        stop
+        + {
+            "train": "import prunelab.cli\nprunelab.cli.check_argv = stop\n"
+            f"import runpy, sys\nsys.argv = ['train.py', 'sparsity=0.5']\n"
+            f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n",
+            "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
+            f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
+            "report": "import sys, prunelab.report.writer as w\nw.build = stop\n"
+            "from prunelab.report.__main__ import main\n"
+            f"sys.exit(main([{str(tmp_path)!r}]))\n",
+        }[entry]
+    )
+
+
+def _run_code(code: str) -> subprocess.CompletedProcess:
+    """`python -c code` with SIGINT and SIGTERM as at a terminal (see start_train)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=default_signals,
+    )
+
+
 @pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
 def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
     """Ctrl-C while train.py checks its command line (seconds of composing and importing), or
     in prunelab.evaluate or prunelab.report: one line and status 130, no traceback."""
     stop = "def stop(*args, **kwargs):\n    raise KeyboardInterrupt\n"
-    script = {
-        "train": "import prunelab.cli\nprunelab.cli.check_argv = stop\n"
-        f"import runpy, sys\nsys.argv = ['train.py', 'sparsity=0.5']\n"
-        f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n",
-        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
-        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
-        "report": "import sys, prunelab.report as r\nr.build = stop\n"
-        "from prunelab.report.__main__ import main\n"
-        f"sys.exit(main([{str(tmp_path)!r}]))\n",
-    }[entry]
-    proc = subprocess.run(
-        [sys.executable, "-c", stop + script], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = _run_code(_entry_with(stop, entry, tmp_path))
     assert proc.returncode == 130, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
@@ -144,20 +162,7 @@ def test_sigterm_in_evaluate_or_report_is_one_line_too(entry, tmp_path):
     stop = (
         "import os, signal\ndef stop(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
     )
-    script = {
-        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
-        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
-        "report": "import sys, prunelab.report.writer as w\nw.build = stop\n"
-        "from prunelab.report.__main__ import main\n"
-        f"sys.exit(main([{str(tmp_path)!r}]))\n",
-    }[entry]
-    proc = subprocess.run(
-        [sys.executable, "-c", stop + script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-    )
+    proc = _run_code(_entry_with(stop, entry, tmp_path))
     assert proc.returncode == 143, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("prunelab: terminated (SIGTERM); "), lines
@@ -176,21 +181,10 @@ def test_ctrl_c_inside_an_import_is_one_line_whatever_error_it_leaves(entry, tmp
         "    except KeyboardInterrupt:\n"
         "        raise RecursionError('maximum recursion depth exceeded') from None\n"
     )
-    script = {
-        "evaluate": "import sys, prunelab.evaluate as e\ne.run = stop\n"
-        f"sys.exit(e.main(['ckpt={tmp_path}']))\n",
-        "report": "import sys, prunelab.report.writer as w\nw.build = stop\n"
-        "from prunelab.report.__main__ import main\n"
-        f"sys.exit(main([{str(tmp_path)!r}]))\n",
-    }[entry]
-    proc = subprocess.run(
-        [sys.executable, "-c", stop + script], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = _run_code(_entry_with(stop, entry, tmp_path))
     assert proc.returncode == 130, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
-    bug = script.replace("e.run = stop", "e.run = lambda a: 1 / 0").replace(
-        "w.build = stop", "w.build = lambda *a, **k: 1 / 0"
-    )
-    proc = subprocess.run([sys.executable, "-c", bug], cwd=ROOT, capture_output=True, text=True)
+    bug = "def stop(*args, **kwargs):\n    return 1 / 0\n"
+    proc = _run_code(_entry_with(bug, entry, tmp_path))
     assert "ZeroDivisionError" in proc.stderr and proc.returncode == 1

@@ -88,9 +88,12 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def was_terminated() -> bool:
-    """Whether SIGTERM stopped the job now running (see sigterm_as_interrupt)."""
-    return _TERMINATED.is_set()
+def stop_line(rest: str) -> tuple[str, int]:
+    """The line and exit status for Ctrl-C or SIGTERM (see sigterm_as_interrupt): 'prunelab:
+    interrupted; <rest>' and 130, or 'prunelab: terminated (SIGTERM); <rest>' and 143."""
+    if _TERMINATED.is_set():
+        return f"prunelab: terminated (SIGTERM); {rest}", 143
+    return f"prunelab: interrupted; {rest}", 130
 
 
 @contextmanager

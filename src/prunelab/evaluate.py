@@ -32,7 +32,7 @@ from prunelab.errors import (
     UsageError,
     noting_interrupts,
     sigterm_as_interrupt,
-    was_terminated,
+    stop_line,
 )
 from prunelab.evalchecks import (
     changed_images_note,
@@ -519,6 +519,13 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     return results
 
 
+def _stop() -> int:
+    """Ctrl-C or SIGTERM: one line on stderr; the shell's status for the signal."""
+    line, status = stop_line("nothing written")
+    print(line, file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: one clear line for a problem the user can fix, and status 2 for a
     malformed command line, 1 for anything else (as train.py)."""
@@ -536,17 +543,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             if not interrupted.is_set():
                 raise
-            return _stopped()
+            return _stop()
         except KeyboardInterrupt:  # the results file is written last, in one rename
-            return _stopped()
+            return _stop()
     return 0
-
-
-def _stopped() -> int:
-    """Ctrl-C or SIGTERM: one line, the shell's status for the signal."""
-    how = "terminated (SIGTERM)" if was_terminated() else "interrupted"
-    print(f"prunelab: {how}; nothing written", file=sys.stderr)
-    return 143 if was_terminated() else 130
 
 
 if __name__ == "__main__":

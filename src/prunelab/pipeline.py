@@ -36,7 +36,7 @@ from prunelab.errors import (
     instantiation_message,
     say,
     sigterm_as_interrupt,
-    was_terminated,
+    stop_line,
 )
 from prunelab.evaluation import evaluate
 from prunelab.fitting import (
@@ -474,12 +474,11 @@ def _main(cfg: DictConfig) -> dict | None:
             raise
         # Ctrl-C or SIGTERM (Lightning turns either into SystemExit(1) after its own
         # clean-up): say so, stop the whole sweep, and say how to go on.
-        stopped = "terminated (SIGTERM)" if was_terminated() else "interrupted"
-        message = f"prunelab: {stopped}; {resume_hint()}"
+        message, status = stop_line(resume_hint())
         if out.is_dir():
             (out / "FAILED").write_text(message + "\n")
         say(message, logging.ERROR)
-        raise SystemExit(143 if was_terminated() else 130) from None
+        raise SystemExit(status) from None
     except Exception as err:
         message = f"prunelab: error: {type(err).__name__}: {err}"
         if out.is_dir():

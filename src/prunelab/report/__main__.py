@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prunelab.errors import PrunelabError, noting_interrupts, sigterm_as_interrupt, was_terminated
+from prunelab.errors import PrunelabError, noting_interrupts, sigterm_as_interrupt, stop_line
 
 
 def summary_lines(result) -> list[str]:
@@ -46,14 +46,11 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _stopped() -> int:
-    """Ctrl-C or SIGTERM: one line, the shell's status for the signal."""
-    how = "terminated (SIGTERM)" if was_terminated() else "interrupted"
-    print(
-        f"prunelab: {how}; the report may be incomplete: run the same command again",
-        file=sys.stderr,
-    )
-    return 143 if was_terminated() else 130
+def _stop() -> int:
+    """Ctrl-C or SIGTERM: one line on stderr; the shell's status for the signal."""
+    line, status = stop_line("the report may be incomplete: run the same command again")
+    print(line, file=sys.stderr)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,9 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             if not interrupted.is_set():
                 raise
-            return _stopped()  # it landed in an import: another error surfaced
+            return _stop()  # it landed in an import: another error surfaced
         except KeyboardInterrupt:  # each file is written whole, but not all of them may be new
-            return _stopped()
+            return _stop()
     for line in summary_lines(result):
         print(line)
     if result.jobs == 0:  # a report of nothing: say so, as the end-of-sweep report does
