@@ -9,7 +9,7 @@ try:
     # One clear line for a bad sparsity, model or dataset before any job starts (Hydra would
     # say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may stand
     # anywhere.
-    sys.argv[1:] = check_argv(sys.argv[1:])
+    sys.argv[1:] = check_argv(sys.argv[1:], launch=True)
 
     import hydra
     from omegaconf import DictConfig

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.errors import HydraException
 
@@ -17,6 +18,7 @@ from prunelab.flags import arrange, check_completion, check_paths, flags_of, onl
 from prunelab.presence import data_problem
 from prunelab.shape import check_shape
 from prunelab.suggest import compose_config, why_unknown
+from prunelab.sweep_dir import claimed, own_sweep_dir
 from prunelab.targets import check_targets
 from prunelab.validate import (
     CELL_KEYS,
@@ -113,8 +115,9 @@ def check_writable(path: str) -> None:
         raise PrunelabError(f"cannot write to {target}: {probe} is not writable") from None
 
 
-def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[str] = ()) -> None:
-    """Raise PrunelabError for a bad value, an unknown config option or key in `args`.
+def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[str] = ()) -> Any:
+    """Raise PrunelabError for a bad value, an unknown config option or key in `args`; return
+    the first job's composed config (None where the keys were not checked).
 
     `evaluate`: the command line of prunelab.evaluate (one checkpoint, one setting).
     `base`: overrides `args` go on top of (an evaluated job's own, its data=... among them),
@@ -149,7 +152,7 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
     flags = check_flags(args, overrides)
     if "shell_completion" in flags:  # install=bash: Hydra's words, not config keys
         check_completion(overrides)
-        return
+        return None
     check_multirun(args, overrides, evaluate)
     check_repeated(overrides, evaluate)
     written = dict(WRITTEN)
@@ -177,16 +180,17 @@ def check_overrides(args: Sequence[str], evaluate: bool = False, base: Sequence[
         check_writable(path)
     check_subdir(overrides)
     if base is None:
-        return
+        return None
     # A sweep's datasets are looked for now, not as each job starts (after the earlier jobs'
     # training); a single job looks for its own before training anyway. Not for a launcher
     # that runs the jobs on other machines (a cluster's nodes may mount the data elsewhere).
     launchers = {str(o.value()) for o in overrides if o.key_or_group == "hydra/launcher"}
     here = launchers <= LOCAL_LAUNCHERS
     sweep = not evaluate and here and is_multirun(args, overrides) and not set(flags) & PRINT_ONLY
-    check_composes(overrides, base, evaluate, data=sweep)
+    cfg = check_composes(overrides, base, evaluate, data=sweep)
     for override in overrides:  # after composing: a misspelt key is named as such first
         check_swept(override)
+    return cfg
 
 
 def check_repeated(overrides: list, evaluate: bool = False) -> None:
@@ -331,10 +335,11 @@ def merge_overrides(first: list[str], then: list[str]) -> list[str]:
 
 def check_composes(
     overrides: list, base: Sequence[str] = (), evaluate: bool = False, data: bool = False
-) -> None:
+) -> Any:
     """The config must compose (catches unknown keys such as `pruning.rewnd_epoch=1`) on top
     of `base` (see check_overrides), for every option a sweep picks in a config group;
-    `data`: and each such job's dataset must be on disk (prunelab.presence)."""
+    `data`: and each such job's dataset must be on disk (prunelab.presence). Returns the
+    first job's config."""
     # One representative job: the first value of every sweep (each value was checked above).
     first = []
     for override in overrides:
@@ -342,7 +347,7 @@ def check_composes(
         if override.is_sweep_override():
             text = f"{override.get_key_element()}={_first(override)}"
         first.append(text)
-    _check_job(overrides, first, base, evaluate, data)
+    cfg = _check_job(overrides, first, base, evaluate, data)
     # Each further option of a swept group, the rest as above: a key of one method only
     # (`-m pruning=gradual,lottery pruning.every=10`) stops lottery's jobs, which Hydra
     # composes only once the sweep runs, and then in a multi-line error. Each sparsity too: the
@@ -353,12 +358,14 @@ def check_composes(
             for value in _values(override)[1:]:
                 job = [*first[:i], f"{override.get_key_element()}={value}", *first[i + 1 :]]
                 _check_job(overrides, job, base, evaluate, data)
+    return cfg
 
 
 def _check_job(
     overrides: list, first: list[str], base: Sequence[str], evaluate: bool, data: bool = False
-) -> None:
-    """check_composes for one job: `first`, one text per override, each with one value."""
+) -> Any:
+    """check_composes for one job: `first`, one text per override, each with one value;
+    returns its config."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -425,6 +432,7 @@ def _check_job(
     problem = data_problem(cfg.data) if data else None
     if problem:
         raise PrunelabError(problem)
+    return cfg
 
 
 def _is_group(key: str) -> bool:
@@ -511,17 +519,23 @@ def listed_ranges(args: Sequence[str]) -> list[str]:
 
 
 def check_argv(
-    args: Sequence[str], evaluate: bool = False, base: Sequence[str] | None = ()
+    args: Sequence[str],
+    evaluate: bool = False,
+    base: Sequence[str] | None = (),
+    launch: bool = False,
 ) -> list[str]:
     """`args` arranged for Hydra (see arrange) and checked (check_overrides, on top of `base`);
-    on a mistake one line on stderr and exit status 2. `evaluate`: prunelab.evaluate's."""
+    on a mistake one line on stderr and exit status 2. `evaluate`: prunelab.evaluate's.
+    `launch`: a sweep about to run is given a folder of its own (see own_sweep_dir)."""
     try:
         arranged = listed_ranges(arrange(args, evaluate))
-        check_overrides(arranged, evaluate, base)
+        cfg = check_overrides(arranged, evaluate, base)
+        flags = flags_of(arranged)
+        if launch and cfg is not None and not set(flags) & PRINT_ONLY:
+            arranged = own_sweep_dir(arranged, cfg)
     except PrunelabError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    flags = flags_of(arranged)
     if "hydra_help" in flags and "help" not in flags:
         # Hydra's help composes Hydra's config alone: `experiment=smoke` would stop it.
         arranged = only_hydra(arranged)
@@ -535,7 +549,7 @@ def interrupted_launch(args: Sequence[str]) -> str | None:
         return None
     given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
     again = "run the same command again"
-    if given is None:  # Hydra named it by the launch time, printed as its 'sweep output dir'
-        again += " with hydra.sweep.dir=<the sweep output dir above>"
+    if given is None or claimed(given):  # named by the launch time (see own_sweep_dir)
+        again += f" with hydra.sweep.dir={given or '<the sweep output dir above>'}"
     logs = f"{given or '<sweep>'}/.submitit/"
     return f"prunelab: interrupted; {again} to resume where it stopped (jobs' logs: {logs})"

@@ -67,6 +67,7 @@ from prunelab.pruning import (
 )
 from prunelab.runtime import cheap_cuda_check
 from prunelab.seeding import EpochSeed
+from prunelab.sweep_dir import claimed
 from prunelab.tracking import Tracker
 from prunelab.validate import check_before_training, check_config, check_sparsity
 
@@ -428,16 +429,17 @@ def resume_hint() -> str:
     """How to go on after Ctrl-C: the same command, into the same folder.
 
     A folder Hydra named by the time (the default `multirun_sweeps/<time>`, `outputs/<time>_...`)
-    is not the one the same command gets again: the hint then names it, as the key to add.
+    is not the one the same command gets again: the hint then names it, as the key to add; so
+    too a sweep folder train.py claimed and passed to Hydra itself (prunelab.sweep_dir).
     """
     same = "run the same command again"
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
-        key = "hydra.sweep.dir" if hydra_cfg.mode == RunMode.MULTIRUN else "hydra.run.dir"
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        folder = hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir
         given = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.hydra}
-        if key not in given:
-            multirun = key == "hydra.sweep.dir"
-            folder = hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir
+        if key not in given or (multirun and claimed(folder)):
             same += f" with {key}={shlex.quote(str(folder))}"
     return f"{same} to resume where it stopped"
 
