@@ -177,6 +177,10 @@ from conftest import run_train
             ["-m", "sparsity=0.2,0.5", "paths.data_dir=/nonexistent-prunelab"],
             "Fashion-MNIST not found under /nonexistent-prunelab/FashionMNIST/raw: run `make data`",
         ),
+        (
+            ["-m", "data=fashion_mnist,cifar10", "data.download=false"],  # none in a fresh clone
+            "CIFAR-10 not found under ",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, expected, tmp_path):

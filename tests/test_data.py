@@ -704,6 +704,31 @@ def test_the_launch_check_looks_for_the_files_torchvision_reads(tmp_path):
     assert data_problem(OmegaConf.create({**data, "root": str(DATA)})) is None
 
 
+def test_the_launch_check_looks_for_the_cifar10_files_torchvision_reads(tmp_path):
+    """With data.download=false a sweep over data=cifar10 is refused at launch, not at its job."""
+    import torchvision.datasets.cifar as cifar
+    from omegaconf import OmegaConf
+
+    from prunelab.presence import CIFAR_FILES, data_problem
+
+    tv = cifar.CIFAR10
+    assert {n for n, _ in [*tv.train_list, *tv.test_list]} | {tv.meta["filename"]} == set(
+        CIFAR_FILES
+    )
+    data = OmegaConf.create(
+        {"_target_": "prunelab.data.CIFAR10DataModule", "root": str(tmp_path), "download": False}
+    )
+    missing = f"CIFAR-10 not found under {tmp_path}/cifar-10-batches-py: set data.download=true"
+    assert data_problem(data).startswith(missing)
+    assert data_problem(OmegaConf.merge(data, {"download": True})) is None  # its job downloads
+    _cifar_layout(tmp_path)
+    assert data_problem(data) is None
+    (tmp_path / tv.base_folder / "test_batch").unlink()
+    assert data_problem(data).startswith(missing)
+    with pytest.raises(PrunelabError, match=re.escape(missing)):  # the job's own line: the same
+        CIFAR10DataModule(str(tmp_path), download=False).setup()
+
+
 def test_a_palette_image_with_transparency_loads_without_pils_advice(tmp_path):
     """PIL warns that such a PNG should become RGBA; the loader makes RGB of it either way."""
     import warnings

@@ -20,6 +20,16 @@ FASHION_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+CIFAR_MISSING = (
+    "CIFAR-10 not found under {root}/cifar-10-batches-py: set data.download=true where there is "
+    "network, or place the unpacked cifar-10-batches-py there"
+)
+# The files torchvision's CIFAR10 reads from cifar-10-batches-py (tests check them too).
+CIFAR_FILES = (
+    *(f"data_batch_{i}" for i in range(1, 6)),
+    "test_batch",
+    "batches.meta",
+)
 IMAGE_FOLDERS = ("SportsDataModule", "ImageFolderDataModule")
 
 
@@ -33,7 +43,8 @@ def missing_image_root(top: Path) -> str:
 
 def data_problem(data: Any) -> str | None:
     """Why the dataset of a composed `data` config is not on disk, or None (present, to be
-    downloaded, or of a kind checked only when its job loads it)."""
+    downloaded, or of a kind checked only when its job loads it). A download cannot be judged
+    without the network: its job says so if it fails."""
     try:
         kind = str(data.get("_target_", "")).rsplit(".", 1)[-1]
         root = data.get("root")
@@ -47,6 +58,10 @@ def data_problem(data: Any) -> str | None:
         raw = top / "FashionMNIST" / "raw"
         if not all((raw / name).is_file() for name in FASHION_FILES):
             return FASHION_MISSING.format(root=top.resolve())
+    if kind == "CIFAR10DataModule" and not download:  # present: its job checks the checksums
+        folder = top / "cifar-10-batches-py"
+        if not all((folder / name).is_file() for name in CIFAR_FILES):
+            return CIFAR_MISSING.format(root=top.resolve())
     if kind in IMAGE_FOLDERS and not top.is_dir():
         return missing_image_root(top)
     return None

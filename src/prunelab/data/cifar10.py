@@ -10,6 +10,7 @@ from torchvision.datasets import CIFAR10, cifar
 
 from prunelab.data.base import ImageDataModule, download_lock
 from prunelab.errors import PrunelabError
+from prunelab.presence import CIFAR_MISSING
 
 
 def intact(root: str) -> bool:
@@ -71,10 +72,7 @@ class CIFAR10DataModule(ImageDataModule):
             val_view = CIFAR10(self.root, train=True, transform=plain)
             test = CIFAR10(self.root, train=False, transform=plain)
         except RuntimeError as err:
-            raise PrunelabError(
-                f"CIFAR-10 not found under {Path(self.root).resolve()}: set data.download=true "
-                "where there is network"
-            ) from err
+            raise PrunelabError(CIFAR_MISSING.format(root=Path(self.root).resolve())) from err
         self._val_view = val_view
         return train, None, test
 
