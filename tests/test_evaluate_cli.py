@@ -156,3 +156,42 @@ def test_an_experiment_applies_its_evaluation_settings_and_names_the_rest(
         "finetune.max_epochs, which prunelab.evaluate ignores (the checkpoint was trained "
         "already); its data.*, attack.* and eval.* settings apply"
     ) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "taken_by", "own"),
+    [
+        ("best", "best.pt", "eval.best.own.json"),  # eval_name drops .pt: both eval.best.json
+        ("old", "model.old.pt", "eval.old.own.json"),  # a set-aside run's eval.old.json
+        ("best.ckpt.pt", "best.ckpt", "eval.best.ckpt.pt.json"),
+    ],
+)
+def test_another_checkpoints_eval_file_is_not_written_over(name, taken_by, own, saved_job, capsys):
+    job, _ = saved_job
+    from prunelab.evaluate import eval_name
+
+    out = job / eval_name(name)
+    out.write_text(json.dumps({"checkpoint": str(job / taken_by), "test/acc": 0.9}))
+    (job / name).write_bytes((job / "model.pt").read_bytes())
+    code = evaluate_main([f"ckpt={job / name}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (
+        f"prunelab: error: {out} holds the evaluation of {taken_by}, whose file name gives the "
+        f"same eval file as {name}'s; name this one's: out={job / own}\n"
+    )
+    assert json.loads(out.read_text())["test/acc"] == 0.9  # kept
+
+
+def test_the_own_eval_file_and_a_set_aside_ones_are_written_again(saved_job):
+    """Evaluating model.pt again rewrites its eval.json; a rerun of other settings renamed
+    model.pt and eval.json together, so eval.<hash>.json names model.pt and is its own."""
+    from prunelab.evaluate import check_own_eval
+
+    job, _ = saved_job
+    (job / "eval.json").write_text(json.dumps({"checkpoint": str(job / "model.pt")}))
+    check_own_eval(job / "eval.json", job / "model.pt")
+    tag = "0123456789ab"
+    (job / f"eval.{tag}.json").write_text(json.dumps({"checkpoint": str(job / "model.pt")}))
+    check_own_eval(job / f"eval.{tag}.json", job / f"model.{tag}.pt")
+    (job / "eval.x.json").write_text("not json")  # not an evaluation: written over, as before
+    check_own_eval(job / "eval.x.json", job / "x.pt")

@@ -18,6 +18,7 @@ beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt` set aside by a
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -380,6 +381,26 @@ def check_out(out: Path) -> None:
         )
 
 
+def check_own_eval(out: Path, ckpt: Path) -> None:
+    """The default eval file must not hold another checkpoint's figures: eval_name drops `.pt`,
+    so `best` and `best.pt` (or `old` and a set-aside model.old.pt) share one name."""
+    try:
+        other = json.loads(out.read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):  # none yet, or not ours: written over as before
+        return
+    from prunelab.identity import aside_tag
+
+    name = Path(other).name if isinstance(other, str) else ckpt.name
+    # A rerun of other settings renamed model.pt and its eval.json together (set_aside).
+    if name != ckpt.name and not (name == "model.pt" and aside_tag(ckpt.name)):
+        own = f"eval.{ckpt.name}.json"
+        own = own if own != out.name else f"eval.{ckpt.name}.own.json"  # a bare name: `best`
+        raise UsageError(
+            f"{out} holds the evaluation of {name}, whose file name gives the same eval file "
+            f"as {ckpt.name}'s; name this one's: out={out.with_name(own)}"
+        )
+
+
 def run(argv: Sequence[str]) -> dict[str, Any]:
     """Evaluate the checkpoint named in `argv`; print the table and write the JSON file."""
     own, cli_overrides = parse_args(argv)
@@ -399,6 +420,8 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
             "the architecture and data it needs (load_sparse reads .sparse files in Python)"
         )
     out = Path(own["out"]).expanduser() if own.get("out") else ckpt.with_name(eval_name(ckpt.name))
+    if not own.get("out"):
+        check_own_eval(out, ckpt)
     if out.is_dir():
         raise PrunelabError(f"out={out} is a folder; name the file to write (out={out}/eval.json)")
     check_out(out)
