@@ -441,6 +441,31 @@ def test_a_batch_n_speed_up_within_its_timing_spread_is_flagged_as_batch_1_is():
     assert "| 1.00× | 1.20× |" in detail_table(rows)[0].splitlines()[3]
 
 
+def test_a_batch_n_gain_beyond_noise_is_stated_where_batch_1_has_none():
+    """Structured pruning can gain at batch N and not at batch 1: the findings judged batch 1
+    only, and said no speed-up. Now the batch-N claim follows, under the same rules."""
+    g = Group("m", "d", "structured")
+    base = {"latency/bN_ms_baseline": 40.0, "latency/bN_p90_ms_baseline": 41.0,
+            "latency/batch": 256, "size/params": 1e5, "size/params_baseline": 4e5}  # fmt: skip
+    cell = {**timed_result(0.8, 1.02), **base, "flops/theoretical_speedup": 4.0}
+    cell.update({"latency/bN_speedup": 2.5, "latency/bN_ms": 16.0, "latency/bN_p90_ms": 16.5})
+    dense = timed_result(0.0, 1.0)
+    rows = [Row(g, 0.0, [dense], "job"), Row(g, 0.8, [cell], "job")]
+    text = speed_finding(rows, 0.1)
+    assert "did not turn into batch-1 time here. At batch 256: faster than dense at 0.8 " \
+        "(2.50×; outside the ±10 % tolerance and the timing spread)." in text, text  # fmt: skip
+    cell["latency/bN_p90_ms"] = 45.0  # its timings overlap the dense model's: no claim
+    assert "At batch" not in speed_finding(rows, 0.1)
+    cell["latency/bN_p90_ms"] = 16.5
+    dense["latency/bN_speedup"] = 1.3  # the dense job timed itself 1.3x off at batch N
+    assert "At batch" not in speed_finding(rows, 0.1)
+    # Unstructured zeros: no "do not speed up dense kernels" beside a batch-N gain.
+    dense["latency/bN_speedup"] = 1.0
+    cell["size/params"] = cell["size/params_baseline"]
+    text = speed_finding([rows[0], Row(Group("m", "d", "p"), 0.8, [cell], "job")], 0.1)
+    assert "do not speed up dense kernels" not in text and "At batch 256: faster" in text
+
+
 def test_no_speed_claim_for_a_cell_whose_timings_a_busy_machine_spread():
     """1.17× at 20 % unstructured sparsity with the baseline's p90 86× its median (another
     process held the core): no claim, and the noise is said once, not twice."""

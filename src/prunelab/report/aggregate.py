@@ -199,22 +199,24 @@ class Row:
             return "slower"
         return "same"
 
-    def self_speedup(self) -> float | None:
-        """A dense row's batch-1 speed-up of the dense model against itself furthest from 1.
+    def self_speedup(self, batch: str = "b1") -> float | None:
+        """A dense row's batch-1 (`batch="bN"`: batch-N) speed-up of the dense model against
+        itself furthest from 1.
 
         The sweep's dense job times the dense model against itself, interleaved as every job
         times its pruned model: any distance from 1 is timing noise, measured. (A dense row
         rebuilt from `_baseline` keys holds 1.0: no such measurement.) None for pruned rows.
         """
-        values = self.values("latency/b1_speedup") if self.is_baseline else []
+        values = self.values(f"latency/{batch}_speedup") if self.is_baseline else []
         return max(values, key=lambda s: abs(s - 1)) if values else None
 
-    def latency_spread(self) -> float | None:
-        """The largest p90 / median of batch-1 latency in this row (pruned or its baseline)."""
+    def latency_spread(self, batch: str = "b1") -> float | None:
+        """The largest p90 / median of batch-1 (`batch="bN"`: batch-N) latency in this row
+        (pruned or its baseline)."""
         ratios = []
         for med, p90 in (
-            ("latency/b1_ms", "latency/b1_p90_ms"),
-            ("latency/b1_ms_baseline", "latency/b1_p90_ms_baseline"),
+            (f"latency/{batch}_ms", f"latency/{batch}_p90_ms"),
+            (f"latency/{batch}_ms_baseline", f"latency/{batch}_p90_ms_baseline"),
         ):
             m, p = self.mean(med), self.mean(p90)
             if m and p:

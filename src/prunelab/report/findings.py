@@ -212,10 +212,11 @@ def _shrunk(row: Row) -> bool:
     return params is not None and dense is not None and params < dense
 
 
-def _outside(cells: list[tuple[Row, float]], tolerance: float) -> str:
+def _outside(cells: list[tuple[Row, float]], tolerance: float, batch: str = "b1") -> str:
     """'0.5 (1.15×; outside the ±10 % tolerance and the timing spread)' for claimed cells."""
     spread = all(
-        r.has("latency/b1_p90_ms") and r.has("latency/b1_p90_ms_baseline") for r, _ in cells
+        r.has(f"latency/{batch}_p90_ms") and r.has(f"latency/{batch}_p90_ms_baseline")
+        for r, _ in cells
     )
     why = f"outside the ±{100 * tolerance:.0f} % tolerance" + (
         " and the timing spread" if spread else ""
@@ -226,12 +227,43 @@ def _outside(cells: list[tuple[Row, float]], tolerance: float) -> str:
     return ", ".join(f"{r.sparsity:g} ({times(m)})" for r, m in cells) + f", each {why}"
 
 
+def _claims(
+    rows: list[Row], pruned: list[Row], tolerance: float, batch: str
+) -> tuple[list[tuple[Row, float]], list[tuple[Row, float]]]:
+    """The cells measured faster and slower than dense at `batch` ("b1", "bN"), beyond the
+    tolerance and the timing spread; none where the dense job timed itself off by more."""
+    itself = rows[0].self_speedup(batch) if rows[0].is_baseline else None
+    if itself is not None and abs(itself - 1) > tolerance:
+        return [], []
+    faster, slower = [], []
+    for r in pruned:
+        speedup = r.mean(f"latency/{batch}_speedup")
+        if speedup is None or (r.latency_spread(batch) or 0) > NOISY_SPREAD:
+            continue
+        verdict = r.speed_verdict(tolerance, batch)
+        if verdict in ("faster", "slower"):
+            (faster if verdict == "faster" else slower).append((r, speedup))
+    return faster, slower
+
+
+def _batch_n(rows: list[Row], pruned: list[Row], tolerance: float) -> str:
+    """' At batch 256: faster than dense at 0.8 (2.10×; ...).' or '' (nothing to claim)."""
+    faster, slower = _claims(rows, pruned, tolerance, "bN")
+    parts = [f"{word} than dense at {_outside(cells, tolerance, 'bN')}"
+             for word, cells in (("faster", faster), ("slower", slower)) if cells]  # fmt: skip
+    if not parts:
+        return ""
+    size = pruned[0].first("latency/batch")
+    return f" At batch {size if size is not None else 'N'}: " + "; ".join(parts) + "."
+
+
 def speed_finding(rows: list[Row], tolerance: float) -> str | None:
     """Measured against theoretical speed-up; flags unstructured zeros that buy no time.
 
     No speed-up or slow-down is claimed where the group's dense job, timing the dense model
     against itself in the same interleaved way, measured a speed-up off 1 beyond `tolerance`:
-    that is the timing noise itself.
+    that is the timing noise itself. Batch 1 is judged first (the deployment latency); a
+    batch-N gain or loss beyond noise is added, as batch N can gain where batch 1 does not.
     """
     pruned = [r for r in rows if not r.is_baseline and r.has("latency/b1_speedup")]
     if not pruned:
@@ -301,13 +333,15 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
                 "the timing spread"
             )
             if top and top[1] > 1 + tolerance and noise is None:
-                text += (
-                    ". The smaller tensors' fewer multiply-adds did not turn into batch-1 time here"
-                    if any(_shrunk(r) for r in pruned)
-                    else ". Unstructured zeros do not speed up dense kernels: only structured "
-                    "pruning (smaller tensors) or sparse kernels would turn them into time"
-                )
-        text += "."
+                if any(_shrunk(r) for r in pruned):
+                    text += ". The smaller tensors' fewer multiply-adds did not turn into " \
+                        "batch-1 time here"  # fmt: skip
+                elif not _claims(rows, pruned, tolerance, "bN")[0]:  # else said below
+                    text += (
+                        ". Unstructured zeros do not speed up dense kernels: only structured "
+                        "pruning (smaller tensors) or sparse kernels would turn them into time"
+                    )
+        text += "." + _batch_n(rows, pruned, tolerance)
     if noise is not None:
         busy = "the median; was the machine busy?"
         text += (
