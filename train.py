@@ -26,17 +26,20 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    from prunelab.errors import sigterm_in_launcher, stop_line
+
     command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
     try:
-        main()
+        with sigterm_in_launcher():
+            main()
     except KeyboardInterrupt:
-        # Ctrl-C under a parallel launcher reaches this process too; each job has printed
-        # "prunelab: interrupted; ..." and marked itself FAILED: under joblib on this terminal,
-        # under submitit into its log file, so this terminal gets the line here.
+        # Ctrl-C (or SIGTERM) under a parallel launcher reaches this process too; each job has
+        # printed "prunelab: interrupted; ..." and marked itself FAILED: under joblib on this
+        # terminal, under submitit into its log file, so this terminal gets the line here.
         line = interrupted_launch(sys.argv[1:])
         if line is not None:
             print(line, file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(stop_line("")[1]) from None
     except Exception as err:
         if command is None:  # a job's errors are its own (it has logged them)
             raise

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,52 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_the_same_command_resumes(tmp_p
     proc = run_train(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming from" in proc.stdout + proc.stderr
+    assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
+
+
+def _loky_workers(parent: int) -> list[int]:
+    """The pids of joblib's worker processes started by `parent` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"loky" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
+    """`kill <pid>` of the launching process: it died at once, silent, and joblib's workers ran
+    on (then sat idle with their memory, holding the terminal's pipes). Now each job is marked
+    FAILED with the terminated line, the workers end, and the same command resumes."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "sparsity=0.2,0.5",
+            "experiment=smoke", "data.train_size=2048", "finetune.max_epochs=3",
+            f"paths.data_dir={DATA}", f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    child = start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+    both = wait_for(child, sweep, "*/checkpoints/last.ckpt")
+    while both and len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2 and child.poll() is None:
+        time.sleep(0.02)  # both jobs fine-tuning
+    workers = _loky_workers(child.pid)
+    child.send_signal(signal.SIGTERM)  # this process only, as `kill` does
+    _, err = child.communicate(timeout=120)  # returns: no worker holds its pipes any longer
+    assert child.returncode == 143 and workers, err[-3000:]
+    line = "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
+    # The workers write theirs at one moment, sometimes into one line of the terminal.
+    assert line in err and "prunelab:" not in err.replace(line, ""), err[-3000:]
+    assert len(list(sweep.glob("*/FAILED"))) == 2 and not list(sweep.glob("*/results.json"))
+    for _ in range(100):  # joblib kills its workers as the launcher ends
+        if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+            break
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    proc = run_train(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hydra.errors import HydraException
 
-from prunelab.errors import PrunelabError
+from prunelab.errors import PrunelabError, stop_line
 from prunelab.flags import arrange, check_completion, check_paths, flags_of, only_hydra
 from prunelab.presence import data_problem
 from prunelab.shape import check_shape
@@ -552,4 +552,4 @@ def interrupted_launch(args: Sequence[str]) -> str | None:
     if given is None or claimed(given):  # named by the launch time (see own_sweep_dir)
         again += f" with hydra.sweep.dir={given or '<the sweep output dir above>'}"
     logs = f"{given or '<sweep>'}/.submitit/"
-    return f"prunelab: interrupted; {again} to resume where it stopped (jobs' logs: {logs})"
+    return stop_line(f"{again} to resume where it stopped (jobs' logs: {logs})")[0]

@@ -1,6 +1,7 @@
 """Errors that reach the user as one clear line instead of a traceback, and warnings."""
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -85,6 +86,9 @@ _TERMINATED = threading.Event()
 
 def _terminate(signum: int, frame: object) -> None:
     _TERMINATED.set()
+    # Once: a second SIGTERM (the launcher's forwarded one beside the process group's) would
+    # cut short the clean-up that writes the FAILED mark; the process is ending anyway.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -109,4 +113,35 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not _TERMINATED.is_set():  # else ignored until the job has said so and exited
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _forward(signum: int, frame: object) -> None:
+    import multiprocessing
+
+    # joblib's workers: told too, so each marks its job FAILED before joblib's abort kills
+    # them (they were left running, then idle with their memory, once the launcher was gone).
+    for child in multiprocessing.active_children():
+        try:
+            os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        except OSError:  # ended meanwhile
+            pass
+    _terminate(signum, frame)
+
+
+@contextmanager
+def sigterm_in_launcher() -> Iterator[None]:
+    """In the process that launches the jobs, SIGTERM (`kill <pid>`) stops the sweep as
+    Ctrl-C does, the jobs of a parallel launcher included; by default it died at once, silent,
+    and left joblib's workers running. A job run in this process takes it as its own."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _forward)
+    try:
+        yield
+    finally:
+        if not _TERMINATED.is_set():
+            signal.signal(signal.SIGTERM, previous)
