@@ -231,3 +231,27 @@ def test_a_sweep_folder_that_cannot_be_written_is_one_line_before_any_work(
     err = capsys.readouterr().err
     assert err == f"prunelab: error: cannot write to {sweep}: {sweep} is not writable\n"
     assert not (sweep / "report.md").exists() and not (sweep / "results.csv").exists()
+
+
+def test_results_without_the_settings_hashes_are_named_as_unchecked(tmp_path):
+    """A results.json without config/hash and config/recipe (an older prunelab's, or made by
+    hand) is tabulated unchecked against its folder's settings: the report says so."""
+    from prunelab.identity import config_hash
+
+    results = [fake_result("simplecnn", s) for s in (0.0, 0.5, 0.8)]
+    settings = [job_settings(r["sparsity"]) for r in results]
+    for r, own in zip(results[:2], settings[:2], strict=True):  # two stamped as a job stamps
+        r.update({"config/hash": config_hash(own), "config/recipe": "r1"})
+    sweep = make_sweep(tmp_path, results, ["model=simplecnn", "sparsity=0,0.5,0.8"])
+    for r, own in zip(results, settings, strict=True):
+        write_settings(sweep, r, own)
+    data = collect(sweep)
+    label = make_cell(results[2]).label
+    assert [n for n in data.notes if "without config/hash" in n] == [
+        f"`{label}`: results.json without config/hash or config/recipe (an older prunelab's, "
+        "or written by hand): tabulated without the checks that they are of their folder's "
+        "settings and of one recipe with the other jobs"
+    ]
+    assert len(data.ok) == 3  # tabulated still
+    build(sweep, figures=False, wandb=False)
+    assert "without config/hash" in (sweep / "report.md").read_text()

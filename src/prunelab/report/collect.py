@@ -413,5 +413,19 @@ def collect(sweep_dir: str | Path) -> SweepData:
             results, failed = None, other
         cell = _job_cell(folder, results)
         data.jobs.append(Job(folder.name, folder, cell, results, failed, settings))
+    unchecked = [j.name for j in data.jobs if j.results and not _stamped(j.results)]
+    if unchecked:
+        named = ", ".join(f"`{n}`" for n in unchecked[:3])
+        more = f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else ""
+        data.notes.append(
+            f"{named}{more}: results.json without config/hash or config/recipe (an older "
+            "prunelab's, or written by hand): tabulated without the checks that they are of "
+            "their folder's settings and of one recipe with the other jobs"
+        )
     set_aside_other_recipes(data)
     return data
+
+
+def _stamped(results: dict) -> bool:
+    """Whether a results.json carries the hashes the report checks settings by."""
+    return all(isinstance(results.get(k), str) for k in ("config/hash", "config/recipe"))
