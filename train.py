@@ -26,7 +26,8 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    from prunelab.errors import sigterm_in_launcher, stop_line
+    from prunelab.errors import stop_line
+    from prunelab.stopping import sigterm_in_launcher
 
     command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
     try:

@@ -5,8 +5,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class PrunelabError(Exception):
@@ -84,11 +85,29 @@ class Terminated(KeyboardInterrupt):
 _TERMINATED = threading.Event()
 
 
-def _terminate(signum: int, frame: object) -> None:
+# What the running job does first on SIGTERM (writes its FAILED mark): see sigterm_as_interrupt.
+_ON_STOP: list[Callable[[], None]] = []
+# Set by a launching process (prunelab.stopping): where a job says it has marked itself.
+ACK_DIR = "PRUNELAB_STOP_ACK_DIR"
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    """The SIGTERM handler of a job: its stop hooks (the FAILED mark), then Terminated."""
     _TERMINATED.set()
     # Once: a second SIGTERM (the launcher's forwarded one beside the process group's) would
     # cut short the clean-up that writes the FAILED mark; the process is ending anyway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for on_stop in _ON_STOP:
+        try:
+            on_stop()
+        except Exception:  # the mark is written again as the job ends; never fail here
+            pass
+    acks = os.environ.get(ACK_DIR)
+    if acks:  # a joblib launcher waits for this before it ends (and kills) its workers
+        try:
+            (Path(acks) / str(os.getpid())).touch()
+        except OSError:
+            pass
     raise Terminated()
 
 
@@ -101,47 +120,20 @@ def stop_line(rest: str) -> tuple[str, int]:
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(on_stop: Callable[[], None] | None = None) -> Iterator[None]:
     """While a job runs, SIGTERM stops it as Ctrl-C does (one line, a FAILED mark, a non-zero
-    exit). A handler someone else installed (submitit's, which requeues on a cluster) stays."""
+    exit); `on_stop` runs first thing (the mark, before a launcher may kill the process). A
+    handler someone else installed (submitit's, which requeues on a cluster) stays."""
     _TERMINATED.clear()
+    if on_stop is not None:
+        _ON_STOP.append(on_stop)
     main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    ours = main and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if ours else None
     try:
         yield
     finally:
-        if not _TERMINATED.is_set():  # else ignored until the job has said so and exited
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _forward(signum: int, frame: object) -> None:
-    import multiprocessing
-
-    # joblib's workers: told too, so each marks its job FAILED before joblib's abort kills
-    # them (they were left running, then idle with their memory, once the launcher was gone).
-    for child in multiprocessing.active_children():
-        try:
-            os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
-        except OSError:  # ended meanwhile
-            pass
-    _terminate(signum, frame)
-
-
-@contextmanager
-def sigterm_in_launcher() -> Iterator[None]:
-    """In the process that launches the jobs, SIGTERM (`kill <pid>`) stops the sweep as
-    Ctrl-C does, the jobs of a parallel launcher included; by default it died at once, silent,
-    and left joblib's workers running. A job run in this process takes it as its own."""
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _forward)
-    try:
-        yield
-    finally:
-        if not _TERMINATED.is_set():
+        if on_stop is not None:
+            _ON_STOP.remove(on_stop)
+        if ours and not _TERMINATED.is_set():  # else ignored until the job has exited
             signal.signal(signal.SIGTERM, previous)

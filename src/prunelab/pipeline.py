@@ -461,8 +461,13 @@ def main(cfg: DictConfig) -> dict | None:
 def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
+
+    def mark() -> None:  # at SIGTERM, before a parallel launcher may end this process
+        if out.is_dir():
+            (out / "FAILED").write_text(stop_line(resume_hint())[0] + "\n")
+
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(on_stop=mark):
             return run(cfg)
     except _Waited:
         say("prunelab: interrupted while another process ran this job; it goes on", logging.ERROR)
