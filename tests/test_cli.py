@@ -9,11 +9,12 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-from prunelab.cli import _values, check_argv, check_overrides
+from prunelab.cli import check_argv, check_overrides
 from prunelab.errors import PrunelabError
 from prunelab.flags import arrange
 from prunelab.pipeline import run
 from prunelab.suggest import compose_config
+from prunelab.sweep_checks import sweep_values
 from prunelab.targets import find_target, targets
 from prunelab.validate import CONF_DIR, check_before_training, check_config, options
 
@@ -506,7 +507,7 @@ def test_glob_sweeps_the_options_hydra_would():
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
         hydra_says = [list(o.sweep_string_iterator()) for o in parser.parse_overrides(lines)]
     GlobalHydra.instance().clear()
-    ours = [_values(o) for o in OverridesParser.create().parse_overrides(lines)]
+    ours = [sweep_values(o) for o in OverridesParser.create().parse_overrides(lines)]
     assert ours == hydra_says
     assert ours == [["resnetsmall", "simplecnn"], ["layerwise", "magnitude"],
                     ["cifar10", "fashion_mnist", "imagefolder"]]  # fmt: skip
