@@ -14,6 +14,7 @@ import pytest
 from sweep_tools import ctrl_c_when, default_signals, start_train, wait_for
 
 from prunelab.pipeline import job_lock
+from prunelab.stopping import GRACE_S
 
 from conftest import DATA, ROOT, run_train
 
@@ -40,7 +41,15 @@ def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
     assert "prunelab: interrupted; run the same command again" in logs
 
 
-def test_ctrl_c_while_waiting_for_another_processs_job_leaves_its_folder_alone(tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "said", "code"),
+    [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
+)
+def test_a_stop_while_waiting_for_another_processs_job_leaves_its_folder_alone(
+    tmp_path, sig, said, code
+):
+    """The FAILED mark a job writes first thing on SIGTERM is its own folder's only once it
+    holds the folder: waiting, the folder is the other process's."""
     out = tmp_path / "run"
     out.mkdir()
     held = job_lock(out)
@@ -51,14 +60,14 @@ def test_ctrl_c_while_waiting_for_another_processs_job_leaves_its_folder_alone(t
         child = start_train(args, terminal=True)
         for line in child.stdout:  # type: ignore[union-attr]
             if "another process is running this job in this folder; waiting" in line:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(sig)
                 break
         _, err = child.communicate(timeout=60)
     finally:
         held.release()
-    assert child.returncode == 130, err[-3000:]
+    assert child.returncode == code, err[-3000:]
     assert err.strip().splitlines() == [
-        "prunelab: interrupted while another process ran this job; it goes on"
+        f"prunelab: {said} while another process ran this job; it goes on"
     ]
     assert not (out / "FAILED").exists()
 
@@ -127,7 +136,7 @@ def _loky_workers(parent: int) -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == parent and b"loky" in cmdline:
+        if ppid == parent and b"LokyProcess" in cmdline:
             found.append(int(stat.parent.name))
     return found
 
@@ -136,9 +145,10 @@ def _loky_workers(parent: int) -> list[int]:
 def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
     """`kill <pid>` of the launching process: it died at once, silent, and joblib's workers ran
     on (then sat idle with their memory, holding the terminal's pipes). Now each job is marked
-    FAILED with the terminated line, the workers end, and the same command resumes."""
+    FAILED with the terminated line, the workers end, and the same command resumes. Three
+    workers for two jobs: the launcher waits for the busy ones' marks, not for the idle one."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "sparsity=0.2,0.5",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "sparsity=0.2,0.5",
             "experiment=smoke", "data.train_size=2048", "finetune.max_epochs=3",
             f"paths.data_dir={DATA}", f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
@@ -148,8 +158,10 @@ def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
         time.sleep(0.02)  # both jobs fine-tuning
     workers = _loky_workers(child.pid)
     child.send_signal(signal.SIGTERM)  # this process only, as `kill` does
+    start = time.monotonic()
     _, err = child.communicate(timeout=120)  # returns: no worker holds its pipes any longer
-    assert child.returncode == 143 and workers, err[-3000:]
+    assert child.returncode == 143 and len(workers) == 3, err[-3000:]
+    assert time.monotonic() - start < GRACE_S  # the full grace: it waited for the idle worker
     line = "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
     # The workers write theirs at one moment, sometimes into one line of the terminal.
     assert line in err and "prunelab:" not in err.replace(line, ""), err[-3000:]

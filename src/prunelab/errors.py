@@ -85,10 +85,25 @@ class Terminated(KeyboardInterrupt):
 _TERMINATED = threading.Event()
 
 
-# What the running job does first on SIGTERM (writes its FAILED mark): see sigterm_as_interrupt.
+# What the running job does first on SIGTERM (writes its FAILED mark): see on_stop.
 _ON_STOP: list[Callable[[], None]] = []
 # Set by a launching process (prunelab.stopping): where a job says it has marked itself.
 ACK_DIR = "PRUNELAB_STOP_ACK_DIR"
+
+
+def _run_stop_hooks() -> None:
+    for hook in _ON_STOP:
+        try:
+            hook()
+        except Exception:  # the mark is written again as the job ends; never fail here
+            pass
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    # Ctrl-C reaches joblib's workers and their launcher at once, and the launcher's abort
+    # kills the workers: the mark goes in before anything else can be cut short.
+    _run_stop_hooks()
+    raise KeyboardInterrupt
 
 
 def on_sigterm(signum: int, frame: object) -> None:
@@ -97,11 +112,7 @@ def on_sigterm(signum: int, frame: object) -> None:
     # Once: a second SIGTERM (the launcher's forwarded one beside the process group's) would
     # cut short the clean-up that writes the FAILED mark; the process is ending anyway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for on_stop in _ON_STOP:
-        try:
-            on_stop()
-        except Exception:  # the mark is written again as the job ends; never fail here
-            pass
+    _run_stop_hooks()
     acks = os.environ.get(ACK_DIR)
     if acks:  # a joblib launcher waits for this before it ends (and kills) its workers
         try:
@@ -120,20 +131,41 @@ def stop_line(rest: str) -> tuple[str, int]:
 
 
 @contextmanager
-def sigterm_as_interrupt(on_stop: Callable[[], None] | None = None) -> Iterator[None]:
-    """While a job runs, SIGTERM stops it as Ctrl-C does (one line, a FAILED mark, a non-zero
-    exit); `on_stop` runs first thing (the mark, before a launcher may kill the process). A
-    handler someone else installed (submitit's, which requeues on a cluster) stays."""
-    _TERMINATED.clear()
-    if on_stop is not None:
-        _ON_STOP.append(on_stop)
-    main = threading.current_thread() is threading.main_thread()
-    ours = main and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if ours else None
+def on_stop(hook: Callable[[], None]) -> Iterator[None]:
+    """Within this block SIGTERM and Ctrl-C run `hook` first thing (a job's FAILED mark, written
+    before a parallel launcher may end the process), then stop the job (sigterm_as_interrupt)."""
+    _ON_STOP.append(hook)
+    acks = os.environ.get(ACK_DIR)
+    busy = Path(acks) / f"busy-{os.getpid()}" if acks else None
+    try:  # a launcher at SIGTERM waits for busy processes only (an idle worker has no mark)
+        if busy is not None:
+            busy.touch()
+    except OSError:
+        busy = None
     try:
         yield
     finally:
-        if on_stop is not None:
-            _ON_STOP.remove(on_stop)
+        _ON_STOP.remove(hook)
+        if busy is not None:
+            busy.unlink(missing_ok=True)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a job runs, SIGTERM stops it as Ctrl-C does (one line, a FAILED mark, a non-zero
+    exit). A handler someone else installed (submitit's, which requeues on a cluster) stays."""
+    _TERMINATED.clear()
+    main = threading.current_thread() is threading.main_thread()
+    ours = main and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if ours else None
+    # Ctrl-C as before (KeyboardInterrupt), the stop hooks first (see on_stop).
+    ctrl_c = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if ctrl_c:
+        signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        if ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if ours and not _TERMINATED.is_set():  # else ignored until the job has exited
             signal.signal(signal.SIGTERM, previous)

@@ -34,6 +34,7 @@ from prunelab.control import dense_control
 from prunelab.errors import (
     PrunelabError,
     instantiation_message,
+    on_stop,
     say,
     sigterm_as_interrupt,
     stop_line,
@@ -267,9 +268,16 @@ def run(cfg: DictConfig) -> dict:
         except KeyboardInterrupt:  # the folder is the other process's: no FAILED mark in it
             raise _Waited from None
     try:
-        return _run(cfg, out)
+        # The folder is this process's now: at SIGTERM its mark goes in first thing.
+        with on_stop(lambda: _mark_stopped(out)):
+            return _run(cfg, out)
     finally:
         lock.release()
+
+
+def _mark_stopped(out: Path) -> None:
+    if out.is_dir():
+        (out / "FAILED").write_text(stop_line(resume_hint())[0] + "\n")
 
 
 def _run(cfg: DictConfig, out: Path) -> dict:
@@ -462,16 +470,13 @@ def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
 
-    def mark() -> None:  # at SIGTERM, before a parallel launcher may end this process
-        if out.is_dir():
-            (out / "FAILED").write_text(stop_line(resume_hint())[0] + "\n")
-
     try:
-        with sigterm_as_interrupt(on_stop=mark):
+        with sigterm_as_interrupt():
             return run(cfg)
     except _Waited:
-        say("prunelab: interrupted while another process ran this job; it goes on", logging.ERROR)
-        raise SystemExit(130) from None
+        line, status = stop_line("")
+        say(f"{line[:-2]} while another process ran this job; it goes on", logging.ERROR)
+        raise SystemExit(status) from None
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
     except InstantiationException as err:

@@ -34,9 +34,10 @@ def _forward(signum: int, frame: object) -> None:
             pass
     acks = Path(os.environ.get(ACK_DIR, "/nonexistent"))
     deadline = time.monotonic() + GRACE_S
-    # An idle worker has no handler: SIGTERM ends it. A busy one acknowledges once marked.
+    # A worker running a job says so (busy-<pid>) and acknowledges once it has marked it FAILED.
     while time.monotonic() < deadline and any(
-        c.is_alive() and not (acks / str(c.pid)).exists() for c in children
+        c.is_alive() and (acks / f"busy-{c.pid}").exists() and not (acks / str(c.pid)).exists()
+        for c in children
     ):
         time.sleep(0.02)
     on_sigterm(signum, frame)
