@@ -44,7 +44,9 @@ def to_log_file(line: str, level: int = logging.WARNING) -> None:
 
 def say(line: str, level: int = logging.WARNING) -> None:
     """`line` on stderr once, and in the job's train.log."""
-    print(line, file=sys.stderr, flush=True)
+    # One write: parallel workers' lines (joblib's, stopped at once) then do not run together.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
     to_log_file(line, level)
 
 
