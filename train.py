@@ -26,7 +26,7 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    from prunelab.errors import stop_line
+    from prunelab.errors import stop_status
     from prunelab.stopping import sigterm_in_launcher
 
     command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
@@ -40,7 +40,7 @@ if __name__ == "__main__":
         line = interrupted_launch(sys.argv[1:])
         if line is not None:
             print(line, file=sys.stderr)
-        raise SystemExit(stop_line("")[1]) from None
+        raise SystemExit(stop_status()[1]) from None
     except Exception as err:
         if command is None:  # a job's errors are its own (it has logged them)
             raise

@@ -124,12 +124,17 @@ def on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def stop_status() -> tuple[str, int]:
+    """What stopped the process and its exit status: ('interrupted', 130) for Ctrl-C,
+    ('terminated (SIGTERM)', 143) for SIGTERM (see sigterm_as_interrupt)."""
+    return ("terminated (SIGTERM)", 143) if _TERMINATED.is_set() else ("interrupted", 130)
+
+
 def stop_line(rest: str) -> tuple[str, int]:
-    """The line and exit status for Ctrl-C or SIGTERM (see sigterm_as_interrupt): 'prunelab:
-    interrupted; <rest>' and 130, or 'prunelab: terminated (SIGTERM); <rest>' and 143."""
-    if _TERMINATED.is_set():
-        return f"prunelab: terminated (SIGTERM); {rest}", 143
-    return f"prunelab: interrupted; {rest}", 130
+    """The line and exit status for Ctrl-C or SIGTERM: 'prunelab: interrupted; <rest>' and 130,
+    or 'prunelab: terminated (SIGTERM); <rest>' and 143."""
+    what, status = stop_status()
+    return f"prunelab: {what}; {rest}", status
 
 
 @contextmanager

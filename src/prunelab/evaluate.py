@@ -18,7 +18,6 @@ beside the checkpoint (`eval.<hash>.json` for a `model.<hash>.pt` set aside by a
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -384,11 +383,11 @@ def check_out(out: Path) -> None:
 def check_own_eval(out: Path, ckpt: Path) -> None:
     """The default eval file must not hold another checkpoint's figures: eval_name drops `.pt`,
     so `best` and `best.pt` (or `old` and a set-aside model.old.pt) share one name."""
-    try:
-        other = json.loads(out.read_text()).get("checkpoint")
-    except (OSError, ValueError, AttributeError):  # none yet, or not ours: written over as before
-        return
     from prunelab.identity import aside_tag
+    from prunelab.io import read_json_if_any
+
+    # None yet, or unreadable: written over as before.
+    other = (read_json_if_any(out) or {}).get("checkpoint")
 
     name = Path(other).name if isinstance(other, str) else ckpt.name
     # A rerun of other settings renamed model.pt and its eval.json together (set_aside).

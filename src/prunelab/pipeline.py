@@ -38,6 +38,7 @@ from prunelab.errors import (
     say,
     sigterm_as_interrupt,
     stop_line,
+    stop_status,
 )
 from prunelab.evaluation import evaluate
 from prunelab.fitting import (
@@ -269,15 +270,16 @@ def run(cfg: DictConfig) -> dict:
             raise _Waited from None
     try:
         # The folder is this process's now: at SIGTERM its mark goes in first thing.
-        with on_stop(lambda: _mark_stopped(out)):
+        with on_stop(lambda: _mark_failed(out, stop_line(resume_hint())[0])):
             return _run(cfg, out)
     finally:
         lock.release()
 
 
-def _mark_stopped(out: Path) -> None:
+def _mark_failed(out: Path, message: str) -> None:
+    """The job folder's FAILED mark, holding the one-line error (none before the folder is)."""
     if out.is_dir():
-        (out / "FAILED").write_text(stop_line(resume_hint())[0] + "\n")
+        (out / "FAILED").write_text(message + "\n")
 
 
 def _run(cfg: DictConfig, out: Path) -> dict:
@@ -469,13 +471,12 @@ def main(cfg: DictConfig) -> dict | None:
 def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
-
     try:
         with sigterm_as_interrupt():
             return run(cfg)
     except _Waited:
-        line, status = stop_line("")
-        say(f"{line[:-2]} while another process ran this job; it goes on", logging.ERROR)
+        what, status = stop_status()
+        say(f"prunelab: {what} while another process ran this job; it goes on", logging.ERROR)
         raise SystemExit(status) from None
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
@@ -487,8 +488,7 @@ def _main(cfg: DictConfig) -> dict | None:
         # Ctrl-C or SIGTERM (Lightning turns either into SystemExit(1) after its own
         # clean-up): say so, stop the whole sweep, and say how to go on.
         message, status = stop_line(resume_hint())
-        if out.is_dir():
-            (out / "FAILED").write_text(message + "\n")
+        _mark_failed(out, message)
         say(message, logging.ERROR)
         raise SystemExit(status) from None
     except Exception as err:
@@ -496,8 +496,7 @@ def _main(cfg: DictConfig) -> dict | None:
         if out.is_dir():
             (out / "error.log").write_text(traceback.format_exc())
             message += f" (traceback in {out / 'error.log'})"
-    if out.is_dir():
-        (out / "FAILED").write_text(message + "\n")
+    _mark_failed(out, message)
     say(message, logging.ERROR)  # train.log: every attempt's lines, its last one too
     if multirun:
         return None  # the sweep goes on; the multirun-end callback reports failures and exits 1

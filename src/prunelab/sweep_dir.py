@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelab.errors import PrunelabError
+from prunelab.flags import flags_of
 
 # ${now:...} with seconds or finer: %S, %f, %s (epoch), %T (H:M:S), %X and %c (locale time).
 _PER_SECOND = re.compile(r"\$\{now:[^}]*%[SfsTXc]")
@@ -29,7 +30,7 @@ CLAIMED = "PRUNELAB_CLAIMED_SWEEP_DIR"
 
 
 def _multirun(args: Sequence[str], cfg: Any) -> bool:
-    return any(a in ("-m", "--multirun") for a in args) or str(cfg.hydra.mode) == "MULTIRUN"
+    return "multirun" in flags_of(args) or str(cfg.hydra.mode) == "MULTIRUN"
 
 
 def _quoted(path: str) -> str:

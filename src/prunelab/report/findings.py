@@ -246,14 +246,14 @@ def _claims(
     return faster, slower
 
 
-def _batch_n(rows: list[Row], pruned: list[Row], tolerance: float) -> str:
+def _batch_n(
+    faster: list[tuple[Row, float]], slower: list[tuple[Row, float]], size: object, tolerance: float
+) -> str:
     """' At batch 256: faster than dense at 0.8 (2.10×; ...).' or '' (nothing to claim)."""
-    faster, slower = _claims(rows, pruned, tolerance, "bN")
     parts = [f"{word} than dense at {_outside(cells, tolerance, 'bN')}"
              for word, cells in (("faster", faster), ("slower", slower)) if cells]  # fmt: skip
     if not parts:
         return ""
-    size = pruned[0].first("latency/batch")
     return f" At batch {size if size is not None else 'N'}: " + "; ".join(parts) + "."
 
 
@@ -309,8 +309,8 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
         if noise is None:
             text += " Re-measure on an idle machine before relying on any speed number."
     else:
-        faster = [(r, m) for r, m, v in measured if v == "faster"]
-        slower = [(r, m) for r, m, v in measured if v == "slower"]
+        faster, slower = _claims(rows, pruned, tolerance, "b1")
+        faster_n, slower_n = _claims(rows, pruned, tolerance, "bN")
         if faster:
             text += f"; faster than dense at {_outside(faster, tolerance)}"
         if slower:
@@ -336,12 +336,13 @@ def speed_finding(rows: list[Row], tolerance: float) -> str | None:
                 if any(_shrunk(r) for r in pruned):
                     text += ". The smaller tensors' fewer multiply-adds did not turn into " \
                         "batch-1 time here"  # fmt: skip
-                elif not _claims(rows, pruned, tolerance, "bN")[0]:  # else said below
+                elif not faster_n:  # else said below
                     text += (
                         ". Unstructured zeros do not speed up dense kernels: only structured "
                         "pruning (smaller tensors) or sparse kernels would turn them into time"
                     )
-        text += "." + _batch_n(rows, pruned, tolerance)
+        size = pruned[0].first("latency/batch")
+        text += "." + _batch_n(faster_n, slower_n, size, tolerance)
     if noise is not None:
         busy = "the median; was the machine busy?"
         text += (
