@@ -5,6 +5,7 @@ import sys
 try:
     from prunelab.cli import check_argv, interrupted_launch
     from prunelab.flags import print_command
+    from prunelab.sweep_dir import release_claimed
 
     # One clear line for a bad sparsity, model or dataset before any job starts (Hydra would
     # say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may stand
@@ -14,6 +15,8 @@ try:
     import hydra
     from omegaconf import DictConfig
 except KeyboardInterrupt:  # Ctrl-C during the checks: no job has started, nothing to resume
+    if "release_claimed" in globals():
+        release_claimed()
     print("prunelab: interrupted before any job started", file=sys.stderr)
     raise SystemExit(130) from None
 
@@ -27,17 +30,17 @@ def main(cfg: DictConfig):
 
 if __name__ == "__main__":
     from prunelab.errors import stop_status
-    from prunelab.stopping import sigterm_in_launcher
+    from prunelab.stopping import jobs_said, sigterm_in_launcher
 
     command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
     try:
         with sigterm_in_launcher():
             main()
     except KeyboardInterrupt:
-        # Ctrl-C (or SIGTERM) under a parallel launcher reaches this process too; each job has
-        # printed "prunelab: interrupted; ..." and marked itself FAILED: under joblib on this
-        # terminal, under submitit into its log file, so this terminal gets the line here.
-        line = interrupted_launch(sys.argv[1:])
+        # Ctrl-C (or SIGTERM) outside a job of this process (a job says it and exits itself):
+        # under joblib the running jobs have said it on this terminal and marked themselves
+        # FAILED; under submitit they say it into their log files; or no job was running.
+        line = interrupted_launch(sys.argv[1:], jobs_said())
         if line is not None:
             print(line, file=sys.stderr)
         raise SystemExit(stop_status()[1]) from None
@@ -48,3 +51,5 @@ if __name__ == "__main__":
         first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
         print(f"prunelab: error: {command}: {first.strip()}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        release_claimed()  # a launch that failed or stopped before any job leaves no folder

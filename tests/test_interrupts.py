@@ -141,12 +141,9 @@ def _loky_workers(parent: int) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
-def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
-    """`kill <pid>` of the launching process: it died at once, silent, and joblib's workers ran
-    on (then sat idle with their memory, holding the terminal's pipes). Now each job is marked
-    FAILED with the terminated line, the workers end, and the same command resumes. Three
-    workers for two jobs: the launcher waits for the busy ones' marks, not for the idle one."""
+def _stop_joblib_sweep(tmp_path: Path, sig: int) -> tuple[list[str], Path, str, list[int]]:
+    """A joblib sweep of two jobs on three workers, sent `sig` once both fine-tune, to the
+    launching process only (as `kill` does): its args, folder, stderr and the workers' pids."""
     sweep = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "sparsity=0.2,0.5",
             "experiment=smoke", "data.train_size=2048", "finetune.max_epochs=3",
@@ -157,23 +154,45 @@ def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
     while both and len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2 and child.poll() is None:
         time.sleep(0.02)  # both jobs fine-tuning
     workers = _loky_workers(child.pid)
-    child.send_signal(signal.SIGTERM)  # this process only, as `kill` does
+    child.send_signal(sig)
     start = time.monotonic()
     _, err = child.communicate(timeout=120)  # returns: no worker holds its pipes any longer
-    assert child.returncode == 143 and len(workers) == 3, err[-3000:]
+    assert len(workers) == 3, err[-3000:]
     assert time.monotonic() - start < GRACE_S  # the full grace: it waited for the idle worker
-    line = "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
-    # One per job, each whole: the workers write theirs at one moment (once they ran together).
-    assert [x for x in err.splitlines() if "prunelab:" in x] == [line, line], err[-3000:]
     assert len(list(sweep.glob("*/FAILED"))) == 2 and not list(sweep.glob("*/results.json"))
     for _ in range(100):  # joblib kills its workers as the launcher ends
         if not any(Path(f"/proc/{pid}").exists() for pid in workers):
             break
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert child.returncode == (143 if sig == signal.SIGTERM else 130), err[-3000:]
+    return args, sweep, err, workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
+    """`kill <pid>` of the launching process: it died at once, silent, and joblib's workers ran
+    on (then sat idle with their memory, holding the terminal's pipes). Now each job is marked
+    FAILED with the terminated line, the workers end, and the same command resumes. Three
+    workers for two jobs: the launcher waits for the busy ones' marks, not for the idle one."""
+    args, sweep, err, _ = _stop_joblib_sweep(tmp_path, signal.SIGTERM)
+    line = "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
+    # One per job, each whole: the workers write theirs at one moment (once they ran together).
+    assert [x for x in err.splitlines() if "prunelab:" in x] == [line, line], err[-3000:]
     proc = run_train(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_sigint_to_a_joblib_launcher_alone_stops_its_workers_jobs_too(tmp_path):
+    """`kill -INT <pid>`: Ctrl-C that reaches the launcher but not its workers. joblib's abort
+    killed the workers mid-job, unmarked; now the launcher passes it on and waits for the
+    marks, as at SIGTERM (a terminal's Ctrl-C, which reaches every worker, waits the same)."""
+    _, sweep, err, _ = _stop_joblib_sweep(tmp_path, signal.SIGINT)
+    line = "prunelab: interrupted; run the same command again to resume where it stopped"
+    assert [x for x in err.splitlines() if "prunelab:" in x] == [line, line], err[-3000:]
+    assert all("interrupted" in f.read_text() for f in sweep.glob("*/FAILED"))
 
 
 def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:
@@ -194,11 +213,11 @@ def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:
     )
 
 
-def _run_code(code: str) -> subprocess.CompletedProcess:
+def _run_code(code: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """`python -c code` with SIGINT and SIGTERM as at a terminal (see start_train)."""
     return subprocess.run(
         [sys.executable, "-c", code],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         preexec_fn=default_signals,
@@ -214,6 +233,33 @@ def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
     assert proc.returncode == 130, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "stop, status, line",
+    [
+        ("raise KeyboardInterrupt", 130, "prunelab: interrupted before any job started"),
+        ("os.kill(os.getpid(), signal.SIGTERM)", 143,
+         "prunelab: terminated (SIGTERM) before any job started"),
+        ("raise RuntimeError('a launcher bug')", 1, "RuntimeError: a launcher bug"),
+    ],
+)  # fmt: skip
+def test_a_sweep_stopped_before_its_first_job_says_so_and_leaves_no_folder(
+    stop, status, line, tmp_path
+):
+    """train.py has claimed `multirun_sweeps/<time>` (prunelab.sweep_dir) when Hydra starts the
+    sweep: stopped there, it exited 130 without a word and left that folder, empty."""
+    code = (
+        f"import os, signal\ndef stop(*args, **kwargs):\n    {stop}\n"
+        "import hydra._internal.hydra as h\nh.Hydra.multirun = stop\n"
+        f"import runpy, sys\nsys.argv = ['train.py', '-m', 'sparsity=0.2,0.5', "
+        f"'paths.data_dir={DATA}']\n"
+        f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"
+    )
+    proc = _run_code(code, cwd=tmp_path)
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == line, proc.stderr[-3000:]
+    assert not list((tmp_path / "multirun_sweeps").iterdir())
 
 
 @pytest.mark.parametrize("entry", ["evaluate", "report"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.errors import HydraException
 
-from prunelab.errors import PrunelabError, stop_line
+from prunelab.errors import PrunelabError, stop_line, stop_status
 from prunelab.flags import arrange, check_completion, check_paths, flags_of, only_hydra
 from prunelab.presence import data_problem
 from prunelab.shape import check_shape
@@ -29,7 +29,7 @@ from prunelab.sweep_checks import (
     listed_ranges,
     sweep_values,
 )
-from prunelab.sweep_dir import claimed, own_sweep_dir
+from prunelab.sweep_dir import CLAIMED, claimed, holds_jobs, own_sweep_dir
 from prunelab.targets import check_targets
 from prunelab.validate import (
     CONF_DIR,
@@ -330,14 +330,19 @@ def check_argv(
     return arranged
 
 
-def interrupted_launch(args: Sequence[str]) -> str | None:
-    """The line for Ctrl-C in a launching process whose jobs print elsewhere (submitit: into
-    `<sweep>/.submitit/<job id>/`), None where they print to this terminal themselves."""
-    if not any(a.startswith("hydra/launcher=submitit") for a in args):
+def interrupted_launch(args: Sequence[str], jobs_said: bool) -> str | None:
+    """The line for Ctrl-C or SIGTERM in a launching process outside a job: None where its jobs
+    have said it on this terminal (`jobs_said`: joblib's; submitit's print into
+    `<sweep>/.submitit/<job id>/`); where no job has started, that none had."""
+    submitit = any(a.startswith("hydra/launcher=submitit") for a in args)
+    if jobs_said and not submitit:
         return None
     given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    folder = os.environ.get(CLAIMED) or given  # the claimed one unquoted (see own_sweep_dir)
+    if folder is not None and not holds_jobs(Path(os.path.expanduser(folder))):
+        return f"prunelab: {stop_status()[0]} before any job started"
     again = "run the same command again"
     if given is None or claimed(given):  # named by the launch time (see own_sweep_dir)
         again += f" with hydra.sweep.dir={given or '<the sweep output dir above>'}"
-    logs = f"{given or '<sweep>'}/.submitit/"
-    return stop_line(f"{again} to resume where it stopped (jobs' logs: {logs})")[0]
+    logs = f" (jobs' logs: {given or '<sweep>'}/.submitit/)" if submitit else ""
+    return stop_line(f"{again} to resume where it stopped{logs}")[0]

@@ -101,10 +101,25 @@ def _run_stop_hooks() -> None:
             pass
 
 
-def _on_sigint(signum: int, frame: object) -> None:
+def _note(prefix: str) -> None:
+    """Tell a launching process (prunelab.stopping) how far this one is in stopping its job:
+    `seen-<pid>` (the signal reached it), `<pid>` (its job is marked FAILED)."""
+    acks = os.environ.get(ACK_DIR)
+    if acks:
+        try:
+            (Path(acks) / f"{prefix}{os.getpid()}").touch()
+        except OSError:
+            pass
+
+
+def on_sigint(signum: int, frame: object) -> None:
+    """The Ctrl-C handler of a job: its stop hooks (the FAILED mark), then KeyboardInterrupt."""
     # Ctrl-C reaches joblib's workers and their launcher at once, and the launcher's abort
-    # kills the workers: the mark goes in before anything else can be cut short.
+    # kills the workers: the mark goes in before anything else can be cut short. `seen-`: the
+    # launcher then does not pass on a second SIGINT, which would cut short this one's hooks.
+    _note("seen-")
     _run_stop_hooks()
+    _note("")
     raise KeyboardInterrupt
 
 
@@ -115,12 +130,7 @@ def on_sigterm(signum: int, frame: object) -> None:
     # cut short the clean-up that writes the FAILED mark; the process is ending anyway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _run_stop_hooks()
-    acks = os.environ.get(ACK_DIR)
-    if acks:  # a joblib launcher waits for this before it ends (and kills) its workers
-        try:
-            (Path(acks) / str(os.getpid())).touch()
-        except OSError:
-            pass
+    _note("")  # a joblib launcher waits for this before it ends (and kills) its workers
     raise Terminated()
 
 
@@ -168,7 +178,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     # Ctrl-C as before (KeyboardInterrupt), the stop hooks first (see on_stop).
     ctrl_c = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if ctrl_c:
-        signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:

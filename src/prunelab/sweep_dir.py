@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,19 @@ def own_sweep_dir(args: Sequence[str], cfg: Any) -> list[str]:
 def claimed(folder: object) -> bool:
     """Whether this launch's command line got `folder` from own_sweep_dir, not from the user."""
     return os.environ.get(CLAIMED) == str(folder)
+
+
+def holds_jobs(folder: Path) -> bool:
+    """Whether a sweep folder holds any job's folder (Hydra writes `multirun.yaml` first)."""
+    try:
+        return any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+    except OSError:  # not made yet
+        return False
+
+
+def release_claimed() -> None:
+    """Remove this launch's claimed folder if no job has started in it (the launch failed or
+    was stopped first): an empty `<time>` folder only misleads the next look at the sweeps."""
+    folder = os.environ.get(CLAIMED)
+    if folder and not holds_jobs(Path(folder)) and not (Path(folder) / ".submitit").exists():
+        shutil.rmtree(folder, ignore_errors=True)
