@@ -14,6 +14,7 @@ from hydra.errors import HydraException
 
 from prunelab.errors import PrunelabError, stop_line, stop_status
 from prunelab.flags import arrange, check_completion, check_paths, flags_of, only_hydra
+from prunelab.machine_checks import check_launcher
 from prunelab.presence import data_problem
 from prunelab.shape import check_shape
 from prunelab.suggest import compose_config, why_unknown
@@ -34,7 +35,6 @@ from prunelab.targets import check_targets
 from prunelab.validate import (
     CONF_DIR,
     check_config,
-    check_launcher,
     check_option,
     check_pruning,
     check_value,
