@@ -16,7 +16,6 @@ from prunelab.cache import BaselineCache
 from prunelab.errors import PrunelabError
 from prunelab.evaluate import (
     anchor_paths,
-    command_problem,
     compose_config,
     data_sizes,
     eval_name,
@@ -535,14 +534,15 @@ def test_evaluating_from_another_folder_finds_the_jobs_relative_data(tmp_path, m
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- sparsity=0.5\n- hydra.run.dir=x\n")
     (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {ROOT}\n")
-    assert job_record(job / "model.pt") == (["sparsity=0.5"], str(ROOT), ".hydra")
-    assert command_problem(job / "model.pt") is None
+    assert job_record(job / "model.pt") == ((["sparsity=0.5"], str(ROOT), ".hydra"), None)
     # A damaged command.json is passed over for .hydra/, and the evaluation says so.
     (job / "command.json").write_text('{"overrides": ["sparsity=0.8"')
-    assert job_record(job / "model.pt") == (["sparsity=0.5"], str(ROOT), ".hydra")
-    assert command_problem(job / "model.pt").startswith(f"{job / 'command.json'} cannot be read (")
+    record, problem = job_record(job / "model.pt")
+    assert record == (["sparsity=0.5"], str(ROOT), ".hydra")
+    assert str(problem).startswith(f"{job / 'command.json'} cannot be read (")
     (job / "command.json").write_text('{"overrides": "sparsity=0.8"}')
-    assert command_problem(job / "model.pt") == f"{job / 'command.json'} holds no list of overrides"
+    problem = job_record(job / "model.pt")[1]
+    assert problem == f"{job / 'command.json'} holds no list of overrides"
     (job / "command.json").unlink()
     (job / ".hydra" / "hydra.yaml").write_text("hydra: [\n")  # damaged: one line naming it
     with pytest.raises(PrunelabError, match=r"cannot read the job's record .*hydra\.yaml \("):

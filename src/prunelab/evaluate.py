@@ -103,24 +103,20 @@ def _read_command(path: Path) -> tuple[dict | None, str | None]:
     return record, None
 
 
-def command_problem(ckpt: Path) -> str | None:
-    """Why the command.json beside `ckpt` was passed over, or None (fine or absent)."""
-    return _read_command(ckpt.with_name(run_file(ckpt.name, "command") or "command.json"))[1]
-
-
-def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
+def job_record(ckpt: Path) -> tuple[tuple[list[str], str | None, str] | None, str | None]:
     """(overrides, working folder, file read) of the run that saved `ckpt`: its `command.json`
     (`command.<hash>.json` for a model set aside with its run), else the folder's `.hydra/`
-    (jobs from before command.json, a model of one's own); None where there is neither."""
+    (jobs from before command.json, a model of one's own); None where there is neither. Beside
+    it, why a command.json there was passed over (None: fine or absent)."""
     path = ckpt.with_name(run_file(ckpt.name, "command") or "command.json")
     found, cwd = None, None
-    record, _ = _read_command(path)
+    record, problem = _read_command(path)
     if record is not None:
         found, cwd, source = record["overrides"], record.get("cwd"), path.name
     hydra = ckpt.parent / ".hydra"
     if found is None:
         if not (hydra / "overrides.yaml").is_file():
-            return None
+            return None, problem
         found = _yaml(hydra / "overrides.yaml")
         if not isinstance(found, list):
             raise PrunelabError(f"{hydra / 'overrides.yaml'} is no list of overrides")
@@ -130,7 +126,7 @@ def job_record(ckpt: Path) -> tuple[list[str], str | None, str] | None:
             runtime = ((top.get("hydra") or {}) if isinstance(top, dict) else {}).get("runtime")
             cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
     overrides = [str(o) for o in found if not str(o).lstrip("+~").startswith("hydra")]
-    return overrides, (str(cwd) if cwd else None), source
+    return (overrides, (str(cwd) if cwd else None), source), problem
 
 
 def anchor_paths(cfg: DictConfig, job_cwd: str | None, cli_overrides: Sequence[str]) -> None:
@@ -193,19 +189,18 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=overrides)
 
 
-def check_record(overrides: list[str], cli_overrides: list[str], where: Path) -> bool:
-    """The job's own overrides (read from `where`) must compose with this config, unless the
-    command line mends them (then False): a record edited by hand or written by another
-    prunelab version would otherwise fail in words that name neither the record nor the file."""
+def check_record(overrides: list[str], cli_overrides: list[str], where: Path) -> DictConfig | None:
+    """The job's own overrides (read from `where`) composed with this config, or None where only
+    the command line mends them: a record edited by hand or written by another prunelab
+    version would otherwise fail in words that name neither the record nor the file."""
     try:
-        compose_config(overrides)
-        return True
+        return compose_config(overrides)
     except Exception as err:  # Hydra's and OmegaConf's errors: named below in one line
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         why = lines[0] if lines else type(err).__name__
     try:
         compose_config(merge_overrides(overrides, cli_overrides))
-        return False
+        return None
     except Exception:  # the command line does not mend it: the record is the cause
         pass
     raise PrunelabError(
@@ -436,9 +431,8 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
     quiet_libraries()
     meta = saved["meta"]
-    record, trained = job_record(ckpt), run_results(ckpt)
-    job_cwd, notes, composes = None, [], True
-    problem = command_problem(ckpt)
+    (record, problem), trained = job_record(ckpt), run_results(ckpt)
+    job_cwd, notes, job_cfg = None, [], None
     if problem:
         notes.append(
             f"note: {problem}; "
@@ -463,7 +457,7 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
         overrides, job_cwd, source = record
         hydra = ckpt.parent / ".hydra" / "overrides.yaml"
         where = hydra if source == ".hydra" else ckpt.with_name(source)
-        composes = check_record(overrides, cli_overrides, where)
+        job_cfg = check_record(overrides, cli_overrides, where)
         if source == ".hydra" and run_file(ckpt.name, "config") not in ("config.json", None):
             old = ckpt.with_name(str(run_file(ckpt.name, "config")))
             notes.append(
@@ -483,11 +477,9 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     options = group_options(cli_overrides)
     # What the command line's groups replace of the job's settings (unknowable where the
     # job's settings alone do not compose: the command line mends them).
-    note = (
-        ignored_by_options(compose_config(overrides), cfg, options)
-        if options and composes
-        else None
-    )
+    if options and job_cfg is None and record is None:  # the default config's
+        job_cfg = compose_config(overrides)
+    note = ignored_by_options(job_cfg, cfg, options) if options and job_cfg is not None else None
     if note:
         print(note)
     anchor_paths(cfg, job_cwd, cli_overrides)
