@@ -18,7 +18,7 @@ from prunelab.sweep_checks import sweep_values
 from prunelab.targets import find_target, targets
 from prunelab.validate import CONF_DIR, check_before_training, check_config, options
 
-from conftest import run_train
+from conftest import ROOT, run_train
 
 
 @pytest.mark.parametrize(
@@ -184,13 +184,41 @@ from conftest import run_train
         ),
     ],
 )
-def test_bad_input_is_one_line(args, expected, tmp_path):
-    # Smoke-sized and cached under tmp_path: a case that slipped through would end quickly.
+def test_bad_input_is_one_line(args, expected, tmp_path, capsys, monkeypatch):
+    """Each mistake stops train.py's checks (check_argv) with one line and status 2, before
+    Hydra starts; run in this process (a train.py process each took 5 s of the suite), and
+    the whole command for a sample of them below."""
+    monkeypatch.chdir(ROOT)  # as train.py is run: relative paths are the clone's
+    with pytest.raises(SystemExit) as stop:
+        check_argv(_smoke(args, tmp_path), launch=True)
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(lines) == 1 and not out.strip(), err
+    assert lines[0].startswith("prunelab: error:") and expected in lines[0]
+    assert not list(tmp_path.iterdir())  # no folder claimed, nothing written
+
+
+def _smoke(args: list[str], tmp_path) -> list[str]:
+    """`args` smoke-sized and cached under tmp_path: a case that slipped through ends quickly."""
     keys = {a.split("=", 1)[0] for a in args}  # a key given twice is a mistake of its own
     safe = [a for a in ("experiment=smoke", f"paths.cache_dir={tmp_path}/cache")
             if a.split("=", 1)[0] not in keys]  # fmt: skip
-    proc = run_train([*safe, *args, f"hydra.run.dir={tmp_path}/run",
-                      f"hydra.sweep.dir={tmp_path}/sweep"])  # fmt: skip
+    return [*safe, *args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sparsity=1.5"], "sparsity must be in [0, 1)"),
+        (["-m", "model=simplecnn,resnet"], "unknown model 'resnet'"),
+        (["+foo=1"], "unknown config key 'foo' (nothing reads it)"),
+        (["-m", "pruning=gradual", "pruning.end=1.5", "sparsity=0.2,0.5"], "pruning.start and"),
+        (["-m", "data=fashion_mnist,cifar10", "data.download=false"], "CIFAR-10 not found under "),
+    ],
+)
+def test_bad_input_is_one_line_from_train_py(args, expected, tmp_path):
+    """A value, a group, a key, a method's own check, a missing dataset: the whole command."""
+    proc = run_train(_smoke(args, tmp_path))
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
