@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from sweep_tools import ctrl_c_when, default_signals, start_train, wait_for
 
+from prunelab import stopping
 from prunelab.pipeline import job_lock
 from prunelab.stopping import GRACE_S
 
@@ -193,6 +195,16 @@ def test_sigint_to_a_joblib_launcher_alone_stops_its_workers_jobs_too(tmp_path):
     line = "prunelab: interrupted; run the same command again to resume where it stopped"
     assert [x for x in err.splitlines() if "prunelab:" in x] == [line, line], err[-3000:]
     assert all("interrupted" in f.read_text() for f in sweep.glob("*/FAILED"))
+
+
+def test_a_second_ctrl_c_cuts_a_launchers_wait_short_and_a_second_sigterm_does_not(monkeypatch):
+    """While the launcher waits for its workers' marks: Ctrl-C again means now; a second
+    SIGTERM (the process group's beside `kill`'s) must not turn the stop into an interrupt."""
+    monkeypatch.setattr(stopping, "_STOPPING", threading.Event())
+    stopping._STOPPING.set()  # the first signal's wait under way
+    with pytest.raises(KeyboardInterrupt):
+        stopping._forward(signal.SIGINT, None)
+    assert stopping._forward(signal.SIGTERM, None) is None
 
 
 def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:

@@ -60,8 +60,10 @@ def _signal(children: Sequence[multiprocessing.process.BaseProcess], signum: int
 
 
 def _forward(signum: int, frame: object) -> None:
-    if _STOPPING.is_set():  # a second Ctrl-C while waiting: stop now
-        raise KeyboardInterrupt
+    if _STOPPING.is_set():
+        if signum == signal.SIGINT:  # a second Ctrl-C while waiting: stop now
+            raise KeyboardInterrupt
+        return  # a second SIGTERM (the process group's beside `kill`'s): the first one waits
     _STOPPING.set()
     children = multiprocessing.active_children()  # joblib's (loky's) workers among them
     acks = Path(os.environ.get(ACK_DIR, "/nonexistent"))
