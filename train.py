@@ -3,22 +3,26 @@
 import sys
 
 try:
-    from prunelab.cli import check_argv, interrupted_launch
-    from prunelab.flags import print_command
+    from prunelab.errors import sigterm_as_interrupt, stop_status
     from prunelab.sweep_dir import release_claimed
 
-    # One clear line for a bad sparsity, model or dataset before any job starts (Hydra would
-    # say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may stand
-    # anywhere.
-    sys.argv[1:] = check_argv(sys.argv[1:], launch=True)
+    with sigterm_as_interrupt():  # `kill`, `timeout` during the checks: one line too
+        from prunelab.cli import check_argv, interrupted_launch
+        from prunelab.flags import print_command
 
-    import hydra
-    from omegaconf import DictConfig
-except KeyboardInterrupt:  # Ctrl-C during the checks: no job has started, nothing to resume
-    if "release_claimed" in globals():
+        # One clear line for a bad sparsity, model or dataset before any job starts (Hydra
+        # would say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may
+        # stand anywhere.
+        sys.argv[1:] = check_argv(sys.argv[1:], launch=True)
+
+        import hydra
+        from omegaconf import DictConfig
+except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the checks: no job has started
+    if "release_claimed" in globals():  # else it came before anything was claimed
         release_claimed()
-    print("prunelab: interrupted before any job started", file=sys.stderr)
-    raise SystemExit(130) from None
+    what, status = stop_status() if "stop_status" in globals() else ("interrupted", 130)
+    print(f"prunelab: {what} before any job started", file=sys.stderr)
+    raise SystemExit(status) from None
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -29,7 +33,6 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    from prunelab.errors import stop_status
     from prunelab.stopping import jobs_said, sigterm_in_launcher
 
     command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job

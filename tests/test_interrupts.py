@@ -274,15 +274,18 @@ def test_a_sweep_stopped_before_its_first_job_says_so_and_leaves_no_folder(
     assert not list((tmp_path / "multirun_sweeps").iterdir())
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "report"])
-def test_sigterm_in_evaluate_or_report_is_one_line_too(entry, tmp_path):
+@pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
+def test_sigterm_outside_a_job_is_one_line_too(entry, tmp_path):
+    """SIGTERM while train.py checks its command line (it died silent), or in
+    prunelab.evaluate or prunelab.report: one line and status 143."""
     stop = (
         "import os, signal\ndef stop(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
     )
     proc = _run_code(_entry_with(stop, entry, tmp_path))
     assert proc.returncode == 143, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prunelab: terminated (SIGTERM); "), lines
+    start = "prunelab: terminated (SIGTERM)" + (" before any job" if entry == "train" else "; ")
+    assert len(lines) == 1 and lines[0].startswith(start), lines
 
 
 @pytest.mark.parametrize("entry", ["evaluate", "report"])
