@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from prunelab.errors import sigterm_as_interrupt, stop_status
+    from prunelab.errors import JOB_BEGUN, sigterm_as_interrupt, stop_status
     from prunelab.sweep_dir import release_claimed
 
     with sigterm_as_interrupt():  # `kill`, `timeout` during the checks: one line too
@@ -43,7 +43,7 @@ if __name__ == "__main__":
         # Ctrl-C (or SIGTERM) outside a job of this process (a job says it and exits itself):
         # under joblib the running jobs have said it on this terminal and marked themselves
         # FAILED; under submitit they say it into their log files; or no job was running.
-        line = interrupted_launch(sys.argv[1:], jobs_said())
+        line = interrupted_launch(sys.argv[1:], jobs_said(), JOB_BEGUN.is_set())
         if line is not None:
             print(line, file=sys.stderr)
         raise SystemExit(stop_status()[1]) from None

@@ -274,6 +274,29 @@ def test_a_sweep_stopped_before_its_first_job_says_so_and_leaves_no_folder(
     assert not list((tmp_path / "multirun_sweeps").iterdir())
 
 
+@pytest.mark.parametrize("where", ["run", "run_job"])
+def test_a_single_run_stopped_outside_its_job_says_whether_the_job_had_run(where, tmp_path):
+    """Ctrl-C in Hydra's own code around a single run's job (no sweep): it said nothing."""
+    stop = "raise KeyboardInterrupt"
+    if where == "run_job":  # the job runs, then the stop lands as Hydra finishes it
+        stop = "real(*args, **kwargs)\n    raise KeyboardInterrupt"
+    code = (
+        "import hydra.core.utils as u\nimport hydra._internal.hydra as h\n"
+        "real = u.run_job\n"
+        f"def stop(*args, **kwargs):\n    {stop}\n"
+        + ("h.Hydra.run = stop\n" if where == "run" else "h.run_job = stop\n")
+        + "import runpy, sys\nsys.argv = ['train.py', 'sparsity=0.5', 'experiment=smoke', "
+        f"'paths.data_dir={DATA}', 'paths.cache_dir={tmp_path / 'cache'}', "
+        f"'hydra.run.dir={tmp_path / 'run'}']\n"
+        f"runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"
+    )
+    proc = _run_code(code, cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    line = "before the job started" if where == "run" else "after the job ended"
+    assert proc.stderr.strip().splitlines()[-1] == f"prunelab: interrupted {line}", proc.stderr
+    assert (tmp_path / "run" / "results.json").is_file() == (where == "run_job")
+
+
 @pytest.mark.parametrize("entry", ["train", "evaluate", "report"])
 def test_sigterm_outside_a_job_is_one_line_too(entry, tmp_path):
     """SIGTERM while train.py checks its command line (it died silent), or in

@@ -46,11 +46,12 @@ def test_a_sweep_launched_in_the_second_of_another_gets_its_own_folder(here, mon
     # A Ctrl-C line names the claimed folder: the user's command line does not hold it.
     monkeypatch.setattr("sys.argv", ["train.py", *args])
     submitit = ["hydra/launcher=submitit_local", *args]
-    assert interrupted_launch(submitit, False) == "prunelab: interrupted before any job started"
+    none_yet = "prunelab: interrupted before any job started"
+    assert interrupted_launch(submitit, False, False) == none_yet
     (here / folder / "simplecnn-fashion_mnist-magnitude-s0.2-seed0").mkdir()  # a job started
-    line = interrupted_launch(submitit, False)
+    line = interrupted_launch(submitit, False, False)
     assert f"run the same command again with hydra.sweep.dir={folder} to resume" in str(line)
-    assert interrupted_launch(args, True) is None  # joblib's jobs said it themselves
+    assert interrupted_launch(args, True, False) is None  # joblib's jobs said it themselves
 
 
 @pytest.mark.parametrize(

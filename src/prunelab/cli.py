@@ -330,17 +330,22 @@ def check_argv(
     return arranged
 
 
-def interrupted_launch(args: Sequence[str], jobs_said: bool) -> str | None:
+def interrupted_launch(args: Sequence[str], jobs_said: bool, job_begun: bool) -> str | None:
     """The line for Ctrl-C or SIGTERM in a launching process outside a job: None where its jobs
     have said it on this terminal (`jobs_said`: joblib's; submitit's print into
-    `<sweep>/.submitit/<job id>/`); where no job has started, that none had."""
+    `<sweep>/.submitit/<job id>/`); where no job has started, that none had. `job_begun`: a
+    job has run in this process (a single run's then had ended)."""
     submitit = any(a.startswith("hydra/launcher=submitit") for a in args)
     if jobs_said and not submitit:
         return None
+    what = stop_status()[0]
+    if "multirun" not in flags_of(args) and "hydra.mode=MULTIRUN" not in args:
+        when = "after the job ended" if job_begun else "before the job started"
+        return f"prunelab: {what} {when}"
     given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
     folder = os.environ.get(CLAIMED) or given  # the claimed one unquoted (see own_sweep_dir)
     if folder is not None and not holds_jobs(Path(os.path.expanduser(folder))):
-        return f"prunelab: {stop_status()[0]} before any job started"
+        return f"prunelab: {what} before any job started"
     again = "run the same command again"
     if given is None or claimed(given):  # named by the launch time (see own_sweep_dir)
         again += f" with hydra.sweep.dir={given or '<the sweep output dir above>'}"

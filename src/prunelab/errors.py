@@ -85,6 +85,9 @@ class Terminated(KeyboardInterrupt):
 
 
 _TERMINATED = threading.Event()
+# Set as a job begins in this process (prunelab.pipeline.main): a stop outside any job then
+# came before the first or after one had ended (train.py's line says which).
+JOB_BEGUN = threading.Event()
 
 
 # What the running job does first on SIGTERM (writes its FAILED mark): see on_stop.

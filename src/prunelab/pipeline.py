@@ -32,6 +32,7 @@ from prunelab.cache import (
 )
 from prunelab.control import dense_control
 from prunelab.errors import (
+    JOB_BEGUN,
     PrunelabError,
     instantiation_message,
     on_stop,
@@ -456,6 +457,7 @@ def resume_hint() -> str:
 
 def main(cfg: DictConfig) -> dict | None:
     """Hydra task: run a job; turn errors into one line on stderr and a FAILED mark."""
+    JOB_BEGUN.set()
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     side_by_side = hydra_cfg is not None and "joblib" in str(hydra_cfg.launcher.get("_target_"))
     named = _JobName(Path(cfg.paths.output_dir).name) if side_by_side else None
