@@ -16,7 +16,8 @@ SWEEP = ["-m", "sparsity=0.2,0.5", "experiment=smoke", f"paths.data_dir={DATA}"]
 def here(tmp_path, monkeypatch):
     """Run in tmp_path (multirun_sweeps/ is relative), with no claim left in the environment."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(CLAIMED, raising=False)
+    monkeypatch.setenv(CLAIMED, "")  # so that the claim a test makes is undone after it
+    monkeypatch.delenv(CLAIMED)
     return tmp_path
 
 

@@ -315,6 +315,8 @@ def check_argv(
     """`args` arranged for Hydra (see arrange) and checked (check_overrides, on top of `base`);
     on a mistake one line on stderr and exit status 2. `evaluate`: prunelab.evaluate's.
     `launch`: a sweep about to run is given a folder of its own (see own_sweep_dir)."""
+    if launch:  # a claim inherited from a launching process (train.py run by a job) is not ours
+        os.environ.pop(CLAIMED, None)
     try:
         arranged = listed_ranges(arrange(args, evaluate))
         cfg = check_overrides(arranged, evaluate, base)
@@ -338,8 +340,11 @@ def interrupted_launch(args: Sequence[str], jobs_said: bool, job_begun: bool) ->
     submitit = any(a.startswith("hydra/launcher=submitit") for a in args)
     if jobs_said and not submitit:
         return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     what = stop_status()[0]
-    if "multirun" not in flags_of(args) and "hydra.mode=MULTIRUN" not in args:
+    settings = [a for a in args if not a.startswith("-") and "=" in a]  # check_argv's: parse
+    if not is_multirun(args, OverridesParser.create().parse_overrides(settings)):
         when = "after the job ended" if job_begun else "before the job started"
         return f"prunelab: {what} {when}"
     given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
