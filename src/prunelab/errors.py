@@ -106,7 +106,7 @@ def _run_stop_hooks() -> None:
 
 def _note(prefix: str) -> None:
     """Tell a launching process (prunelab.stopping) how far this one is in stopping its job:
-    `seen-<pid>` (the signal reached it), `<pid>` (its job is marked FAILED)."""
+    `seen-<pid>` (the signal reached it), `<pid>` (its job is marked FAILED and has said so)."""
     acks = os.environ.get(ACK_DIR)
     if acks:
         try:
@@ -122,7 +122,6 @@ def on_sigint(signum: int, frame: object) -> None:
     # launcher then does not pass on a second SIGINT, which would cut short this one's hooks.
     _note("seen-")
     _run_stop_hooks()
-    _note("")
     raise KeyboardInterrupt
 
 
@@ -133,8 +132,13 @@ def on_sigterm(signum: int, frame: object) -> None:
     # cut short the clean-up that writes the FAILED mark; the process is ending anyway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _run_stop_hooks()
-    _note("")  # a joblib launcher waits for this before it ends (and kills) its workers
     raise Terminated()
+
+
+def stop_said() -> None:
+    """Tell a launching process that this job has said its stop line (after its FAILED mark):
+    a joblib launcher waits for this before it ends, and kills, its workers."""
+    _note("")
 
 
 def stop_status() -> tuple[str, int]:

@@ -39,6 +39,7 @@ from prunelab.errors import (
     say,
     sigterm_as_interrupt,
     stop_line,
+    stop_said,
     stop_status,
 )
 from prunelab.evaluation import evaluate
@@ -492,6 +493,7 @@ def _main(cfg: DictConfig) -> dict | None:
         message, status = stop_line(resume_hint())
         _mark_failed(out, message)
         say(message, logging.ERROR)
+        stop_said()
         raise SystemExit(status) from None
     except Exception as err:
         message = f"prunelab: error: {type(err).__name__}: {err}"

@@ -6,7 +6,7 @@ on, then sat idle holding their memory and the terminal's pipes; at a SIGINT tha
 alone (`kill -INT <pid>`) joblib's abort killed the workers mid-job, unmarked, and even a
 terminal's Ctrl-C, which reaches every worker, raced that abort. Now it passes the signal on to
 its worker processes (SIGINT only to those it has not reached within SEEN_S), waits (GRACE_S at
-most) until each has marked its job FAILED or ended, and then stops as a job does
+most) until each has marked its job FAILED and said so, or ended, and then stops as a job does
 (prunelab.errors.Terminated, KeyboardInterrupt); joblib then ends the workers. A job that runs
 in this process (the basic launcher) takes the signal as its own.
 """
@@ -29,23 +29,23 @@ from prunelab.errors import ACK_DIR, on_sigint, on_sigterm
 GRACE_S = 20.0  # a job marks itself first thing on SIGTERM: seconds only under heavy load
 SEEN_S = 1.0  # a terminal's Ctrl-C reaches a worker's handler within this, unless it is stuck
 
+# A job runs in the worker (busy-), or has begun (seen-) or ended (<pid>) stopping on Ctrl-C.
+_RUNNING = ("busy-", "seen-", "")
 _STOPPING = threading.Event()
 _JOBS_SAID = threading.Event()  # a worker was running a job: it has said the stop line itself
 
 
-def _wait(children: Sequence[multiprocessing.process.BaseProcess], prefix: str, limit: float):
-    """Wait (`limit` seconds at most) until each child running a job (busy-<pid>) has written
+def _acks() -> Path:
+    return Path(os.environ.get(ACK_DIR, "/nonexistent"))
+
+
+def _wait(busy: Sequence[multiprocessing.process.BaseProcess], prefix: str, limit: float):
+    """Wait (`limit` seconds at most) until each child that was running a job has written
     `<prefix><pid>` (see prunelab.errors._note) or ended; the children still waited for."""
-    acks = Path(os.environ.get(ACK_DIR, "/nonexistent"))
+    acks = _acks()
     deadline = time.monotonic() + limit
     while True:
-        waiting = [
-            c
-            for c in children
-            if c.is_alive()
-            and (acks / f"busy-{c.pid}").exists()
-            and not (acks / f"{prefix}{c.pid}").exists()
-        ]
+        waiting = [c for c in busy if c.is_alive() and not (acks / f"{prefix}{c.pid}").exists()]
         if not waiting or time.monotonic() >= deadline:
             return waiting
         time.sleep(0.02)
@@ -66,14 +66,16 @@ def _forward(signum: int, frame: object) -> None:
         return  # a second SIGTERM (the process group's beside `kill`'s): the first one waits
     _STOPPING.set()
     children = multiprocessing.active_children()  # joblib's (loky's) workers among them
-    acks = Path(os.environ.get(ACK_DIR, "/nonexistent"))
-    if any((acks / f"busy-{c.pid}").exists() or (acks / str(c.pid)).exists() for c in children):
+    acks = _acks()
+    # Those running a job now: a job's busy-<pid> goes as it unwinds, before it says its line.
+    busy = [c for c in children if any((acks / f"{m}{c.pid}").exists() for m in _RUNNING)]
+    if busy:
         _JOBS_SAID.set()  # each job running says the stop line itself
     if signum == signal.SIGTERM:
         _signal(children, signal.SIGTERM)  # a job ignores a second one (on_sigterm)
     else:  # a second SIGINT would cut short a job's hooks: only where the first did not land
-        _signal(_wait(children, "seen-", SEEN_S), signal.SIGINT)
-    _wait(children, "", GRACE_S)
+        _signal(_wait(busy, "seen-", SEEN_S), signal.SIGINT)
+    _wait(busy, "", GRACE_S)
     (on_sigterm if signum == signal.SIGTERM else on_sigint)(signum, frame)
 
 
