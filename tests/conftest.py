@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,12 +45,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_wandb(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """W&B never logs in, never leaves files in the repo, never prints."""
+    """W&B never logs in, never leaves files in the repo, never prints; nor the suite in /tmp."""
     base = tmp_path_factory.mktemp("wandb")
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
         os.environ[var] = str(base / var.lower())
     os.environ["WANDB_MODE"] = "offline"
     os.environ["WANDB_SILENT"] = "true"
+    # The processes the suite kills on purpose leave their temp files (W&B's media folders,
+    # job locks, a launcher's ack folder): in pytest's own temp dir, pruned with its old runs.
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    tempfile.tempdir = None  # this process's next temp files too (gettempdir caches)
 
 
 def compose_cfg(overrides: list[str], out: Path, multirun: bool = False):

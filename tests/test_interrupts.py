@@ -207,6 +207,28 @@ def test_a_second_ctrl_c_cuts_a_launchers_wait_short_and_a_second_sigterm_does_n
     assert stopping._forward(signal.SIGTERM, None) is None
 
 
+def test_a_launchers_ack_folder_goes_even_after_a_sigkill(tmp_path, monkeypatch):
+    """A launcher killed with SIGKILL left its folder in the temp dir (the CI machine had
+    dozens); the next launcher removes those of launchers that are gone, and keeps live ones."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    stale = tmp_path / f"prunelab-stop-{gone}-x1"
+    live = tmp_path / f"prunelab-stop-{os.getpid()}-x2"
+    other = tmp_path / "prunelab-stop-abc"  # not named by a launcher's pid: not ours to judge
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "busy-1").touch()
+    monkeypatch.setattr(stopping.tempfile, "tempdir", str(tmp_path))
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # it acts only where SIGTERM is
+    try:
+        with stopping.sigterm_in_launcher():
+            ours = Path(os.environ[stopping.ACK_DIR])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ours.parent == tmp_path and ours.name.startswith(f"prunelab-stop-{os.getpid()}-")
+    assert not stale.exists() and live.exists() and other.exists() and not ours.exists()
+
+
 def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:
     """Python code running `entry` (train.py's checks, prunelab.evaluate's run, the report's
     build) with the function defined in `stop` put in place of its work."""

@@ -31,12 +31,31 @@ SEEN_S = 1.0  # a terminal's Ctrl-C reaches a worker's handler within this, unle
 
 # A job runs in the worker (busy-), or has begun (seen-) or ended (<pid>) stopping on Ctrl-C.
 _RUNNING = ("busy-", "seen-", "")
+_PREFIX = "prunelab-stop-"  # then the launcher's pid
 _STOPPING = threading.Event()
 _JOBS_SAID = threading.Event()  # a worker was running a job: it has said the stop line itself
 
 
 def _acks() -> Path:
     return Path(os.environ.get(ACK_DIR, "/nonexistent"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(temp: Path) -> None:
+    """Remove the ack folders of launchers that are gone (a SIGKILL skips their clean-up)."""
+    for folder in temp.glob(f"{_PREFIX}*-*"):
+        pid = folder.name[len(_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait(busy: Sequence[multiprocessing.process.BaseProcess], prefix: str, limit: float):
@@ -92,7 +111,8 @@ def sigterm_in_launcher() -> Iterator[None]:
     if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
         yield
         return
-    acks = tempfile.mkdtemp(prefix="prunelab-stop-")
+    _remove_stale(Path(tempfile.gettempdir()))
+    acks = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     os.environ[ACK_DIR] = acks  # the workers inherit it
     _STOPPING.clear()
     _JOBS_SAID.clear()
