@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sweep_tools import ctrl_c_when, default_signals, start_train, wait_for
 
-from prunelab import stopping
+from prunelab import errors, stopping
 from prunelab.pipeline import job_lock
 from prunelab.stopping import GRACE_S
 
@@ -197,6 +197,28 @@ def test_sigint_to_a_joblib_launcher_alone_stops_its_workers_jobs_too(tmp_path):
     assert all("interrupted" in f.read_text() for f in sweep.glob("*/FAILED"))
 
 
+def test_sigterm_to_a_submitit_launcher_stops_its_job_too(tmp_path):
+    """`kill <pid>` of a submitit_local launcher: its jobs' processes are no multiprocessing
+    children, so they got no signal, and submitit's SIGTERM bypass would have kept them from
+    ours (Lightning ended the fit with exit status 0, the job unmarked). Now the job is marked
+    FAILED and says the terminated line into its log, and the launcher names the logs."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
+            "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
+    child = start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+    if wait_for(child, sweep, "*/checkpoints/last.ckpt"):  # fine-tuning
+        child.send_signal(signal.SIGTERM)  # to the launcher alone, as `kill` does
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err[-3000:]
+    line = "prunelab: terminated (SIGTERM); run the same command again to resume where it stopped"
+    ours = [x for x in err.splitlines() if x.startswith("prunelab:")]
+    assert ours == [f"{line} (jobs' logs: {sweep}/.submitit/)"], err[-3000:]
+    assert [f.read_text() for f in sweep.glob("*/FAILED")] == [line + "\n"]
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.err"))
+    assert [x for x in logs.splitlines() if "prunelab:" in x] == [line], logs[-3000:]
+
+
 def test_a_second_ctrl_c_cuts_a_launchers_wait_short_and_a_second_sigterm_does_not(monkeypatch):
     """While the launcher waits for its workers' marks: Ctrl-C again means now; a second
     SIGTERM (the process group's beside `kill`'s) must not turn the stop into an interrupt."""
@@ -209,13 +231,20 @@ def test_a_second_ctrl_c_cuts_a_launchers_wait_short_and_a_second_sigterm_does_n
 
 def test_a_launchers_ack_folder_goes_even_after_a_sigkill(tmp_path, monkeypatch):
     """A launcher killed with SIGKILL left its folder in the temp dir (the CI machine had
-    dozens); the next launcher removes those of launchers that are gone, and keeps live ones."""
+    dozens); the next launcher removes those of this host's launchers that are gone, and keeps
+    live ones, other hosts' (a temp dir on a shared file system) and names not of a pid."""
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    stale = tmp_path / f"prunelab-stop-{gone}-x1"
-    live = tmp_path / f"prunelab-stop-{os.getpid()}-x2"
-    other = tmp_path / "prunelab-stop-abc"  # not named by a launcher's pid: not ours to judge
-    for folder in (stale, live, other):
+    host = stopping._host()
+    stale = tmp_path / f"prunelab-stop-{gone}-{host}-x1"
+    kept = [
+        tmp_path / f"prunelab-stop-{os.getpid()}-{host}-x2",  # live
+        tmp_path / f"prunelab-stop-{gone}-{host}x-x3",  # another host's
+        tmp_path / f"prunelab-stop-abc-{host}-x4",
+        tmp_path / f"prunelab-stop-{2**64}-{host}-x5",  # no pid: os.kill raised OverflowError
+        tmp_path / f"prunelab-stop-\u00b2-{host}-x6",  # a digit, not an ASCII one
+    ]
+    for folder in (stale, *kept):
         folder.mkdir()
         (folder / "busy-1").touch()
     monkeypatch.setattr(stopping.tempfile, "tempdir", str(tmp_path))
@@ -226,7 +255,105 @@ def test_a_launchers_ack_folder_goes_even_after_a_sigkill(tmp_path, monkeypatch)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert ours.parent == tmp_path and ours.name.startswith(f"prunelab-stop-{os.getpid()}-")
-    assert not stale.exists() and live.exists() and other.exists() and not ours.exists()
+    assert not stale.exists() and all(p.exists() for p in kept) and not ours.exists()
+
+
+_WORKER = """
+import os, signal, sys, time, pathlib
+acks = pathlib.Path(sys.argv[1])
+def stop(signum, frame):  # as a job: its line said, then its ack
+    (acks / f"got-{os.getpid()}").touch()
+    (acks / str(os.getpid())).touch()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+(acks / f"ready-{os.getpid()}").touch()
+time.sleep(60)
+"""
+
+
+def test_a_launchers_sigterm_goes_to_the_processes_running_jobs_only(tmp_path, monkeypatch):
+    """An idle joblib worker killed by the forwarded SIGTERM broke joblib's pool, which then
+    killed the busy ones before their lines; and submitit's job processes, which are no
+    multiprocessing children, got none. Now: each process marked busy, and only those."""
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path)]) for _ in range(3)]
+    try:
+        while len(list(tmp_path.glob("ready-*"))) < 3:
+            time.sleep(0.05)
+        idle, *busy = workers
+        for worker in busy:
+            (tmp_path / f"busy-{worker.pid}").touch()
+        monkeypatch.setenv(stopping.ACK_DIR, str(tmp_path))
+        monkeypatch.setattr(stopping, "_STOPPING", threading.Event())
+        monkeypatch.setattr(stopping, "_JOBS_SAID", threading.Event())
+        monkeypatch.setattr(errors, "_TERMINATED", threading.Event())
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            with pytest.raises(errors.Terminated):
+                stopping._forward(signal.SIGTERM, None)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        assert sorted(p.name for p in tmp_path.glob("got-*")) == sorted(
+            f"got-{w.pid}" for w in busy
+        )
+        assert idle.poll() is None and stopping.jobs_said()
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        "raise SIGTERMException()",  # Lightning's own stop, where submitit's handler stays
+        "errors._TERMINATED.set(); raise RuntimeError('DataLoader worker (pid 7) is killed')",
+        "errors._INTERRUPTED.set(); raise AttributeError('partially initialized module')",
+    ],
+)
+def test_a_stop_surfacing_as_another_error_still_stops_the_sweep(stop, make_cfg, monkeypatch):
+    """SIGTERM under submitit ends Lightning's fit with a SystemExit of no code (the job exited
+    0, unmarked), and a stop can surface as another error (a DataLoader worker's death, a
+    half-done import): the sweep went on to its next job, SIGTERM ignored from then on."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from prunelab import pipeline
+
+    cfg = make_cfg("sparsity=0.5")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True)
+
+    def run(cfg):
+        exec(stop, {"errors": errors, "SIGTERMException": SIGTERMException})
+
+    monkeypatch.setattr(pipeline, "run", run)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            pipeline._main(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+        errors._TERMINATED.clear()
+        errors._INTERRUPTED.clear()
+    what, status = ("interrupted", 130) if "_INTERRUPTED" in stop else ("terminated (SIGTERM)", 143)
+    assert stopped.value.code == status
+    assert (out / "FAILED").read_text().startswith(f"prunelab: {what}; run the same command")
+
+
+def test_the_job_locks_folder_must_be_this_users_own(tmp_path, monkeypatch):
+    """A shared temp dir: another user may have made prunelab-<uid> first (or a link)."""
+    monkeypatch.setattr("prunelab.pipeline.tempfile.tempdir", str(tmp_path))
+    folder = tmp_path / f"prunelab-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    assert job_lock(tmp_path / "job").lock_file.startswith(str(folder))
+    folder.chmod(0o777)
+    with pytest.raises(errors.PrunelabError, match="not a folder of this user's"):
+        job_lock(tmp_path / "job")
+    folder.rmdir()
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    folder.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(errors.PrunelabError, match="TMPDIR"):
+        job_lock(tmp_path / "job")
 
 
 def _entry_with(stop: str, entry: str, tmp_path: Path) -> str:

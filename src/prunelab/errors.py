@@ -85,6 +85,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _TERMINATED = threading.Event()
+_INTERRUPTED = threading.Event()  # Ctrl-C reached the running job (on_sigint)
 # Set as a job begins in this process (prunelab.pipeline.main): a stop outside any job then
 # came before the first or after one had ended (train.py's line says which).
 JOB_BEGUN = threading.Event()
@@ -94,6 +95,7 @@ JOB_BEGUN = threading.Event()
 _ON_STOP: list[Callable[[], None]] = []
 # Set by a launching process (prunelab.stopping): where a job says it has marked itself.
 ACK_DIR = "PRUNELAB_STOP_ACK_DIR"
+_SUBMITIT_LOCAL = "SUBMITIT_LOCAL_JOB_ID"  # set in the job processes of submitit's local executor
 
 
 def _run_stop_hooks() -> None:
@@ -121,6 +123,7 @@ def on_sigint(signum: int, frame: object) -> None:
     # kills the workers: the mark goes in before anything else can be cut short. `seen-`: the
     # launcher then does not pass on a second SIGINT, which would cut short this one's hooks.
     _note("seen-")
+    _INTERRUPTED.set()
     _run_stop_hooks()
     raise KeyboardInterrupt
 
@@ -141,6 +144,13 @@ def stop_said() -> None:
     _note("")
 
 
+def stopped() -> bool:
+    """Whether SIGTERM or Ctrl-C has reached the job running now (sigterm_as_interrupt): a stop
+    can surface as another error, raised as the job unwinds (a DataLoader worker's death, a
+    half-done import), and is still a stop."""
+    return _TERMINATED.is_set() or _INTERRUPTED.is_set()
+
+
 def stop_status() -> tuple[str, int]:
     """What stopped the process and its exit status: ('interrupted', 130) for Ctrl-C,
     ('terminated (SIGTERM)', 143) for SIGTERM (see sigterm_as_interrupt)."""
@@ -159,28 +169,58 @@ def on_stop(hook: Callable[[], None]) -> Iterator[None]:
     """Within this block SIGTERM and Ctrl-C run `hook` first thing (a job's FAILED mark, written
     before a parallel launcher may end the process), then stop the job (sigterm_as_interrupt)."""
     _ON_STOP.append(hook)
+    try:
+        with busy():
+            yield
+    finally:
+        _ON_STOP.remove(hook)
+
+
+@contextmanager
+def busy() -> Iterator[None]:
+    """Within this block the process is busy with a job: `busy-<pid>` in a launching process's
+    ack folder, which at a stop passes the signal to busy processes only and waits for them (an
+    idle worker has no job to mark, and killing one broke joblib's pool: it then killed all)."""
     acks = os.environ.get(ACK_DIR)
-    busy = Path(acks) / f"busy-{os.getpid()}" if acks else None
-    try:  # a launcher at SIGTERM waits for busy processes only (an idle worker has no mark)
-        if busy is not None:
-            busy.touch()
+    mark = Path(acks) / f"busy-{os.getpid()}" if acks else None
+    try:
+        if mark is not None:
+            mark.touch()
     except OSError:
-        busy = None
+        mark = None
     try:
         yield
     finally:
-        _ON_STOP.remove(hook)
-        if busy is not None:
-            busy.unlink(missing_ok=True)
+        if mark is not None:
+            mark.unlink(missing_ok=True)
+
+
+def _replaceable(handler: object) -> bool:
+    """Whether SIGTERM's handler is ours to replace: the default, or submitit's bypass in a
+    submitit_local job. On a cluster the bypass keeps the scheduler's SIGTERM from ending a job
+    that submitit requeues; locally nothing is requeued, and under it a launcher's SIGTERM
+    ended the job with Lightning's exit status 0, unmarked."""
+    if handler in (signal.SIG_DFL, None):
+        return True
+    func = getattr(handler, "__func__", handler)
+    submitit = str(getattr(func, "__module__", "")).startswith("submitit")
+    return submitit and getattr(func, "__name__", "") == "bypass" and _SUBMITIT_LOCAL in os.environ
+
+
+def note_sigterm() -> None:
+    """Note a SIGTERM that stopped the job by another's handler (Lightning's, at a cluster's
+    SIGTERM): stop_status then says so."""
+    _TERMINATED.set()
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While a job runs, SIGTERM stops it as Ctrl-C does (one line, a FAILED mark, a non-zero
-    exit). A handler someone else installed (submitit's, which requeues on a cluster) stays."""
+    exit). A handler someone else installed (submitit's on a cluster, see _replaceable) stays."""
     _TERMINATED.clear()
+    _INTERRUPTED.clear()
     main = threading.current_thread() is threading.main_thread()
-    ours = main and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    ours = main and _replaceable(signal.getsignal(signal.SIGTERM))
     previous = signal.signal(signal.SIGTERM, on_sigterm) if ours else None
     # Ctrl-C as before (KeyboardInterrupt), the stop hooks first (see on_stop).
     ctrl_c = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler

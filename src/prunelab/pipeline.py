@@ -7,11 +7,13 @@ import logging
 import os
 import shlex
 import shutil
+import stat
 import tempfile
 import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import lightning as L
 import torch
@@ -21,6 +23,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.build import build_datamodule, build_net, choice, data_spec
@@ -34,13 +37,16 @@ from prunelab.control import dense_control
 from prunelab.errors import (
     JOB_BEGUN,
     PrunelabError,
+    busy,
     instantiation_message,
+    note_sigterm,
     on_stop,
     say,
     sigterm_as_interrupt,
     stop_line,
     stop_said,
     stop_status,
+    stopped,
 )
 from prunelab.evaluation import evaluate
 from prunelab.fitting import (
@@ -253,6 +259,12 @@ def job_lock(out: Path) -> FileLock:
     """
     folder = Path(tempfile.gettempdir()) / f"prunelab-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    made = folder.lstat()  # a folder someone else made in a shared temp dir: not trusted
+    if not stat.S_ISDIR(made.st_mode) or made.st_uid != os.getuid() or made.st_mode & 0o022:
+        raise PrunelabError(
+            f"{folder} (the job locks' folder) is not a folder of this user's that only it may "
+            "write to: remove it, or set TMPDIR to a folder of your own"
+        )
     name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
     return FileLock(str(folder / f"job-{name}.lock"))
 
@@ -267,7 +279,8 @@ def run(cfg: DictConfig) -> dict:
     except Timeout:
         try:  # the line inside: a Ctrl-C right after it is still one while waiting
             log.info("%s: another process is running this job in this folder; waiting", out.name)
-            lock.acquire()
+            with busy():  # a launcher's stop reaches it and waits for its line
+                lock.acquire()
         except KeyboardInterrupt:  # the folder is the other process's: no FAILED mark in it
             raise _Waited from None
     try:
@@ -471,6 +484,15 @@ def main(cfg: DictConfig) -> dict | None:
             log.removeFilter(named)
 
 
+def _say_stopped(out: Path) -> NoReturn:
+    """Ctrl-C or SIGTERM stopped the job: mark it, say so and how to go on, stop the sweep."""
+    message, status = stop_line(resume_hint())
+    _mark_failed(out, message)
+    say(message, logging.ERROR)
+    stop_said()
+    raise SystemExit(status) from None
+
+
 def _main(cfg: DictConfig) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     out = Path(cfg.paths.output_dir)
@@ -480,22 +502,23 @@ def _main(cfg: DictConfig) -> dict | None:
     except _Waited:
         what, status = stop_status()
         say(f"prunelab: {what} while another process ran this job; it goes on", logging.ERROR)
+        stop_said()
         raise SystemExit(status) from None
     except PrunelabError as err:
         message = f"prunelab: error: {err}"
     except InstantiationException as err:
         message = f"prunelab: error: {instantiation_message(err)}"
     except (KeyboardInterrupt, SystemExit) as err:
-        if isinstance(err, SystemExit) and err.code in (0, None):
+        if isinstance(err, SIGTERMException):  # Lightning's stop at SIGTERM: no exit code
+            note_sigterm()
+        elif isinstance(err, SystemExit) and err.code in (0, None):
             raise
         # Ctrl-C or SIGTERM (Lightning turns either into SystemExit(1) after its own
         # clean-up): say so, stop the whole sweep, and say how to go on.
-        message, status = stop_line(resume_hint())
-        _mark_failed(out, message)
-        say(message, logging.ERROR)
-        stop_said()
-        raise SystemExit(status) from None
+        _say_stopped(out)
     except Exception as err:
+        if stopped():  # the stop, surfacing as another error: it stops the sweep all the same
+            _say_stopped(out)
         message = f"prunelab: error: {type(err).__name__}: {err}"
         if out.is_dir():
             (out / "error.log").write_text(traceback.format_exc())

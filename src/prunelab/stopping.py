@@ -1,22 +1,26 @@
 """SIGTERM or SIGINT to the process that launches a sweep (`kill <pid>`, Ctrl-C): the whole
 sweep stops, each started job marked FAILED.
 
-By default, at SIGTERM that process died at once, silent, and joblib's workers ran their jobs
-on, then sat idle holding their memory and the terminal's pipes; at a SIGINT that reached it
-alone (`kill -INT <pid>`) joblib's abort killed the workers mid-job, unmarked, and even a
-terminal's Ctrl-C, which reaches every worker, raced that abort. Now it passes the signal on to
-its worker processes (SIGINT only to those it has not reached within SEEN_S), waits (GRACE_S at
-most) until each has marked its job FAILED and said so, or ended, and then stops as a job does
-(prunelab.errors.Terminated, KeyboardInterrupt); joblib then ends the workers. A job that runs
-in this process (the basic launcher) takes the signal as its own.
+By default, at SIGTERM that process died at once, silent, and joblib's workers (or submitit's
+job processes) ran their jobs on, then sat idle holding their memory and the terminal's pipes;
+at a SIGINT that reached it alone (`kill -INT <pid>`) joblib's abort killed the workers mid-job,
+unmarked, and even a terminal's Ctrl-C, which reaches every worker, raced that abort. Now it
+passes the signal on to the processes running a job (each marks itself busy in this process's
+ack folder; SIGINT only to those it has not reached within SEEN_S), waits (GRACE_S at most)
+until each has marked its job FAILED and said so, or ended, and then stops as a job does
+(prunelab.errors.Terminated, KeyboardInterrupt); joblib then ends its workers. Idle workers get
+no signal: one ending breaks joblib's pool, which then kills every worker, lines unsaid. A job
+that runs in this process (the basic launcher) takes the signal as its own.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -31,9 +35,9 @@ SEEN_S = 1.0  # a terminal's Ctrl-C reaches a worker's handler within this, unle
 
 # A job runs in the worker (busy-), or has begun (seen-) or ended (<pid>) stopping on Ctrl-C.
 _RUNNING = ("busy-", "seen-", "")
-_PREFIX = "prunelab-stop-"  # then the launcher's pid
+_PREFIX = "prunelab-stop-"  # then the launcher's pid and host
 _STOPPING = threading.Event()
-_JOBS_SAID = threading.Event()  # a worker was running a job: it has said the stop line itself
+_JOBS_SAID = threading.Event()  # the jobs running in other processes have said the stop line
 
 
 def _acks() -> Path:
@@ -51,29 +55,59 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_stale(temp: Path) -> None:
-    """Remove the ack folders of launchers that are gone (a SIGKILL skips their clean-up)."""
-    for folder in temp.glob(f"{_PREFIX}*-*"):
-        pid = folder.name[len(_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+    """Remove the ack folders of this host's launchers that are gone (a SIGKILL skips their
+    clean-up); those of other hosts (a temp dir on a shared file system) are theirs to judge."""
+    here = f"-{_host()}-"
+    for folder in temp.glob(f"{_PREFIX}*{here}*"):
+        pid, _, rest = folder.name[len(_PREFIX) :].partition("-")
+        if pid.isascii() and pid.isdigit() and f"-{rest}".startswith(here):
+            try:
+                gone = not _alive(int(pid))
+            except (OverflowError, ValueError):  # not a pid: not ours
+                continue
+            if gone:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait(busy: Sequence[multiprocessing.process.BaseProcess], prefix: str, limit: float):
-    """Wait (`limit` seconds at most) until each child that was running a job has written
-    `<prefix><pid>` (see prunelab.errors._note) or ended; the children still waited for."""
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _marked(acks: Path, prefixes: Sequence[str]) -> set[int]:
+    """The pids that wrote `<prefix><pid>` in the ack folder, for any of `prefixes`."""
+    pids = set()
+    for prefix in prefixes:
+        for mark in acks.glob(f"{prefix}[0-9]*"):
+            pid = mark.name[len(prefix) :]
+            if pid.isascii() and pid.isdigit():
+                pids.add(int(pid))
+    return pids
+
+
+def _running(pid: int, children: dict[int, multiprocessing.process.BaseProcess]) -> bool:
+    # A child of this process (joblib's worker) stays a zombie until reaped: ask its handle.
+    child = children.get(pid)
+    return child.is_alive() if child is not None else _alive(pid)
+
+
+def _wait(busy: Sequence[int], children: dict, prefix: str, limit: float) -> list[int]:
+    """Wait (`limit` seconds at most) until each process that was running a job has written
+    `<prefix><pid>` (see prunelab.errors._note) or ended; the processes still waited for."""
     acks = _acks()
     deadline = time.monotonic() + limit
     while True:
-        waiting = [c for c in busy if c.is_alive() and not (acks / f"{prefix}{c.pid}").exists()]
+        waiting = [
+            p for p in busy if not (acks / f"{prefix}{p}").exists() and _running(p, children)
+        ]
         if not waiting or time.monotonic() >= deadline:
             return waiting
         time.sleep(0.02)
 
 
-def _signal(children: Sequence[multiprocessing.process.BaseProcess], signum: int) -> None:
-    for child in children:
+def _signal(pids: Sequence[int], signum: int) -> None:
+    for pid in pids:
         try:
-            os.kill(child.pid, signum)  # type: ignore[arg-type]
+            os.kill(pid, signum)
         except OSError:  # ended meanwhile
             pass
 
@@ -84,22 +118,24 @@ def _forward(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
         return  # a second SIGTERM (the process group's beside `kill`'s): the first one waits
     _STOPPING.set()
-    children = multiprocessing.active_children()  # joblib's (loky's) workers among them
     acks = _acks()
-    # Those running a job now: a job's busy-<pid> goes as it unwinds, before it says its line.
-    busy = [c for c in children if any((acks / f"{m}{c.pid}").exists() for m in _RUNNING)]
-    if busy:
-        _JOBS_SAID.set()  # each job running says the stop line itself
+    children = {c.pid: c for c in multiprocessing.active_children()}  # joblib's (loky's) workers
+    # The processes running a job now, whoever started them (joblib's workers, submitit's tasks,
+    # children of its controllers), as they marked themselves: a job's busy-<pid> goes as it
+    # unwinds, before it says its line. A job in this process takes the signal as its own.
+    busy = sorted(p for p in _marked(acks, _RUNNING) if p != os.getpid() and _running(p, children))
     if signum == signal.SIGTERM:
-        _signal(children, signal.SIGTERM)  # a job ignores a second one (on_sigterm)
+        _signal(busy, signal.SIGTERM)  # a job ignores a second one (on_sigterm)
     else:  # a second SIGINT would cut short a job's hooks: only where the first did not land
-        _signal(_wait(busy, "seen-", SEEN_S), signal.SIGINT)
-    _wait(busy, "", GRACE_S)
+        _signal(_wait(busy, children, "seen-", SEEN_S), signal.SIGINT)
+    _wait(busy, children, "", GRACE_S)
+    if _marked(acks, ("",)) & set(busy):
+        _JOBS_SAID.set()  # they said the stop line themselves
     (on_sigterm if signum == signal.SIGTERM else on_sigint)(signum, frame)
 
 
 def jobs_said() -> bool:
-    """Whether the stop reached worker processes' running jobs, which said its line themselves."""
+    """Whether the stop reached processes' running jobs, which said its line themselves."""
     return _JOBS_SAID.is_set()
 
 
@@ -111,8 +147,14 @@ def sigterm_in_launcher() -> Iterator[None]:
     if not main or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
         yield
         return
-    _remove_stale(Path(tempfile.gettempdir()))
-    acks = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
+    try:
+        _remove_stale(Path(tempfile.gettempdir()))
+        acks = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{_host()}-")
+    except OSError:  # no writable temp dir: the signals work as by default
+        acks = None
+    if acks is None:
+        yield
+        return
     os.environ[ACK_DIR] = acks  # the workers inherit it
     _STOPPING.clear()
     _JOBS_SAID.clear()
