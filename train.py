@@ -1,5 +1,6 @@
 """Entry point: `python train.py -m model=simplecnn,resnetsmall sparsity=0.2,0.5,0.8`."""
 
+import signal
 import sys
 
 try:
@@ -9,6 +10,7 @@ try:
     with sigterm_as_interrupt():  # `kill`, `timeout` during the checks: one line too
         from prunelab.cli import check_argv, interrupted_launch
         from prunelab.flags import print_command
+        from prunelab.stopping import jobs_said, sigterm_in_launcher
 
         # One clear line for a bad sparsity, model or dataset before any job starts (Hydra
         # would say it in a traceback, or only when the job reaches it); Hydra's flags (-m) may
@@ -33,13 +35,13 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    from prunelab.stopping import jobs_said, sigterm_in_launcher
-
-    command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
+    command = None
     try:
+        command = print_command(sys.argv[1:])  # --help, --cfg, ...: prints, runs no job
         with sigterm_in_launcher():
             main()
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback instead
         # Ctrl-C (or SIGTERM) outside a job of this process (a job says it and exits itself):
         # under joblib the running jobs have said it on this terminal and marked themselves
         # FAILED; under submitit they say it into their log files; or no job was running.

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from prunelab.cli import check_argv, interrupted_launch
-from prunelab.sweep_dir import CLAIMED, claim
+from prunelab.sweep_dir import CLAIMED, claim, quoted
 
 from conftest import DATA
 
@@ -90,3 +90,18 @@ def test_no_folder_is_made_for_a_launch_that_is_no_sweep(here, args):
 def test_only_train_py_claims(here):
     """check_argv alone (tests, prunelab.evaluate) makes no folder."""
     assert check_argv(SWEEP) == SWEEP and not (here / "multirun_sweeps").exists()
+
+
+def test_a_stop_line_reads_the_folder_as_hydra_does(here, monkeypatch):
+    """The stop line took `hydra.sweep.dir` as written: a folder Hydra names as it launches
+    (${now:...}) was never found, so a stop after jobs had run said none had started; a claimed
+    name that needs quotes was not known as claimed, so the hint left the folder out."""
+    daily = ["hydra/launcher=submitit_local", *SWEEP, "hydra.sweep.dir=daily/${now:%Y-%m-%d}"]
+    line = str(interrupted_launch(daily, False, False))
+    assert "before any job started" not in line and "run the same command again to" in line
+    folder = here / "multirun_sweeps" / "12:00:00 b"
+    (folder / "simplecnn-fashion_mnist-magnitude-s0.2-seed0").mkdir(parents=True)
+    monkeypatch.setenv(CLAIMED, str(folder))
+    args = ["hydra/launcher=submitit_local", *SWEEP, f"hydra.sweep.dir={quoted(str(folder))}"]
+    line = str(interrupted_launch(args, False, False))
+    assert f"again with hydra.sweep.dir='{folder}' to resume" in line, line

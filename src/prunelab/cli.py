@@ -30,7 +30,7 @@ from prunelab.sweep_checks import (
     listed_ranges,
     sweep_values,
 )
-from prunelab.sweep_dir import CLAIMED, claimed, holds_jobs, own_sweep_dir
+from prunelab.sweep_dir import CLAIMED, claimed, holds_jobs, own_sweep_dir, quoted
 from prunelab.targets import check_targets
 from prunelab.validate import (
     CONF_DIR,
@@ -344,15 +344,19 @@ def interrupted_launch(args: Sequence[str], jobs_said: bool, job_begun: bool) ->
 
     what = stop_status()[0]
     settings = [a for a in args if not a.startswith("-") and "=" in a]  # check_argv's: parse
-    if not is_multirun(args, OverridesParser.create().parse_overrides(settings)):
+    overrides = OverridesParser.create().parse_overrides(settings)
+    if not is_multirun(args, overrides):
         when = "after the job ended" if job_begun else "before the job started"
         return f"prunelab: {what} {when}"
-    given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
-    folder = os.environ.get(CLAIMED) or given  # the claimed one unquoted (see own_sweep_dir)
-    if folder is not None and not holds_jobs(Path(os.path.expanduser(folder))):
+    # The folder as Hydra reads it (unquoted); one named as it launched (a user's
+    # ${now:%Y-%m-%d}, left to Hydra) is not known here.
+    given = next((str(o.value()) for o in overrides if o.key_or_group == "hydra.sweep.dir"), None)
+    folder = os.environ.get(CLAIMED) or given
+    if folder and "${" not in folder and not holds_jobs(Path(os.path.expanduser(folder))):
         return f"prunelab: {what} before any job started"
     again = "run the same command again"
     if given is None or claimed(given):  # named by the launch time (see own_sweep_dir)
-        again += f" with hydra.sweep.dir={given or '<the sweep output dir above>'}"
+        where = quoted(given) if given else "<the sweep output dir above>"
+        again += f" with hydra.sweep.dir={where}"
     logs = f" (jobs' logs: {given or '<sweep>'}/.submitit/)" if submitit else ""
     return stop_line(f"{again} to resume where it stopped{logs}")[0]

@@ -34,7 +34,7 @@ def _multirun(args: Sequence[str], cfg: Any) -> bool:
     return "multirun" in flags_of(args) or str(cfg.hydra.mode) == "MULTIRUN"
 
 
-def _quoted(path: str) -> str:
+def quoted(path: str) -> str:
     """`path` as an override value Hydra reads back unchanged."""
     if _PLAIN.fullmatch(path):
         return path
@@ -70,7 +70,7 @@ def own_sweep_dir(args: Sequence[str], cfg: Any) -> list[str]:
         raise PrunelabError(f"cannot create the sweep folder: {err}") from None
     os.environ[CLAIMED] = str(folder)
     kept = [a for a in args if a.lstrip("+").split("=", 1)[0] != _KEY]
-    return [*kept, f"{_KEY}={_quoted(str(folder))}"]
+    return [*kept, f"{_KEY}={quoted(str(folder))}"]
 
 
 def claimed(folder: object) -> bool:
