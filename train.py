@@ -4,7 +4,7 @@ import signal
 import sys
 
 try:
-    from prunelab.errors import JOB_BEGUN, sigterm_as_interrupt, stop_status
+    from prunelab.errors import JOB_BEGUN, sigterm_as_interrupt, stop_status, stopped
     from prunelab.sweep_dir import release_claimed
 
     with sigterm_as_interrupt():  # `kill`, `timeout` during the checks: one line too
@@ -19,7 +19,11 @@ try:
 
         import hydra
         from omegaconf import DictConfig
-except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the checks: no job has started
+except (KeyboardInterrupt, Exception) as err:  # Ctrl-C or SIGTERM: no job has started
+    # One landing inside an import (torch's) can surface as another error of the half-imported
+    # module: still the stop's.
+    if not isinstance(err, KeyboardInterrupt) and not ("stopped" in globals() and stopped()):
+        raise
     if "release_claimed" in globals():  # else it came before anything was claimed
         release_claimed()
     what, status = stop_status() if "stop_status" in globals() else ("interrupted", 130)

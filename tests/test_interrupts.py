@@ -396,6 +396,26 @@ def test_ctrl_c_outside_a_job_is_one_line_too(entry, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("prunelab: interrupted"), proc.stderr
 
 
+@pytest.mark.parametrize("signum, status", [("SIGINT", 130), ("SIGTERM", 143), (None, 1)])
+def test_a_stop_inside_an_import_of_the_checks_is_still_one_line(signum, status, tmp_path):
+    """Ctrl-C landing inside an import (torch's, seconds of train.py's checks) can surface as
+    another error of the half-imported module: that was a traceback. Without a signal, such an
+    error is a bug, and stays a traceback."""
+    kill = f"os.kill(os.getpid(), signal.{signum})" if signum else "raise KeyboardInterrupt"
+    stop = (
+        "import os, signal\ndef stop(*args, **kwargs):\n"
+        f"    try:\n        {kill}\n    except KeyboardInterrupt:\n"
+        "        raise AttributeError(\"partially initialized module 'torch'\")\n"
+    )
+    proc = _run_code(_entry_with(stop, "train", tmp_path))
+    assert proc.returncode == status, proc.stderr[-3000:]
+    what = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)"}.get(signum)
+    line = f"prunelab: {what} before any job started"
+    if what is None:
+        line = "AttributeError: partially initialized module 'torch'"
+    assert proc.stderr.strip().splitlines()[-1] == line, proc.stderr
+
+
 @pytest.mark.parametrize(
     "stop, status, line",
     [
