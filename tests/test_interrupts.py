@@ -277,7 +277,9 @@ def test_a_launchers_sigterm_goes_to_the_processes_running_jobs_only(tmp_path, m
     multiprocessing children, got none. Now: each process marked busy, and only those."""
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path)]) for _ in range(3)]
     try:
+        deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("ready-*"))) < 3:
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
             time.sleep(0.05)
         idle, *busy = workers
         for worker in busy:
@@ -303,14 +305,23 @@ def test_a_launchers_sigterm_goes_to_the_processes_running_jobs_only(tmp_path, m
 
 
 @pytest.mark.parametrize(
-    "stop",
+    "stop, status, mark",
     [
-        "raise SIGTERMException()",  # Lightning's own stop, where submitit's handler stays
-        "errors._TERMINATED.set(); raise RuntimeError('DataLoader worker (pid 7) is killed')",
-        "errors._INTERRUPTED.set(); raise AttributeError('partially initialized module')",
+        # Lightning's own stop, where submitit's handler stays: no exit code, was a success
+        ("raise SIGTERMException()", 143, "prunelab: terminated (SIGTERM); run the same"),
+        ("errors._TERMINATED.set(); raise RuntimeError('DataLoader worker (pid 7) is killed')",
+         143, "prunelab: terminated (SIGTERM); run the same"),
+        ("errors._INTERRUPTED.set(); raise AttributeError('partially initialized module')",
+         130, "prunelab: interrupted; run the same"),
+        # No signal: an error stays the job's error, and another's exit (submitit's requeue at
+        # its time limit) passes unchanged.
+        ("raise RuntimeError('a bug')", 1, "prunelab: error: RuntimeError: a bug (traceback in"),
+        ("raise SystemExit(144)", 144, None),
     ],
-)
-def test_a_stop_surfacing_as_another_error_still_stops_the_sweep(stop, make_cfg, monkeypatch):
+)  # fmt: skip
+def test_a_stop_surfacing_as_another_error_still_stops_the_sweep(
+    stop, status, mark, make_cfg, monkeypatch
+):
     """SIGTERM under submitit ends Lightning's fit with a SystemExit of no code (the job exited
     0, unmarked), and a stop can surface as another error (a DataLoader worker's death, a
     half-done import): the sweep went on to its next job, SIGTERM ignored from then on."""
@@ -335,9 +346,25 @@ def test_a_stop_surfacing_as_another_error_still_stops_the_sweep(stop, make_cfg,
         signal.signal(signal.SIGINT, previous[1])
         errors._TERMINATED.clear()
         errors._INTERRUPTED.clear()
-    what, status = ("interrupted", 130) if "_INTERRUPTED" in stop else ("terminated (SIGTERM)", 143)
     assert stopped.value.code == status
-    assert (out / "FAILED").read_text().startswith(f"prunelab: {what}; run the same command")
+    if mark is None:
+        assert not (out / "FAILED").exists()
+    else:
+        assert (out / "FAILED").read_text().startswith(mark)
+        assert (out / "error.log").is_file() == ("raise SIGTERM" not in stop)
+
+
+def test_a_jobs_repeated_sigterm_changes_nothing(monkeypatch):
+    """The process group's SIGTERM, a launcher's and submitit's controller's can all reach a
+    job, and Lightning's teardown puts our handler back: a repeat raised again mid-clean-up."""
+    monkeypatch.setattr(errors, "_TERMINATED", threading.Event())
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(errors.Terminated):
+            errors.on_sigterm(signal.SIGTERM, None)
+        assert errors.on_sigterm(signal.SIGTERM, None) is None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_the_job_locks_folder_must_be_this_users_own(tmp_path, monkeypatch):

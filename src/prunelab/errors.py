@@ -130,6 +130,8 @@ def on_sigint(signum: int, frame: object) -> None:
 
 def on_sigterm(signum: int, frame: object) -> None:
     """The SIGTERM handler of a job: its stop hooks (the FAILED mark), then Terminated."""
+    if _TERMINATED.is_set():  # a repeat (the group's, a launcher's, submitit's controller's):
+        return  # Lightning's teardown puts this handler back, and the job is stopping already
     _TERMINATED.set()
     # Once: a second SIGTERM (the launcher's forwarded one beside the process group's) would
     # cut short the clean-up that writes the FAILED mark; the process is ending anyway.

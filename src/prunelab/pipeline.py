@@ -511,17 +511,18 @@ def _main(cfg: DictConfig) -> dict | None:
     except (KeyboardInterrupt, SystemExit) as err:
         if isinstance(err, SIGTERMException):  # Lightning's stop at SIGTERM: no exit code
             note_sigterm()
-        elif isinstance(err, SystemExit) and err.code in (0, None):
-            raise
+        elif isinstance(err, SystemExit) and (err.code in (0, None) or not stopped()):
+            raise  # a clean exit, or another's: submitit's requeue at its time limit (144)
         # Ctrl-C or SIGTERM (Lightning turns either into SystemExit(1) after its own
         # clean-up): say so, stop the whole sweep, and say how to go on.
         _say_stopped(out)
     except Exception as err:
+        if out.is_dir():
+            (out / "error.log").write_text(traceback.format_exc())
         if stopped():  # the stop, surfacing as another error: it stops the sweep all the same
             _say_stopped(out)
         message = f"prunelab: error: {type(err).__name__}: {err}"
         if out.is_dir():
-            (out / "error.log").write_text(traceback.format_exc())
             message += f" (traceback in {out / 'error.log'})"
     _mark_failed(out, message)
     say(message, logging.ERROR)  # train.log: every attempt's lines, its last one too
