@@ -21,14 +21,19 @@ from prunelab.stopping import GRACE_S
 from conftest import DATA, ROOT, run_train
 
 
-def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
-    """submitit's jobs write their lines into <sweep>/.submitit/<job id>/: the terminal that
-    launched them showed no prunelab line at Ctrl-C, only submitit's own tracebacks."""
+def _submitit_sweep(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """A submitit_local sweep of one job, long enough to be stopped while it fine-tunes."""
     sweep = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
             "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
-    child = start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+    return sweep, start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+
+
+def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
+    """submitit's jobs write their lines into <sweep>/.submitit/<job id>/: the terminal that
+    launched them showed no prunelab line at Ctrl-C, only submitit's own tracebacks."""
+    sweep, child = _submitit_sweep(tmp_path)
     if wait_for(child, sweep, "*/checkpoints/last.ckpt"):  # fine-tuning
         os.killpg(child.pid, signal.SIGINT)  # Ctrl-C reaches submitit's processes too
     _, err = child.communicate(timeout=120)
@@ -202,11 +207,7 @@ def test_sigterm_to_a_submitit_launcher_stops_its_job_too(tmp_path):
     children, so they got no signal, and submitit's SIGTERM bypass would have kept them from
     ours (Lightning ended the fit with exit status 0, the job unmarked). Now the job is marked
     FAILED and says the terminated line into its log, and the launcher names the logs."""
-    sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=submitit_local", "sparsity=0.5", "experiment=smoke",
-            "data.train_size=2048", "finetune.max_epochs=3", f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={DATA}"]  # fmt: skip
-    child = start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
+    sweep, child = _submitit_sweep(tmp_path)
     if wait_for(child, sweep, "*/checkpoints/last.ckpt"):  # fine-tuning
         child.send_signal(signal.SIGTERM)  # to the launcher alone, as `kill` does
     _, err = child.communicate(timeout=120)
