@@ -517,12 +517,13 @@ def _main(cfg: DictConfig) -> dict | None:
         # clean-up): say so, stop the whole sweep, and say how to go on.
         _say_stopped(out)
     except Exception as err:
-        if out.is_dir():
+        logged = out.is_dir()
+        if logged:
             (out / "error.log").write_text(traceback.format_exc())
         if stopped():  # the stop, surfacing as another error: it stops the sweep all the same
             _say_stopped(out)
         message = f"prunelab: error: {type(err).__name__}: {err}"
-        if out.is_dir():
+        if logged:
             message += f" (traceback in {out / 'error.log'})"
     _mark_failed(out, message)
     say(message, logging.ERROR)  # train.log: every attempt's lines, its last one too

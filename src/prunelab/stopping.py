@@ -63,7 +63,7 @@ def _remove_stale(temp: Path) -> None:
         if pid.isascii() and pid.isdigit() and f"-{rest}".startswith(here):
             try:
                 gone = not _alive(int(pid))
-            except (OverflowError, ValueError):  # not a pid: not ours
+            except OverflowError:  # too large for a pid: not ours
                 continue
             if gone:
                 shutil.rmtree(folder, ignore_errors=True)
