@@ -37,6 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # xdist hands the tests out in this order (after --dist loadgroup's groups): the slow ones
+    # first, so that no worker is left with a minute-long test while the other one idles.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # The suite runs on the real dataset; `make test` fetches it. Fail early and say how.
     if not (RAW / "t10k-images-idx3-ubyte").is_file():

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 RATIO = re.compile(r"\d+\.\d+ \(IQR \d+\.\d+-\d+\.\d+, n=\d+\)")
@@ -41,6 +43,7 @@ def _medians(node) -> list[float]:
     return []
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     out, numbers = tmp_path / "RESULTS.md", tmp_path / "results.json"
     # One thread: the smoke run must not depend on how busy the machine's other cores are.

@@ -40,6 +40,7 @@ def settings_sweep(tmp_path_factory) -> list[dict]:
     return job_results(base / "sweep")
 
 
+@pytest.mark.slow
 def test_every_key_each_method_and_setting_writes_is_documented(settings_sweep):
     """The keys the default sweep does not write: those of the other methods, structured's
     channel counts, the dense control's and targeted PGD's."""

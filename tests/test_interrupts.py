@@ -30,6 +30,7 @@ def _submitit_sweep(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
     return sweep, start_train(args, terminal=True, group=True, stdout=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_submitit_says_so_on_the_launching_terminal(tmp_path):
     """submitit's jobs write their lines into <sweep>/.submitit/<job id>/: the terminal that
     launched them showed no prunelab line at Ctrl-C, only submitit's own tracebacks."""
@@ -92,6 +93,7 @@ def test_ctrl_c_says_how_to_go_on(tmp_path):
     assert (out / "FAILED").is_file() and not (out / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp_path):
     """The default sweep folder is named by the launch time: the same command again would start
     a new one and fine-tune from scratch. The line names the folder, and that command resumes."""
@@ -114,6 +116,7 @@ def test_ctrl_c_in_a_sweep_of_hydras_timed_folder_names_the_folder_to_resume(tmp
     assert not (job.parent / "FAILED").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_the_same_command_resumes(tmp_path):
     """`timeout`, `kill` and schedulers send SIGTERM: Lightning alone made it a silent exit 0,
     so a stopped job looked finished. Now: one line, a FAILED mark, exit 143, the sweep stops."""
@@ -176,6 +179,7 @@ def _stop_joblib_sweep(tmp_path: Path, sig: int) -> tuple[list[str], Path, str, 
     return args, sweep, err, workers
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
     """`kill <pid>` of the launching process: it died at once, silent, and joblib's workers ran
@@ -191,6 +195,7 @@ def test_sigterm_to_a_joblib_launcher_stops_its_workers_jobs_too(tmp_path):
     assert len(list(sweep.glob("*/results.json"))) == 2 and not list(sweep.glob("*/FAILED"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_sigint_to_a_joblib_launcher_alone_stops_its_workers_jobs_too(tmp_path):
     """`kill -INT <pid>`: Ctrl-C that reaches the launcher but not its workers. joblib's abort
@@ -202,6 +207,7 @@ def test_sigint_to_a_joblib_launcher_alone_stops_its_workers_jobs_too(tmp_path):
     assert all("interrupted" in f.read_text() for f in sweep.glob("*/FAILED"))
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_submitit_launcher_stops_its_job_too(tmp_path):
     """`kill <pid>` of a submitit_local launcher: its jobs' processes are no multiprocessing
     children, so they got no signal, and submitit's SIGTERM bypass would have kept them from

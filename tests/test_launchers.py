@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 
+import pytest
 from sweep_tools import killable_sweep_args, start_train, wait_for
 
 from conftest import DATA, run_train, sweep_results
 
 
+@pytest.mark.slow
 def test_joblib_two_workers_train_the_baseline_once(tmp_path):
     proc = run_train(
         [
@@ -38,6 +40,7 @@ def test_joblib_two_workers_train_the_baseline_once(tmp_path):
     assert sum("baseline: trained" in line for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_jobs(tmp_path):
     proc = run_train(
         [
@@ -60,6 +63,7 @@ def test_submitit_local_launcher_runs_jobs(tmp_path):
     assert not (tmp_path / "sweep" / ".submitit" / "%j").exists()
 
 
+@pytest.mark.slow
 def test_the_same_sweep_started_twice_runs_each_job_once(tmp_path):
     """A second launch into a running sweep's folder (another terminal, a resume while the first
     still runs) waits for the job the first is running, then skips it: it ran it again at the

@@ -56,6 +56,7 @@ def test_a_killed_run_of_other_settings_keeps_its_log_apart(tmp_path, capsys):
     assert json.loads((tmp_path / f"config.{config_hash(old)}.json").read_text()) == old
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_leaves_no_file_of_the_old_run_beside_the_new(tmp_path, capsys):
     """Not eval.json, not model.pt: every file of the old run is set aside under its hash, and
     a rerun refused before training (here: no data) leaves the old run's folder whole."""
@@ -122,6 +123,7 @@ sys.exit(subprocess.run([sys.executable, "-c", child, sys.argv[1], "rerun"]).ret
 """
 
 
+@pytest.mark.slow
 def test_a_rerun_after_sigkill_logs_even_if_its_run_id_is_still_held(tmp_path):
     """A killed job's W&B run stays 'in use' in a service shared with a parent process; the
     rerun must not fail on it (it did: ServerResponseError 'run ID ... is in use')."""

@@ -27,6 +27,7 @@ from prunelab.tracking import CSVLog
 from conftest import DATA, run_train, sweep_results
 
 
+@pytest.mark.slow
 def test_sigkill_mid_job_then_rerun_finishes_without_recomputing(tmp_path):
     reference = tmp_path / "reference"
     proc = run_train(killable_sweep_args(reference, tmp_path / "cache_ref"))
@@ -151,6 +152,7 @@ def test_ctrl_c_before_the_log_gains_its_column_then_the_teardown_save_widens_it
     assert csv_rows(log) == csv_rows_of(expected.replace("1,19,0.7,0.9", "1,19,,0.95"), tmp_path)
 
 
+@pytest.mark.slow
 def test_killed_baseline_and_control_training_resume_from_their_checkpoints(tmp_path):
     """Killed in the baseline's training, then in the dense control's: each goes on from its
     last epoch, and the results equal those of an uninterrupted run."""
